@@ -1,0 +1,1 @@
+//! Search strategies, Pareto fronts, reports and export.

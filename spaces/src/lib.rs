@@ -1,0 +1,3 @@
+//! qnas search spaces.
+pub mod format;
+pub use format::{Format, FormatError, RawFormat};

@@ -1,0 +1,1 @@
+//! Burn modules of the weight-sharing supernet.
