@@ -1,1 +1,8 @@
-fn main() {}
+//! The `qnas` binary: argument parsing lives in `cli.rs`; this file only hands over.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

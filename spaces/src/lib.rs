@@ -1,3 +1,43 @@
-//! qnas search spaces.
+//! qnas search spaces: the RON schema and its validation with line:column diagnostics, the
+//! [`Arch`] (one point: architecture choices plus a number format per decision), sampling,
+//! mutation, crossover and enumeration, and the analytic cost model (MACs, params, BitOps,
+//! memory). No tensors here.
+//!
+//! ```
+//! let src = r#"(
+//!     version: 1,
+//!     input: (channels: 1, height: 28, width: 28),
+//!     classes: 10,
+//!     stem: (width: [8, 16]),
+//!     stages: [(block: ResidualBasic, depth: [1, 2], width: [16, 32], stride: 2)],
+//!     quantization: (weights: [Int(4), Int(8)], activations: [Int(4), Int(8)], tie: Block),
+//! )"#;
+//! let space = spaces::Space::parse(src, "tiny.ron", "tiny").unwrap();
+//! let arch = space.largest();
+//! let cost = space.cost(&arch).unwrap();
+//! assert!(cost.bitops > 0);
+//! ```
+
+pub mod arch;
+pub mod cost;
+pub mod encode;
+pub mod error;
 pub mod format;
+pub mod locate;
+pub mod plan;
+pub mod raw;
+pub mod rng;
+pub mod space;
+
+pub use arch::{
+    Arch, ArchError, BlockArch, FormatPair, HeadArch, PoolingArch, StageArch, StemArch,
+};
+pub use cost::{Cost, LayerCost};
+pub use encode::{Decision, DecisionKind, EncodingError, SpaceSize, TooLarge};
+pub use error::{ErrorRecord, FieldError, Problem, SpaceError};
 pub use format::{Format, FormatError, RawFormat};
+pub use locate::{FieldPath, Locator};
+pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
+pub use raw::{BlockType, LayerRef, PoolOp, RawSpace, TieMode};
+pub use rng::Rng;
+pub use space::{Space, Stage};

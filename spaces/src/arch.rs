@@ -1,0 +1,367 @@
+//! `Arch`: one point of a space, every choice resolved: the architecture and a number format
+//! for every format decision.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Problem, SpaceError};
+use crate::format::Format;
+use crate::locate::FieldPath;
+use crate::plan;
+use crate::raw::PoolOp;
+use crate::space::{Space, ron_options};
+
+/// Weight and activation (input) format of a layer or a format decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatPair {
+    /// Weight format.
+    pub weights: Format,
+    /// Activation format (of the layer's input).
+    pub activations: Format,
+}
+
+impl FormatPair {
+    /// Both the same.
+    pub fn uniform(f: Format) -> Self {
+        FormatPair {
+            weights: f,
+            activations: f,
+        }
+    }
+}
+
+/// Stem choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StemArch {
+    /// Output channels.
+    pub width: u32,
+    /// Kernel size.
+    pub kernel: u32,
+}
+
+/// Choices of one block.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockArch {
+    /// Kernel size.
+    pub kernel: u32,
+    /// Expand ratio (1 for block types without one).
+    #[serde(default = "one")]
+    pub expand: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Choices of one stage; its depth is the number of blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageArch {
+    /// Output channels.
+    pub width: u32,
+    /// The active blocks, in order.
+    pub blocks: Vec<BlockArch>,
+}
+
+/// Head choices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadArch {
+    /// Width of the 1x1 conv before pooling, when the space has one.
+    #[serde(default)]
+    pub conv_width: Option<u32>,
+}
+
+/// The chosen downsampling configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolingArch {
+    /// Block positions carrying a downsampling step, ascending.
+    pub positions: Vec<u32>,
+    /// How they downsample.
+    pub op: PoolOp,
+}
+
+/// One point of a space.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    /// Stem.
+    pub stem: StemArch,
+    /// Stages, one per stage of the space.
+    pub stages: Vec<StageArch>,
+    /// Head.
+    #[serde(default)]
+    pub head: HeadArch,
+    /// Downsampling configuration, when the space has searchable downsampling.
+    #[serde(default)]
+    pub pooling: Option<PoolingArch>,
+    /// Format of every active, unpinned format decision, keyed by decision name (a layer, a
+    /// block, a stage or `all`, following the space's `tie`).
+    pub formats: BTreeMap<String, FormatPair>,
+}
+
+/// Why an arch does not belong to its space.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("the architecture does not belong to space `{space}`: {}", problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+pub struct ArchError {
+    /// The space's name.
+    pub space: String,
+    /// Every problem, with the path of the offending field of the arch.
+    pub problems: Vec<Problem>,
+}
+
+impl Arch {
+    /// Depth of stage `s`.
+    pub fn depth(&self, s: usize) -> u32 {
+        self.stages[s].blocks.len() as u32
+    }
+
+    /// RON text (pretty).
+    pub fn to_ron(&self) -> String {
+        let cfg = ron::ser::PrettyConfig::new()
+            .struct_names(false)
+            .depth_limit(4);
+        ron::ser::to_string_pretty(self, cfg).unwrap_or_default()
+    }
+
+    /// A canonical one-line key for caches.
+    pub fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses an arch from RON or JSON text (JSON when it starts with `{`) and validates it
+    /// against `space`; errors name `file`, line and column.
+    pub fn parse(src: &str, file: &str, space: &Space) -> Result<Arch, SpaceError> {
+        let arch: Arch = if src.trim_start().starts_with('{') {
+            serde_json::from_str(src).map_err(|e| json_syntax(file, src, &e))?
+        } else {
+            ron_options()
+                .from_str(src)
+                .map_err(|e| SpaceError::syntax(file, src, &e))?
+        };
+        space
+            .validate(&arch)
+            .map_err(|e| SpaceError::invalid(file, src, e.problems))?;
+        Ok(arch)
+    }
+
+    /// Reads an arch file (RON or JSON) and validates it against `space`.
+    pub fn load(path: &Path, space: &Space) -> Result<Arch, SpaceError> {
+        let src = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Arch::parse(&src, &path.display().to_string(), space)
+    }
+}
+
+fn json_syntax(file: &str, src: &str, e: &serde_json::Error) -> SpaceError {
+    let line = e.line().max(1);
+    let column = e.column().max(1);
+    let offset: usize = src
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum::<usize>()
+        + column
+        - 1;
+    let offset = offset.min(src.len());
+    SpaceError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message: e.to_string(),
+        token: String::new(),
+        src: miette::NamedSource::new(file, src.to_string()),
+        span: (offset, 0).into(),
+    }
+}
+
+impl Space {
+    /// Checks that `arch` is a point of this space: every choice is one the space offers, the
+    /// formats cover exactly the active decisions, tied formats agree.
+    pub fn validate(&self, arch: &Arch) -> Result<(), ArchError> {
+        let mut problems = Vec::new();
+        let root = FieldPath::root();
+        let mut bad = |path: FieldPath, msg: String| problems.push(Problem::new(path, msg));
+        let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+
+        if !self.stem.widths.contains(&arch.stem.width) {
+            bad(
+                root.field("stem").field("width"),
+                format!(
+                    "stem width {} is not a choice ({})",
+                    arch.stem.width,
+                    list(&self.stem.widths)
+                ),
+            );
+        }
+        if !self.stem.kernels.contains(&arch.stem.kernel) {
+            bad(
+                root.field("stem").field("kernel"),
+                format!(
+                    "stem kernel {} is not a choice ({})",
+                    arch.stem.kernel,
+                    list(&self.stem.kernels)
+                ),
+            );
+        }
+        if arch.stages.len() != self.stages.len() {
+            bad(
+                root.field("stages"),
+                format!(
+                    "{} stages given, the space has {}",
+                    arch.stages.len(),
+                    self.stages.len()
+                ),
+            );
+        }
+        for (s, (sa, st)) in arch.stages.iter().zip(&self.stages).enumerate() {
+            let p = root.field("stages").index(s);
+            if !st.widths.contains(&sa.width) {
+                bad(
+                    p.field("width"),
+                    format!("width {} is not a choice ({})", sa.width, list(&st.widths)),
+                );
+            }
+            let depth = sa.blocks.len() as u32;
+            if !st.depths.contains(&depth) {
+                bad(
+                    p.field("blocks"),
+                    format!(
+                        "{depth} blocks given, depth choices are {}",
+                        list(&st.depths)
+                    ),
+                );
+            }
+            for (j, b) in sa.blocks.iter().enumerate() {
+                let bp = p.field("blocks").index(j);
+                if !st.kernels.contains(&b.kernel) {
+                    bad(
+                        bp.field("kernel"),
+                        format!(
+                            "kernel {} is not a choice ({})",
+                            b.kernel,
+                            list(&st.kernels)
+                        ),
+                    );
+                }
+                if !st.expands.contains(&b.expand) {
+                    bad(
+                        bp.field("expand"),
+                        format!("expand {} is not a choice ({:?})", b.expand, st.expands),
+                    );
+                }
+            }
+        }
+        match (arch.head.conv_width, self.head.conv_widths.is_empty()) {
+            (None, true) => {}
+            (Some(w), false) if self.head.conv_widths.contains(&w) => {}
+            (Some(w), false) => bad(
+                root.field("head").field("conv_width"),
+                format!(
+                    "head conv width {w} is not a choice ({})",
+                    list(&self.head.conv_widths)
+                ),
+            ),
+            (Some(_), true) => bad(
+                root.field("head").field("conv_width"),
+                "the space has no head conv".into(),
+            ),
+            (None, false) => bad(
+                root.field("head").field("conv_width"),
+                format!(
+                    "a head conv width is required ({})",
+                    list(&self.head.conv_widths)
+                ),
+            ),
+        }
+        match (&arch.pooling, &self.downsampling) {
+            (None, None) => {}
+            (Some(_), None) => bad(
+                root.field("pooling"),
+                "the space has no searchable downsampling".into(),
+            ),
+            (None, Some(_)) => bad(
+                root.field("pooling"),
+                "a pooling configuration is required".into(),
+            ),
+            (Some(pa), Some(ds)) => {
+                if !ds.configs.contains(&pa.positions) {
+                    bad(
+                        root.field("pooling").field("positions"),
+                        format!(
+                            "positions {:?} are not one of the space's configurations",
+                            pa.positions
+                        ),
+                    );
+                }
+                if !ds.ops.contains(&pa.op) {
+                    bad(
+                        root.field("pooling").field("op"),
+                        format!("{:?} is not one of {:?}", pa.op, ds.ops),
+                    );
+                }
+            }
+        }
+        if problems.is_empty() {
+            // formats: exactly the active groups, each a valid choice
+            let q = &self.quantization;
+            let active = plan::active_groups(self, arch);
+            let fp = root.field("formats");
+            for g in &active {
+                match arch.formats.get(g) {
+                    None => problems.push(Problem::new(
+                        fp.clone(),
+                        format!("no format for decision `{g}`"),
+                    )),
+                    Some(pair) => {
+                        if !q.weights.contains(&pair.weights) {
+                            problems.push(Problem::new(
+                                fp.key(g).field("weights"),
+                                format!("weight format {} is not a choice", pair.weights),
+                            ));
+                        }
+                        if !q.activations.contains(&pair.activations) {
+                            problems.push(Problem::new(
+                                fp.key(g).field("activations"),
+                                format!("activation format {} is not a choice", pair.activations),
+                            ));
+                        }
+                        if q.tie_weights_activations && pair.weights != pair.activations {
+                            problems.push(Problem::new(
+                                fp.key(g),
+                                format!(
+                                    "weights {} and activations {} differ, but the space ties them",
+                                    pair.weights, pair.activations
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+            for g in arch.formats.keys() {
+                if !active.contains(g) {
+                    problems.push(Problem::new(
+                        fp.key(g),
+                        format!("`{g}` is not an active format decision of this arch"),
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ArchError {
+                space: self.name.clone(),
+                problems,
+            })
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Errors of the space language, carrying the file, line, column and source span of every
+//! problem so that the binary can render them (miette) or print them as JSON.
+
+use std::path::PathBuf;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+
+use crate::locate::{FieldPath, Locator};
+
+/// One semantic problem found while validating a parsed file, before spans are attached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// The offending field.
+    pub path: FieldPath,
+    /// What is wrong.
+    pub message: String,
+    /// What was expected, or how to fix it.
+    pub help: Option<String>,
+}
+
+impl Problem {
+    /// A problem at `path`.
+    pub fn new(path: FieldPath, message: impl Into<String>) -> Self {
+        Problem {
+            path,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// A problem located in a file.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{file}:{line}:{column}: {field}: {message}")]
+#[diagnostic(code(qnas::space::invalid_field))]
+pub struct FieldError {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The offending field, e.g. `stages[1].kernel[0]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+    /// What was expected.
+    #[help]
+    pub help: Option<String>,
+    #[source_code]
+    src: NamedSource<String>,
+    #[label("{label}")]
+    span: SourceSpan,
+    label: String,
+}
+
+/// Errors of loading a space (or an architecture) file.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum SpaceError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(code(qnas::space::io))]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid RON for the schema.
+    #[error("{file}:{line}:{column}: {message}")]
+    #[diagnostic(code(qnas::space::syntax))]
+    Syntax {
+        /// File name as given.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// ron's description, including what was expected.
+        message: String,
+        /// The offending text.
+        token: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("{message}")]
+        span: SourceSpan,
+    },
+    /// The file parsed but describes an invalid space or arch.
+    #[error("{file}: {} problem{} found", errors.len(), if errors.len() == 1 { "" } else { "s" })]
+    #[diagnostic(code(qnas::space::invalid))]
+    Invalid {
+        /// File name as given.
+        file: String,
+        /// Every problem, in file order.
+        #[related]
+        errors: Vec<FieldError>,
+    },
+}
+
+impl SpaceError {
+    /// Locates `problems` in `src` (the RON text of `file`).
+    pub fn invalid(file: &str, src: &str, mut problems: Vec<Problem>) -> SpaceError {
+        let locator = Locator::new(src);
+        let mut errors: Vec<(usize, FieldError)> = problems
+            .drain(..)
+            .map(|p| {
+                let (offset, len) = locator.span(&p.path);
+                let (line, column) = line_col(src, offset);
+                let label = first_line(&p.message);
+                (
+                    offset,
+                    FieldError {
+                        file: file.to_string(),
+                        line,
+                        column,
+                        field: p.path.to_string(),
+                        message: p.message,
+                        help: p.help,
+                        src: NamedSource::new(file, src.to_string()),
+                        span: (offset, len).into(),
+                        label,
+                    },
+                )
+            })
+            .collect();
+        errors.sort_by_key(|(o, _)| *o);
+        SpaceError::Invalid {
+            file: file.to_string(),
+            errors: errors.into_iter().map(|(_, e)| e).collect(),
+        }
+    }
+
+    /// Wraps ron's spanned error.
+    pub fn syntax(file: &str, src: &str, err: &ron::error::SpannedError) -> SpaceError {
+        let mut start = offset_of(src, err.span.start.line, err.span.start.col);
+        // ron's span may start at the whitespace before the offending token
+        start += src[start..].len() - src[start..].trim_start().len();
+        if start == src.len() {
+            start = offset_of(src, err.span.start.line, err.span.start.col);
+        }
+        let mut end = offset_of(src, err.span.end.line, err.span.end.col).max(start);
+        if end == start {
+            end = next_token_end(src, start);
+        }
+        let (line, column) = line_col(src, start);
+        SpaceError::Syntax {
+            file: file.to_string(),
+            line,
+            column,
+            message: err.code.to_string(),
+            token: src[start..end].to_string(),
+            src: NamedSource::new(file, src.to_string()),
+            span: (start, end - start).into(),
+        }
+    }
+
+    /// Every located problem as plain records (for `--json` output and tests).
+    pub fn records(&self) -> Vec<ErrorRecord> {
+        match self {
+            SpaceError::Io { path, source } => vec![ErrorRecord {
+                file: path.display().to_string(),
+                line: None,
+                column: None,
+                field: None,
+                message: source.to_string(),
+                help: None,
+            }],
+            SpaceError::Syntax {
+                file,
+                line,
+                column,
+                message,
+                token,
+                ..
+            } => vec![ErrorRecord {
+                file: file.clone(),
+                line: Some(*line),
+                column: Some(*column),
+                field: None,
+                message: if token.is_empty() {
+                    message.clone()
+                } else {
+                    format!("{message} (at `{token}`)")
+                },
+                help: None,
+            }],
+            SpaceError::Invalid { errors, .. } => errors
+                .iter()
+                .map(|e| ErrorRecord {
+                    file: e.file.clone(),
+                    line: Some(e.line),
+                    column: Some(e.column),
+                    field: Some(e.field.clone()),
+                    message: e.message.clone(),
+                    help: e.help.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A located problem as plain data: the `--json` error schema.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorRecord {
+    /// File name.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The offending field, for semantic errors.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// What was expected.
+    pub help: Option<String>,
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// 1-based (line, column in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, src[line_start..offset].chars().count() + 1)
+}
+
+/// Byte offset of a 1-based (line, column in characters) position.
+fn offset_of(src: &str, line: usize, col: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in src.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let in_line: usize = l
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
+            return offset + in_line;
+        }
+        offset += l.len();
+    }
+    src.len()
+}
+
+fn next_token_end(src: &str, start: usize) -> usize {
+    let rest = &src[start..];
+    let n = rest
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | ')' | ']' | '}' | '(' | '[' | ':'))
+        .map_or(rest.len(), |(i, _)| i);
+    start + n.max(rest.chars().next().map_or(0, char::len_utf8))
+}
