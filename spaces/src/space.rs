@@ -348,10 +348,9 @@ impl Validator {
             width: raw.input.width,
         };
         if raw.classes < 2 {
-            self.err_help(
+            self.err(
                 root.field("classes"),
-                format!("{} classes", raw.classes),
-                "a classifier needs at least 2 classes",
+                format!("a classifier needs at least 2 classes, got {}", raw.classes),
             );
         }
 
