@@ -8,11 +8,16 @@ fn root() -> PathBuf {
 }
 
 fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas")).args(args).current_dir(root()).output().expect("run qnas")
+    Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qnas")
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn within(v: &serde_json::Value, target: f64) -> bool {
@@ -23,7 +28,11 @@ fn within(v: &serde_json::Value, target: f64) -> bool {
 #[test]
 fn check_resnet18_reports_published_costs() {
     let out = qnas(&["space", "check", "spaces/presets/resnet18.ron", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = json(&out);
     assert_eq!(r["schema"], "qnas.space.check/1");
     let c = &r["largest"]["cost"];
@@ -31,7 +40,12 @@ fn check_resnet18_reports_published_costs() {
     assert!(within(&c["params"], 11.69e6), "{c}");
     assert!(within(&c["bitops"], 1.858e12), "{c}");
     assert_eq!(r["size"]["exact"], "1");
-    let out = qnas(&["space", "check", "spaces/presets/resnet18-w8a8.ron", "--json"]);
+    let out = qnas(&[
+        "space",
+        "check",
+        "spaces/presets/resnet18-w8a8.ron",
+        "--json",
+    ]);
     assert!(within(&json(&out)["smallest"]["cost"]["bitops"], 1.16e11));
 }
 
@@ -40,7 +54,16 @@ fn check_text_lists_decisions_size_and_costs() {
     let out = qnas(&["space", "check", "spaces/presets/mnist.ron", "--layers"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for needle in ["space `mnist`", "decisions (", "s0.depth", "size: ", "smallest", "largest", "layers of the largest member", "head.fc"] {
+    for needle in [
+        "space `mnist`",
+        "decisions (",
+        "s0.depth",
+        "size: ",
+        "smallest",
+        "largest",
+        "layers of the largest member",
+        "head.fc",
+    ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
 }
@@ -50,7 +73,12 @@ fn every_preset_checks_clean() {
     for entry in std::fs::read_dir(root().join("spaces/presets")).unwrap() {
         let path = entry.unwrap().path();
         let out = qnas(&["space", "check", path.to_str().unwrap(), "--json"]);
-        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -79,8 +107,26 @@ fn malformed_file_exits_2_with_a_located_diagnostic() {
 
 #[test]
 fn sample_is_seeded_and_valid() {
-    let a = qnas(&["space", "sample", "spaces/presets/resnet20.ron", "-n", "4", "--seed", "9", "--json"]);
-    let b = qnas(&["space", "sample", "spaces/presets/resnet20.ron", "-n", "4", "--seed", "9", "--json"]);
+    let a = qnas(&[
+        "space",
+        "sample",
+        "spaces/presets/resnet20.ron",
+        "-n",
+        "4",
+        "--seed",
+        "9",
+        "--json",
+    ]);
+    let b = qnas(&[
+        "space",
+        "sample",
+        "spaces/presets/resnet20.ron",
+        "-n",
+        "4",
+        "--seed",
+        "9",
+        "--json",
+    ]);
     assert!(a.status.success());
     assert_eq!(a.stdout, b.stdout);
     let r = json(&a);
@@ -91,17 +137,35 @@ fn sample_is_seeded_and_valid() {
     for s in archs {
         let arch: spaces::Arch = serde_json::from_value(s["arch"].clone()).unwrap();
         space.validate(&arch).unwrap();
-        assert_eq!(s["cost"]["bitops"].as_u64().unwrap(), space.cost(&arch).unwrap().bitops);
+        assert_eq!(
+            s["cost"]["bitops"].as_u64().unwrap(),
+            space.cost(&arch).unwrap().bitops
+        );
     }
-    let text = qnas(&["space", "sample", "spaces/presets/mnist.ron", "-n", "2", "--seed", "1"]);
+    let text = qnas(&[
+        "space",
+        "sample",
+        "spaces/presets/mnist.ron",
+        "-n",
+        "2",
+        "--seed",
+        "1",
+    ]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("# sample 1"));
 }
 
 #[test]
 fn help_has_examples() {
-    for args in [vec!["--help"], vec!["space", "check", "--help"], vec!["space", "sample", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["space", "check", "--help"],
+        vec!["space", "sample", "--help"],
+    ] {
         let out = qnas(&args);
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Example"),
+            "{args:?}"
+        );
     }
 }

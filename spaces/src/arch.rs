@@ -172,7 +172,7 @@ fn json_syntax(file: &str, src: &str, e: &serde_json::Error) -> SpaceError {
         + column
         - 1;
     let offset = offset.min(src.len());
-    SpaceError::Syntax {
+    SpaceError::Syntax(Box::new(crate::error::SyntaxError {
         file: file.to_string(),
         line,
         column,
@@ -180,7 +180,7 @@ fn json_syntax(file: &str, src: &str, e: &serde_json::Error) -> SpaceError {
         token: String::new(),
         src: miette::NamedSource::new(file, src.to_string()),
         span: (offset, 0).into(),
-    }
+    }))
 }
 
 impl Space {

@@ -60,6 +60,27 @@ pub struct FieldError {
     label: String,
 }
 
+/// A syntax or schema error reported by the parser, with its position.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{file}:{line}:{column}: {message}")]
+#[diagnostic(code(qnas::space::syntax))]
+pub struct SyntaxError {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The parser's description, including what was expected.
+    pub message: String,
+    /// The offending text.
+    pub token: String,
+    #[source_code]
+    pub(crate) src: NamedSource<String>,
+    #[label("{message}")]
+    pub(crate) span: SourceSpan,
+}
+
 /// Errors of loading a space (or an architecture) file.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum SpaceError {
@@ -73,25 +94,10 @@ pub enum SpaceError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid RON for the schema.
-    #[error("{file}:{line}:{column}: {message}")]
-    #[diagnostic(code(qnas::space::syntax))]
-    Syntax {
-        /// File name as given.
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// ron's description, including what was expected.
-        message: String,
-        /// The offending text.
-        token: String,
-        #[source_code]
-        src: NamedSource<String>,
-        #[label("{message}")]
-        span: SourceSpan,
-    },
+    /// The file is not valid RON (or JSON) for the schema.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Syntax(Box<SyntaxError>),
     /// The file parsed but describes an invalid space or arch.
     #[error("{file}: {} problem{} found", errors.len(), if errors.len() == 1 { "" } else { "s" })]
     #[diagnostic(code(qnas::space::invalid))]
@@ -150,7 +156,7 @@ impl SpaceError {
             end = next_token_end(src, start);
         }
         let (line, column) = line_col(src, start);
-        SpaceError::Syntax {
+        SpaceError::Syntax(Box::new(SyntaxError {
             file: file.to_string(),
             line,
             column,
@@ -158,7 +164,7 @@ impl SpaceError {
             token: src[start..end].to_string(),
             src: NamedSource::new(file, src.to_string()),
             span: (start, end - start).into(),
-        }
+        }))
     }
 
     /// Every located problem as plain records (for `--json` output and tests).
@@ -172,22 +178,15 @@ impl SpaceError {
                 message: source.to_string(),
                 help: None,
             }],
-            SpaceError::Syntax {
-                file,
-                line,
-                column,
-                message,
-                token,
-                ..
-            } => vec![ErrorRecord {
-                file: file.clone(),
-                line: Some(*line),
-                column: Some(*column),
+            SpaceError::Syntax(e) => vec![ErrorRecord {
+                file: e.file.clone(),
+                line: Some(e.line),
+                column: Some(e.column),
                 field: None,
-                message: if token.is_empty() {
-                    message.clone()
+                message: if e.token.is_empty() {
+                    e.message.clone()
                 } else {
-                    format!("{message} (at `{token}`)")
+                    format!("{} (at `{}`)", e.message, e.token)
                 },
                 help: None,
             }],

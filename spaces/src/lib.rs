@@ -34,7 +34,7 @@ pub use arch::{
 };
 pub use cost::{Cost, LayerCost};
 pub use encode::{Decision, DecisionKind, EncodingError, SpaceSize, TooLarge};
-pub use error::{ErrorRecord, FieldError, Problem, SpaceError};
+pub use error::{ErrorRecord, FieldError, Problem, SpaceError, SyntaxError};
 pub use format::{Format, FormatError, RawFormat};
 pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};

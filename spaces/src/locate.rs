@@ -153,14 +153,13 @@ fn step<'a>(node: &'a Node, seg: &Seg) -> Option<&'a Node> {
         tag: Some(_),
         items,
     } = &node.kind
+        && items.len() == 1
+        && !matches!(items[0].kind, Kind::Leaf)
+        && let Some(found) = step(&items[0], seg)
     {
-        if items.len() == 1 && !matches!(items[0].kind, Kind::Leaf) {
-            if let Some(found) = step(&items[0], seg) {
-                return Some(found);
-            }
-        }
+        return Some(found);
     }
-    let direct = match (&node.kind, seg) {
+    match (&node.kind, seg) {
         (Kind::Fields(fields), Seg::Field(name)) => {
             fields.iter().find(|(n, _)| n == name).map(|(_, v)| v)
         }
@@ -170,8 +169,7 @@ fn step<'a>(node: &'a Node, seg: &Seg) -> Option<&'a Node> {
             .find(|(key, _)| key.as_deref() == Some(k))
             .map(|(_, v)| v),
         _ => None,
-    };
-    direct
+    }
 }
 
 fn lex(src: &str) -> Vec<Token> {

@@ -85,7 +85,7 @@ impl Rng {
     /// An index drawn from unnormalized non-negative weights.
     pub fn weighted(&mut self, weights: &[f64]) -> usize {
         let total: f64 = weights.iter().sum();
-        if !(total > 0.0) {
+        if total.is_nan() || total <= 0.0 {
             return self.below(weights.len().max(1));
         }
         let mut r = self.unit() * total;
