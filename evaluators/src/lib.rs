@@ -1,1 +1,3 @@
 //! Data sets, loaders and evaluation of sub-networks.
+
+pub mod data;
