@@ -204,7 +204,7 @@ fn channel_layout(shape: &[usize], axis: Option<usize>) -> Result<(usize, usize)
 /// # Errors
 /// [`QuantError`] if `axis` is not an axis of the tensor, a value is NaN, or the data is not
 /// readable as `f32`.
-pub fn quantize_weight_codes<const D: usize>(
+pub fn quantize_codes<const D: usize>(
     weight: Tensor<D>,
     format: Format,
     axis: usize,
@@ -260,7 +260,7 @@ mod tests {
                 FloatScaling::None,
             ] {
                 let fake = values_of(fake_quantize_weight(w.clone(), format, 0, scaling));
-                let codes = quantize_weight_codes(w.clone(), format, 0, scaling).unwrap();
+                let codes = quantize_codes(w.clone(), format, 0, scaling).unwrap();
                 assert_eq!(codes.dequantize(), fake, "{format} {scaling:?}");
                 match &codes.codes {
                     Codes::Int(c) => {

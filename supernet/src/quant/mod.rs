@@ -53,7 +53,7 @@ use serde::{Deserialize, Serialize};
 use spaces::Format;
 
 pub use act::{ActQuantizer, ActQuantizerConfig, ActScaleMethod, FrozenActQuant};
-pub use codes::{Codes, QuantCodes, QuantError, quantize_weight_codes};
+pub use codes::{Codes, QuantCodes, QuantError, quantize_codes};
 pub use weight::{fake_quantize_weight, weight_scale};
 
 use grid::saturation_bounds;
