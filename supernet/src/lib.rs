@@ -4,11 +4,15 @@
 //!   the codes of quantized tensors for export;
 //! - [`layers`]: elastic layers (width, kernel size) that slice their full-size parameters in
 //!   `forward` and can be extracted into static burn modules;
+//! - [`net`]: the [`Supernet`] of a space (`forward(x, &arch, phase)`, `extract(&arch)`) and
+//!   the extracted [`StaticNet`];
 //! - [`Phase`]: train / recalibrate / evaluate, passed explicitly to every forward that keeps
 //!   running state.
 
 pub mod layers;
+pub mod net;
 pub mod phase;
 pub mod quant;
 
+pub use net::{StaticNet, Supernet, SupernetConfig};
 pub use phase::Phase;

@@ -1,0 +1,605 @@
+//! The supernet: every layer of a space at its largest size, run for any member with
+//! `forward(x, &arch, phase)`, and cut out as a static network with `extract(&arch)`.
+//!
+//! Both networks follow the [`Plan`] that `spaces` resolves for an arch, through one traversal
+//! ([`run_plan`]), so they cannot disagree on the wiring (pooling, strides, residuals,
+//! activations); they differ only in the layers they call.
+
+use burn::module::Module;
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
+use burn::tensor::activation::relu;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor};
+use spaces::plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan, may_have_shortcut};
+use spaces::{Arch, ArchError, BlockType, PoolOp, Space};
+
+use crate::Phase;
+use crate::layers::{
+    ConvChoice, ElasticBatchNorm, ElasticBatchNormConfig, ElasticConv2d, ElasticConv2dConfig,
+    ElasticDepthwiseConv2d, ElasticDepthwiseConv2dConfig, ElasticLinear, ElasticLinearConfig,
+};
+use crate::quant::{ActQuantizerConfig, FrozenActQuant, Precision};
+
+/// Options of a new supernet.
+#[derive(Clone, Debug)]
+pub struct SupernetConfig {
+    /// Initialize the last batch norm's scale of every residual block to zero (BigNAS), so that
+    /// each block starts as the identity.
+    pub zero_init_residual: bool,
+    /// Configuration of every activation quantizer (its `signed` flag is set per layer).
+    pub act_quant: ActQuantizerConfig,
+}
+
+impl Default for SupernetConfig {
+    fn default() -> Self {
+        SupernetConfig {
+            zero_init_residual: true,
+            act_quant: ActQuantizerConfig::new(),
+        }
+    }
+}
+
+/// A dense or depthwise elastic convolution.
+#[derive(Module, Debug)]
+pub enum SuperConv {
+    /// Dense (groups = 1).
+    Dense(ElasticConv2d),
+    /// Depthwise (groups = channels).
+    Depthwise(ElasticDepthwiseConv2d),
+}
+
+/// An elastic convolution followed by an elastic batch norm.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    /// The convolution.
+    pub conv: SuperConv,
+    /// The batch norm.
+    pub bn: ElasticBatchNorm,
+}
+
+impl ConvBn {
+    fn new(layer: &ConvLayer, signed: bool, cfg: &SupernetConfig, device: &Device) -> ConvBn {
+        let quant = cfg.act_quant.clone().with_signed(signed);
+        let conv = if layer.groups > 1 {
+            SuperConv::Depthwise(
+                ElasticDepthwiseConv2dConfig::new(
+                    layer.out_channels as usize,
+                    layer.kernel as usize,
+                )
+                .with_input_quant(quant)
+                .init(device),
+            )
+        } else {
+            SuperConv::Dense(
+                ElasticConv2dConfig::new(
+                    layer.in_channels as usize,
+                    layer.out_channels as usize,
+                    layer.kernel as usize,
+                )
+                .with_input_quant(quant)
+                .init(device),
+            )
+        };
+        ConvBn {
+            conv,
+            bn: ElasticBatchNormConfig::new(layer.out_channels as usize).init(device),
+        }
+    }
+
+    /// Conv, batch norm and activation of `layer`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, layer.in_channels, h, w]`
+    /// - output: `[batch, layer.out_channels, layer.out_size.0, layer.out_size.1]`
+    pub fn forward(&self, x: Tensor<4>, layer: &ConvLayer, phase: Phase) -> Tensor<4> {
+        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
+        let y = match &self.conv {
+            SuperConv::Dense(c) => c.forward(
+                x,
+                ConvChoice::new(
+                    layer.out_channels as usize,
+                    layer.kernel as usize,
+                    layer.stride as usize,
+                ),
+                precision,
+                phase,
+            ),
+            SuperConv::Depthwise(c) => c.forward(
+                x,
+                layer.kernel as usize,
+                layer.stride as usize,
+                precision,
+                phase,
+            ),
+        };
+        activate(self.bn.forward(y, phase), layer.act)
+    }
+
+    /// The static twin of this layer as `layer` uses it.
+    pub fn extract(&self, layer: &ConvLayer) -> StaticConvBn {
+        let (quant, conv) = match &self.conv {
+            SuperConv::Dense(c) => (
+                c.input_quant.frozen(layer.formats.activations),
+                c.extract(
+                    layer.in_channels as usize,
+                    ConvChoice::new(
+                        layer.out_channels as usize,
+                        layer.kernel as usize,
+                        layer.stride as usize,
+                    ),
+                    layer.formats.weights,
+                ),
+            ),
+            SuperConv::Depthwise(c) => (
+                c.input_quant.frozen(layer.formats.activations),
+                c.extract(
+                    layer.in_channels as usize,
+                    layer.kernel as usize,
+                    layer.stride as usize,
+                    layer.formats.weights,
+                ),
+            ),
+        };
+        StaticConvBn {
+            quant,
+            conv,
+            bn: self.bn.extract(layer.out_channels as usize),
+            act: layer.act,
+        }
+    }
+
+    fn reset_running_stats(&self) {
+        self.bn.reset_running_stats();
+        match &self.conv {
+            SuperConv::Dense(c) => c.input_quant.reset_range(),
+            SuperConv::Depthwise(c) => c.input_quant.reset_range(),
+        }
+    }
+
+    fn zero_gamma(self) -> Self {
+        let ConvBn { conv, mut bn } = self;
+        bn.gamma = bn.gamma.map(|g| g.zeros_like());
+        ConvBn { conv, bn }
+    }
+}
+
+/// The layers of one block at its largest size.
+#[derive(Module, Debug)]
+pub struct SuperBlock {
+    /// Main-path layers, in order.
+    pub layers: Vec<ConvBn>,
+    /// Their short names (`conv1`, `expand`, `dw`, ...).
+    pub names: Vec<String>,
+    /// Projection shortcut, when some member needs one.
+    pub shortcut: Option<ConvBn>,
+}
+
+impl SuperBlock {
+    fn layer(&self, name: &str) -> &ConvBn {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == short)
+            .unwrap_or_else(|| panic!("the supernet has no layer `{name}`"));
+        &self.layers[i]
+    }
+}
+
+/// The weight-sharing supernet of a space.
+#[derive(Module, Debug)]
+pub struct Supernet {
+    /// Stem conv-BN.
+    pub stem: ConvBn,
+    /// Every block at the largest depths, by global position.
+    pub blocks: Vec<SuperBlock>,
+    /// Head conv-BN.
+    pub head_conv: Option<ConvBn>,
+    /// Classifier.
+    pub fc: ElasticLinear,
+    /// The space this supernet belongs to.
+    #[module(skip)]
+    pub space: Space,
+}
+
+/// Whether the input of `layer` (a layer of the largest plan) can be negative in some member:
+/// then its activation quantizer is signed.
+fn input_signed_in_any(
+    space: &Space,
+    plan: &Plan,
+    block: Option<&BlockPlan>,
+    layer: &ConvLayer,
+) -> bool {
+    // a block's output is signed only for inverted residuals (no activation after the add)
+    let out_signed = |s: usize| space.stages[s].block == BlockType::InvertedResidual;
+    let block_input_signed = |b: &BlockPlan| {
+        if b.index > 0 {
+            out_signed(b.stage)
+        } else if b.stage > 0 {
+            out_signed(b.stage - 1)
+        } else {
+            false
+        }
+    };
+    match block {
+        None if layer.name == spaces::plan::STEM => true,
+        None => out_signed(space.stages.len() - 1), // head conv
+        Some(b) => {
+            let first = b.convs.first().map(|c| c.name.as_str()) == Some(layer.name.as_str());
+            let short = layer.name.rsplit('.').next().unwrap_or("");
+            let expand_may_vanish = space.stages[b.stage].expands.contains(&1.0);
+            if first || short == "shortcut" || (short == "dw" && expand_may_vanish) {
+                block_input_signed(b)
+            } else {
+                let _ = plan;
+                false
+            }
+        }
+    }
+}
+
+impl Supernet {
+    /// A new supernet for `space` with default options.
+    pub fn new(space: &Space, device: &Device) -> Supernet {
+        Supernet::with_config(space, &SupernetConfig::default(), device)
+    }
+
+    /// A new supernet for `space`.
+    pub fn with_config(space: &Space, cfg: &SupernetConfig, device: &Device) -> Supernet {
+        let largest = space.largest();
+        let plan = space
+            .plan(&largest)
+            .expect("the largest member of a valid space is valid");
+        let stem = ConvBn::new(&plan.stem, true, cfg, device);
+        let mut blocks = Vec::new();
+        for b in &plan.blocks {
+            let mut layers = Vec::new();
+            let mut names = Vec::new();
+            for c in &b.convs {
+                let mut layer = ConvBn::new(
+                    c,
+                    input_signed_in_any(space, &plan, Some(b), c),
+                    cfg,
+                    device,
+                );
+                if cfg.zero_init_residual && b.residual && Some(c) == b.convs.last() {
+                    layer = layer.zero_gamma();
+                }
+                layers.push(layer);
+                names.push(c.name.rsplit('.').next().unwrap_or("").to_string());
+            }
+            let first = &b.convs[0];
+            let shortcut = may_have_shortcut(space, b.stage, b.index).then(|| {
+                let in_channels = match &b.shortcut {
+                    Some(s) => s.in_channels,
+                    None => first.in_channels,
+                };
+                let layer = ConvLayer {
+                    name: format!("s{}.b{}.shortcut", b.stage, b.index),
+                    in_channels,
+                    out_channels: b
+                        .convs
+                        .last()
+                        .map_or(first.out_channels, |c| c.out_channels),
+                    kernel: 1,
+                    stride: 1,
+                    groups: 1,
+                    act: Act::None,
+                    ..first.clone()
+                };
+                let signed = input_signed_in_any(space, &plan, Some(b), &layer);
+                ConvBn::new(&layer, signed, cfg, device)
+            });
+            blocks.push(SuperBlock {
+                layers,
+                names,
+                shortcut,
+            });
+        }
+        let head_conv = plan
+            .head_conv
+            .as_ref()
+            .map(|h| ConvBn::new(h, input_signed_in_any(space, &plan, None, h), cfg, device));
+        let fc_signed = plan.head_conv.is_none()
+            && space
+                .stages
+                .last()
+                .is_some_and(|s| s.block == BlockType::InvertedResidual);
+        let fc =
+            ElasticLinearConfig::new(plan.fc.in_features as usize, plan.fc.out_features as usize)
+                .with_input_quant(cfg.act_quant.clone().with_signed(fc_signed))
+                .init(device);
+        Supernet {
+            stem,
+            blocks,
+            head_conv,
+            fc,
+            space: space.clone(),
+        }
+    }
+
+    /// The logits of member `arch` (validated first).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]` of the space's input
+    /// - output: `[batch, classes]`
+    pub fn forward(&self, x: Tensor<4>, arch: &Arch, phase: Phase) -> Result<Tensor<2>, ArchError> {
+        let plan = self.space.plan(arch)?;
+        Ok(self.forward_plan(x, &plan, phase))
+    }
+
+    /// The logits of the member whose plan is `plan` (from [`Space::plan`] of this supernet's
+    /// space).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: `[batch, classes]`
+    pub fn forward_plan(&self, x: Tensor<4>, plan: &Plan, phase: Phase) -> Tensor<2> {
+        run_plan(plan, x, &SuperLayers { net: self, phase })
+    }
+
+    /// The static network of member `arch`: sliced weights (fake-quantized to the arch's
+    /// formats), batch norms with their running statistics, frozen activation quantizers.
+    pub fn extract(&self, arch: &Arch) -> Result<StaticNet, ArchError> {
+        let plan = self.space.plan(arch)?;
+        let stem = self.stem.extract(&plan.stem);
+        let blocks = plan
+            .blocks
+            .iter()
+            .map(|b| {
+                let sb = &self.blocks[b.position as usize];
+                StaticBlock {
+                    convs: b
+                        .convs
+                        .iter()
+                        .map(|c| sb.layer(&c.name).extract(c))
+                        .collect(),
+                    shortcut: b
+                        .shortcut
+                        .as_ref()
+                        .map(|s| sb.shortcut.as_ref().expect("shortcut allocated").extract(s)),
+                }
+            })
+            .collect();
+        let head_conv = plan.head_conv.as_ref().map(|h| {
+            self.head_conv
+                .as_ref()
+                .expect("head conv allocated")
+                .extract(h)
+        });
+        let fc = self.fc.extract(
+            plan.fc.in_features as usize,
+            plan.fc.out_features as usize,
+            plan.fc.formats.weights,
+        );
+        let fc_quant = self.fc.input_quant.frozen(plan.fc.formats.activations);
+        Ok(StaticNet {
+            stem,
+            blocks,
+            head_conv,
+            fc,
+            fc_quant,
+            plan,
+        })
+    }
+
+    /// Resets every batch-norm statistic and activation range (before recalibrating a member).
+    pub fn reset_running_stats(&self) {
+        self.stem.reset_running_stats();
+        for b in &self.blocks {
+            b.layers.iter().for_each(ConvBn::reset_running_stats);
+            if let Some(s) = &b.shortcut {
+                s.reset_running_stats();
+            }
+        }
+        if let Some(h) = &self.head_conv {
+            h.reset_running_stats();
+        }
+        self.fc.input_quant.reset_range();
+    }
+}
+
+/// The layer calls of a traversal.
+pub trait PlanLayers {
+    /// A conv-BN-activation of block `block` (global position; `None` for the stem and head).
+    fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4>;
+    /// The classifier on pooled features.
+    fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2>;
+}
+
+struct SuperLayers<'a> {
+    net: &'a Supernet,
+    phase: Phase,
+}
+
+impl PlanLayers for SuperLayers<'_> {
+    fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
+        let module = match block {
+            None if layer.name == spaces::plan::STEM => &self.net.stem,
+            None => self.net.head_conv.as_ref().expect("head conv allocated"),
+            Some(p) => {
+                let b = &self.net.blocks[p as usize];
+                if layer.name.ends_with(".shortcut") {
+                    b.shortcut.as_ref().expect("shortcut allocated")
+                } else {
+                    b.layer(&layer.name)
+                }
+            }
+        };
+        module.forward(x, layer, self.phase)
+    }
+
+    fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
+        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
+        self.net
+            .fc
+            .forward(x, layer.out_features as usize, precision, self.phase)
+    }
+}
+
+fn activate(x: Tensor<4>, act: Act) -> Tensor<4> {
+    match act {
+        Act::None => x,
+        Act::Relu => relu(x),
+        Act::Relu6 => x.clamp(0.0, 6.0),
+    }
+}
+
+/// Runs `plan` on `x`, calling `layers` for every conv and the classifier.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, classes]`
+pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2> {
+    let mut x = layers.conv(None, &plan.stem, x);
+    if let Some(p) = plan.stem_pool {
+        let (k, s, pad) = (
+            p.kernel as usize,
+            p.stride as usize,
+            (p.kernel / 2) as usize,
+        );
+        x = if p.max {
+            max_pool2d(
+                x,
+                MaxPoolOptions::new([k, k])
+                    .with_stride([s, s])
+                    .with_padding([pad, pad]),
+            )
+        } else {
+            avg_pool2d(
+                x,
+                AvgPoolOptions::new([k, k])
+                    .with_stride([s, s])
+                    .with_padding([pad, pad]),
+            )
+        };
+    }
+    for b in &plan.blocks {
+        x = match b.pool_before {
+            Some(PoolOp::MaxPool) => max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2])),
+            Some(PoolOp::AvgPool) => avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2])),
+            _ => x,
+        };
+        let input = x.clone();
+        let mut y = x;
+        for c in &b.convs {
+            y = layers.conv(Some(b.position), c, y);
+        }
+        if b.residual {
+            let skip = match &b.shortcut {
+                Some(s) => layers.conv(Some(b.position), s, input),
+                None => input,
+            };
+            y = y + skip;
+        }
+        x = activate(y, b.post_act);
+    }
+    if let Some(h) = &plan.head_conv {
+        x = layers.conv(None, h, x);
+    }
+    let [n, c, _, _] = x.dims();
+    let pooled = adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]);
+    layers.fc(&plan.fc, pooled)
+}
+
+/// A static conv-BN-activation with a frozen input quantizer.
+#[derive(Module, Debug)]
+pub struct StaticConvBn {
+    /// Input quantizer.
+    pub quant: FrozenActQuant,
+    /// Convolution with the sliced, quantized weights.
+    pub conv: Conv2d,
+    /// Batch norm with the running statistics.
+    pub bn: BatchNorm,
+    /// Activation after the batch norm.
+    #[module(skip)]
+    pub act: Act,
+}
+
+impl StaticConvBn {
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]`
+    /// - output: `[batch, out_channels, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        activate(
+            self.bn.forward(self.conv.forward(self.quant.forward(x))),
+            self.act,
+        )
+    }
+}
+
+/// A static block.
+#[derive(Module, Debug)]
+pub struct StaticBlock {
+    /// Main-path layers.
+    pub convs: Vec<StaticConvBn>,
+    /// Projection shortcut.
+    pub shortcut: Option<StaticConvBn>,
+}
+
+/// A member cut out of the supernet: plain burn modules, no supernet needed to run it.
+#[derive(Module, Debug)]
+pub struct StaticNet {
+    /// Stem.
+    pub stem: StaticConvBn,
+    /// Blocks, in order.
+    pub blocks: Vec<StaticBlock>,
+    /// Head conv.
+    pub head_conv: Option<StaticConvBn>,
+    /// Classifier.
+    pub fc: Linear,
+    /// Classifier input quantizer.
+    pub fc_quant: FrozenActQuant,
+    /// The resolved network this model implements.
+    #[module(skip)]
+    pub plan: Plan,
+}
+
+struct StaticLayers<'a>(&'a StaticNet);
+
+impl PlanLayers for StaticLayers<'_> {
+    fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
+        let net = self.0;
+        let module = match block {
+            None if layer.name == spaces::plan::STEM => &net.stem,
+            None => net.head_conv.as_ref().expect("head conv extracted"),
+            Some(p) => {
+                let i = net
+                    .plan
+                    .blocks
+                    .iter()
+                    .position(|b| b.position == p)
+                    .expect("block extracted");
+                let (bp, sb) = (&net.plan.blocks[i], &net.blocks[i]);
+                if layer.name.ends_with(".shortcut") {
+                    sb.shortcut.as_ref().expect("shortcut extracted")
+                } else {
+                    let j = bp
+                        .convs
+                        .iter()
+                        .position(|c| c.name == layer.name)
+                        .expect("layer extracted");
+                    &sb.convs[j]
+                }
+            }
+        };
+        module.forward(x)
+    }
+
+    fn fc(&self, _layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
+        self.0.fc.forward(self.0.fc_quant.forward(x))
+    }
+}
+
+impl StaticNet {
+    /// The logits.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: `[batch, classes]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        run_plan(&self.plan, x, &StaticLayers(self))
+    }
+}
