@@ -1,3 +1,9 @@
 //! Data sets, loaders and evaluation of sub-networks.
+//!
+//! - [`data`]: MNIST IDX and CIFAR-10 loaders, splits, normalization, augmentation, batching;
+//! - [`accuracy`]: BN recalibration of a member, then its top-1 accuracy on held-out data.
 
+pub mod accuracy;
 pub mod data;
+
+pub use accuracy::{Accuracy, EvalConfig, evaluate_plan, recalibrate_and_evaluate};

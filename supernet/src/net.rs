@@ -385,6 +385,38 @@ impl Supernet {
         })
     }
 
+    /// BN recalibration of member `arch`: resets every running statistic and activation range,
+    /// then runs the batches through the member with [`Phase::Recalibrate`], so that the
+    /// running statistics become the average over the batches of this member's own batch
+    /// statistics. Returns the number of batches used. Run it on a network without autodiff
+    /// (`net.valid()`), and evaluate that same copy.
+    ///
+    /// # Shapes
+    /// - each batch: `[batch, channels, height, width]`
+    pub fn recalibrate(
+        &self,
+        arch: &Arch,
+        batches: impl IntoIterator<Item = Tensor<4>>,
+    ) -> Result<usize, ArchError> {
+        let plan = self.space.plan(arch)?;
+        Ok(self.recalibrate_plan(&plan, batches))
+    }
+
+    /// [`Supernet::recalibrate`] for a resolved plan.
+    pub fn recalibrate_plan(
+        &self,
+        plan: &Plan,
+        batches: impl IntoIterator<Item = Tensor<4>>,
+    ) -> usize {
+        self.reset_running_stats();
+        let mut n = 0;
+        for x in batches {
+            let _ = self.forward_plan(x, plan, Phase::Recalibrate(n));
+            n += 1;
+        }
+        n
+    }
+
     /// Resets every batch-norm statistic and activation range (before recalibrating a member).
     pub fn reset_running_stats(&self) {
         self.stem.reset_running_stats();

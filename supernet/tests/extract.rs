@@ -107,3 +107,58 @@ fn zero_init_makes_residual_blocks_start_as_identity_paths() {
         assert!(b.layers[0].bn.gamma.val().sum().into_scalar::<f32>() > 0.0);
     }
 }
+
+#[test]
+fn recalibrating_on_one_batch_makes_eval_equal_batch_statistics() {
+    // After recalibration on exactly one batch, the running statistics are that batch's
+    // statistics, so evaluating the batch equals the training-mode forward on it.
+    let all = presets();
+    let space = &all.iter().find(|(n, _)| n == "mnist.ron").unwrap().1;
+    let device = Device::flex();
+    let cfg = SupernetConfig {
+        zero_init_residual: false,
+        ..SupernetConfig::default()
+    };
+    let net = Supernet::with_config(space, &cfg, &device);
+    let mut rng = Rng::new(2);
+    for _ in 0..3 {
+        let arch = space
+            .with_uniform_formats(
+                &space.sample_uniform(&mut rng),
+                spaces::Format::FP32,
+                spaces::Format::FP32,
+            )
+            .unwrap();
+        let x = input(space, 8, &device);
+        // disturb the statistics with another member first
+        net.forward(input(space, 8, &device), &space.largest(), Phase::Train)
+            .unwrap();
+        assert_eq!(net.recalibrate(&arch, [x.clone()]).unwrap(), 1);
+        let eval = net.forward(x.clone(), &arch, Phase::Eval).unwrap();
+        let train = net.forward(x, &arch, Phase::Recalibrate(0)).unwrap();
+        let d = max_abs_diff(eval, train);
+        assert!(d <= 1e-4, "max diff {d}");
+    }
+}
+
+#[test]
+fn recalibration_averages_the_batches() {
+    let all = presets();
+    let space = &all.iter().find(|(n, _)| n == "digits.ron").unwrap().1;
+    let device = Device::flex();
+    let net = Supernet::new(space, &device);
+    let arch = space.smallest();
+    let batches: Vec<_> = (0..3).map(|_| input(space, 4, &device)).collect();
+    net.recalibrate(&arch, batches.clone()).unwrap();
+    let once = net.forward(batches[0].clone(), &arch, Phase::Eval).unwrap();
+    // recalibrating again on the same batches gives the same statistics, whatever came between
+    net.forward(input(space, 4, &device), &space.largest(), Phase::Train)
+        .unwrap();
+    net.recalibrate(&arch, batches.clone()).unwrap();
+    let twice = net.forward(batches[0].clone(), &arch, Phase::Eval).unwrap();
+    assert!(max_abs_diff(once.clone(), twice) <= 1e-6);
+    // and differs from recalibrating on the first batch alone
+    net.recalibrate(&arch, batches[..1].to_vec()).unwrap();
+    let first_only = net.forward(batches[0].clone(), &arch, Phase::Eval).unwrap();
+    assert!(max_abs_diff(once, first_only) > 1e-4);
+}
