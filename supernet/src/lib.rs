@@ -9,7 +9,9 @@
 //! - [`Phase`]: train / recalibrate / evaluate, passed explicitly to every forward that keeps
 //!   running state.
 
+pub mod checkpoint;
 pub mod layers;
+pub mod mixture;
 pub mod net;
 pub mod phase;
 pub mod quant;
