@@ -27,6 +27,7 @@ pub mod locate;
 pub mod plan;
 pub mod raw;
 pub mod rng;
+pub mod run;
 pub mod space;
 
 pub use arch::{
@@ -40,4 +41,5 @@ pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{BlockType, LayerRef, PoolOp, RawSpace, TieMode};
 pub use rng::Rng;
+pub use run::{DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, TrainConfig};
 pub use space::{Space, Stage};

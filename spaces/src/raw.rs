@@ -37,6 +37,12 @@ pub struct RawSpace {
     /// Number formats. Default: fp32 everywhere.
     #[serde(default)]
     pub quantization: RawQuantization,
+    /// The data set to train and search on. Default: none (`qnas space` needs none).
+    #[serde(default)]
+    pub data: Option<crate::run::RawData>,
+    /// How the supernet is trained. Default: see [`crate::run::TrainConfig`].
+    #[serde(default)]
+    pub train: crate::run::TrainConfig,
 }
 
 /// Input shape.

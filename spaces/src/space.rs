@@ -152,6 +152,10 @@ pub struct Space {
     pub downsampling: Option<Downsampling>,
     /// Number formats.
     pub quantization: Quantization,
+    /// The data set, when the file names one.
+    pub data: Option<crate::run::DataConfig>,
+    /// Training settings.
+    pub train: crate::run::TrainConfig,
 }
 
 impl Space {
@@ -163,6 +167,11 @@ impl Space {
         })?;
         let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Space::parse(&src, &path.display().to_string(), default_name)
+    }
+
+    /// The data section, or an error naming the file when it has none.
+    pub fn data_config(&self) -> Option<&crate::run::DataConfig> {
+        self.data.as_ref()
     }
 
     /// Parses and validates RON text; `file` names it in errors, `default_name` is used when the
@@ -177,13 +186,36 @@ impl Space {
 
     /// Validates a raw space, collecting every problem.
     pub fn from_raw(raw: RawSpace, default_name: &str) -> Result<Space, Vec<Problem>> {
-        Validator::default().space(raw, default_name)
+        Space::from_raw_in(raw, default_name, Path::new(""))
+    }
+
+    /// Validates a raw space whose relative paths are relative to `base`.
+    pub fn from_raw_in(
+        raw: RawSpace,
+        default_name: &str,
+        base: &Path,
+    ) -> Result<Space, Vec<Problem>> {
+        Validator {
+            problems: Vec::new(),
+            base: base.to_path_buf(),
+        }
+        .space(raw, default_name)
     }
 
     /// A stable 64-bit fingerprint of the space (FNV-1a over its canonical JSON), used to tie
     /// checkpoints and runs to the space they belong to.
+    /// Covers what defines the network and its formats, not the data or training settings.
     pub fn fingerprint(&self) -> u64 {
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let net = (
+            &self.input,
+            self.classes,
+            &self.stem,
+            &self.stages,
+            &self.head,
+            &self.downsampling,
+            &self.quantization,
+        );
+        let json = serde_json::to_string(&net).unwrap_or_default();
         fnv1a(json.as_bytes())
     }
 
@@ -229,9 +261,9 @@ pub fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 
-#[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
+    base: std::path::PathBuf,
 }
 
 impl Validator {
@@ -490,8 +522,14 @@ impl Validator {
                 tie_weights_activations: false,
                 pins: vec![],
             },
+            data: None,
+            train: raw.train.clone(),
         };
         let structure_ok = self.problems.is_empty();
+        if let Some(d) = &raw.data {
+            space.data = Some(crate::run::check_data(d, &self.base, &mut self.problems));
+        }
+        crate::run::check_train(&raw.train, &mut self.problems);
 
         if let Some(ds) = &raw.downsampling {
             space.downsampling = self.downsampling(&space, ds, structure_ok);

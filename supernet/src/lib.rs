@@ -15,6 +15,8 @@ pub mod mixture;
 pub mod net;
 pub mod phase;
 pub mod quant;
+pub mod train;
 
 pub use net::{StaticNet, Supernet, SupernetConfig};
 pub use phase::Phase;
+pub use train::{StepReport, TrainError, TrainState, Trainer};

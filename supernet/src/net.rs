@@ -337,7 +337,39 @@ impl Supernet {
     /// - `x`: `[batch, channels, height, width]`
     /// - output: `[batch, classes]`
     pub fn forward_plan(&self, x: Tensor<4>, plan: &Plan, phase: Phase) -> Tensor<2> {
-        run_plan(plan, x, &SuperLayers { net: self, phase })
+        run_plan(
+            plan,
+            x,
+            &SuperLayers {
+                net: self,
+                phase,
+                dropout: 0.0,
+            },
+        )
+    }
+
+    /// [`Supernet::forward_plan`] with dropout of probability `p` on the pooled features before
+    /// the classifier (BigNAS regularizes only the largest member this way).
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: `[batch, classes]`
+    pub fn forward_plan_dropout(
+        &self,
+        x: Tensor<4>,
+        plan: &Plan,
+        phase: Phase,
+        p: f64,
+    ) -> Tensor<2> {
+        run_plan(
+            plan,
+            x,
+            &SuperLayers {
+                net: self,
+                phase,
+                dropout: p,
+            },
+        )
     }
 
     /// The static network of member `arch`: sliced weights (fake-quantized to the arch's
@@ -444,6 +476,7 @@ pub trait PlanLayers {
 struct SuperLayers<'a> {
     net: &'a Supernet,
     phase: Phase,
+    dropout: f64,
 }
 
 impl PlanLayers for SuperLayers<'_> {
@@ -465,6 +498,7 @@ impl PlanLayers for SuperLayers<'_> {
 
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
         let precision = Precision::new(layer.formats.weights, layer.formats.activations);
+        let x = crate::train::dropout(x, self.dropout);
         self.net
             .fc
             .forward(x, layer.out_features as usize, precision, self.phase)

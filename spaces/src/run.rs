@@ -1,0 +1,480 @@
+//! The `data` and `train` sections of a space file: where the data set is and how the
+//! supernet is trained. Raw serde types (as written) and validated types.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Problem;
+use crate::locate::FieldPath;
+
+/// Which file layout a data set has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DataKind {
+    /// MNIST IDX files (`train-images-idx3-ubyte[.gz]`, ...), any 10-class grey set.
+    Mnist,
+    /// CIFAR-10 binary batches (`data_batch_1.bin`, ..., `test_batch.bin`).
+    Cifar10,
+}
+
+/// Training augmentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAugment {
+    /// Zero padding before a random crop back to the input size (0: no crop).
+    pub crop_padding: u32,
+    /// Random horizontal flips.
+    pub horizontal_flip: bool,
+}
+
+/// The `data` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// File layout.
+    pub kind: DataKind,
+    /// Folder of the files, relative to the space file's folder.
+    pub path: String,
+    /// Share of the training files held out for validation (search never sees the test files).
+    /// Default: 0.1.
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Seed of the split, shuffling and augmentation. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+    /// Augmentation. Default: crop (padding 4) and flip for colour sets, none for grey ones.
+    #[serde(default)]
+    pub augment: Option<RawAugment>,
+}
+
+fn default_validation_fraction() -> f64 {
+    0.1
+}
+
+/// How sub-networks are drawn at each training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Sampling {
+    /// BigNAS sandwich rule: the largest member, the smallest, and `random` uniform members;
+    /// gradients accumulated into one step.
+    Sandwich {
+        /// Uniformly drawn members per step besides the largest and the smallest.
+        random: u32,
+    },
+    /// SortedNet: `levels` nested members from smallest to largest (level l takes the choice at
+    /// fraction l/(levels-1) of every sorted choice list); each step trains the largest and
+    /// `per_step - 1` other levels drawn at random; gradients accumulated.
+    Sorted {
+        /// Number of nested levels.
+        levels: u32,
+        /// Levels trained per step (the largest included).
+        per_step: u32,
+    },
+    /// One uniformly drawn member per step (single path).
+    Uniform,
+}
+
+/// Optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Optimizer {
+    /// SGD with momentum (dampening 0, as PyTorch).
+    Sgd {
+        /// Peak learning rate.
+        lr: f64,
+        /// Momentum.
+        momentum: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 weight decay.
+        weight_decay: f64,
+    },
+    /// AdamW.
+    AdamW {
+        /// Peak learning rate.
+        lr: f64,
+        /// Decoupled weight decay.
+        weight_decay: f64,
+    },
+}
+
+impl Optimizer {
+    /// Peak learning rate.
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. } | Optimizer::AdamW { lr, .. } => lr,
+        }
+    }
+}
+
+/// Learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Schedule {
+    /// Linear warm-up, then constant.
+    Constant {
+        /// Warm-up steps.
+        warmup_steps: u64,
+    },
+    /// Linear warm-up, then cosine decay to `min_lr` at the last step.
+    Cosine {
+        /// Warm-up steps.
+        warmup_steps: u64,
+        /// Final learning rate.
+        min_lr: f64,
+    },
+}
+
+impl Schedule {
+    /// The learning rate at `step` (0-based) of `total` for peak `lr`.
+    pub fn lr_at(&self, lr: f64, step: u64, total: u64) -> f64 {
+        let warmup = match *self {
+            Schedule::Constant { warmup_steps } | Schedule::Cosine { warmup_steps, .. } => {
+                warmup_steps
+            }
+        };
+        if step < warmup {
+            return lr * (step + 1) as f64 / warmup as f64;
+        }
+        match *self {
+            Schedule::Constant { .. } => lr,
+            Schedule::Cosine { min_lr, .. } => {
+                let span = total.saturating_sub(warmup).max(1) as f64;
+                let t = ((step - warmup) as f64 / span).min(1.0);
+                min_lr + 0.5 * (lr - min_lr) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// Balanced mixture of supernets ("Balanced Mixture of SuperNets").
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixtureConfig {
+    /// Number of supernet copies M (1: a single supernet).
+    pub supernets: u32,
+    /// Temperature T of p(model | config) = softmax(T * W).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Decay of the EMA of validation accuracy in W.
+    #[serde(default = "default_ema")]
+    pub ema_decay: f64,
+}
+
+fn default_temperature() -> f64 {
+    5.0
+}
+
+fn default_ema() -> f64 {
+    0.9
+}
+
+impl Default for MixtureConfig {
+    fn default() -> Self {
+        MixtureConfig {
+            supernets: 1,
+            temperature: default_temperature(),
+            ema_decay: default_ema(),
+        }
+    }
+}
+
+/// The `train` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer steps. Default: 1000.
+    #[serde(default = "default_steps")]
+    pub steps: u64,
+    /// Images per step. Default: 64.
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    /// Sub-network sampling. Default: `Sandwich(random: 2)`.
+    #[serde(default = "default_sampling")]
+    pub sampling: Sampling,
+    /// In-place distillation: members other than the largest learn from the largest's detached
+    /// soft targets. Default: true.
+    #[serde(default = "default_true")]
+    pub distill: bool,
+    /// Optimizer. Default: `Sgd(lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 5e-5)`.
+    #[serde(default = "default_optimizer")]
+    pub optimizer: Optimizer,
+    /// Schedule. Default: `Cosine(warmup_steps: 0, min_lr: 0.0)`.
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Balanced mixture of supernets. Default: one supernet.
+    #[serde(default)]
+    pub mixture: MixtureConfig,
+    /// Checkpoint every this many steps (and at the end). Default: 100.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Checkpoints kept. Default: 3.
+    #[serde(default = "default_keep")]
+    pub keep_checkpoints: u32,
+    /// Training batches for BN recalibration before any evaluation. Default: 16.
+    #[serde(default = "default_recal")]
+    pub recalibration_batches: u32,
+    /// Seed of sampling and initialization. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_steps() -> u64 {
+    1000
+}
+fn default_batch() -> u32 {
+    64
+}
+fn default_sampling() -> Sampling {
+    Sampling::Sandwich { random: 2 }
+}
+fn default_true() -> bool {
+    true
+}
+fn default_optimizer() -> Optimizer {
+    Optimizer::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 5e-5,
+    }
+}
+fn default_schedule() -> Schedule {
+    Schedule::Cosine {
+        warmup_steps: 0,
+        min_lr: 0.0,
+    }
+}
+fn default_checkpoint_every() -> u64 {
+    100
+}
+fn default_keep() -> u32 {
+    3
+}
+fn default_recal() -> u32 {
+    16
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: default_steps(),
+            batch_size: default_batch(),
+            sampling: default_sampling(),
+            distill: true,
+            optimizer: default_optimizer(),
+            schedule: default_schedule(),
+            mixture: MixtureConfig::default(),
+            checkpoint_every: default_checkpoint_every(),
+            keep_checkpoints: default_keep(),
+            recalibration_batches: default_recal(),
+            seed: 0,
+        }
+    }
+}
+
+/// A validated `data` section.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DataConfig {
+    /// File layout.
+    pub kind: DataKind,
+    /// Folder, resolved against the space file's folder.
+    pub path: PathBuf,
+    /// Validation share.
+    pub validation_fraction: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Augmentation, `None` for the kind's default.
+    pub augment: Option<RawAugment>,
+}
+
+pub(crate) fn check_data(raw: &RawData, base: &Path, problems: &mut Vec<Problem>) -> DataConfig {
+    let p = FieldPath::root().field("data");
+    if raw.path.trim().is_empty() {
+        problems.push(Problem::new(p.field("path"), "the data path is empty"));
+    }
+    if !(raw.validation_fraction > 0.0 && raw.validation_fraction < 1.0) {
+        problems.push(
+            Problem::new(
+                p.field("validation_fraction"),
+                format!(
+                    "validation fraction {} is not allowed",
+                    raw.validation_fraction
+                ),
+            )
+            .help("expected a share strictly between 0 and 1, e.g. 0.1"),
+        );
+    }
+    DataConfig {
+        kind: raw.kind,
+        path: base.join(&raw.path),
+        validation_fraction: raw.validation_fraction,
+        seed: raw.seed,
+        augment: raw.augment,
+    }
+}
+
+pub(crate) fn check_train(t: &TrainConfig, problems: &mut Vec<Problem>) {
+    let p = FieldPath::root().field("train");
+    let mut bad = |path: FieldPath, msg: String, help: &str| {
+        problems.push(Problem::new(path, msg).help(help))
+    };
+    if t.steps == 0 {
+        bad(
+            p.field("steps"),
+            "0 training steps".into(),
+            "expected at least 1 step",
+        );
+    }
+    if t.batch_size == 0 {
+        bad(
+            p.field("batch_size"),
+            "a batch size of 0".into(),
+            "expected at least 1 image per step",
+        );
+    }
+    match t.sampling {
+        Sampling::Sorted { levels, per_step } => {
+            if levels < 2 {
+                bad(
+                    p.field("sampling").field("levels"),
+                    format!("{levels} levels"),
+                    "SortedNet needs at least 2 nested levels",
+                );
+            }
+            if per_step < 1 || per_step > levels {
+                bad(
+                    p.field("sampling").field("per_step"),
+                    format!("{per_step} levels per step of {levels}"),
+                    "expected 1..=levels",
+                );
+            }
+        }
+        Sampling::Sandwich { random } if random > 64 => bad(
+            p.field("sampling").field("random"),
+            format!("{random} random members per step"),
+            "expected at most 64",
+        ),
+        _ => {}
+    }
+    let lr = t.optimizer.lr();
+    let op = p.field("optimizer");
+    if !(lr.is_finite() && lr > 0.0) {
+        bad(
+            op.field("lr"),
+            format!("learning rate {lr}"),
+            "expected a positive learning rate",
+        );
+    }
+    match t.optimizer {
+        Optimizer::Sgd {
+            momentum,
+            weight_decay,
+            ..
+        } => {
+            if !(0.0..1.0).contains(&momentum) {
+                bad(
+                    op.field("momentum"),
+                    format!("momentum {momentum}"),
+                    "expected 0 <= momentum < 1",
+                );
+            }
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                bad(
+                    op.field("weight_decay"),
+                    format!("weight decay {weight_decay}"),
+                    "expected a non-negative weight decay",
+                );
+            }
+        }
+        Optimizer::AdamW { weight_decay, .. } => {
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                bad(
+                    op.field("weight_decay"),
+                    format!("weight decay {weight_decay}"),
+                    "expected a non-negative weight decay",
+                );
+            }
+        }
+    }
+    let sp = p.field("schedule");
+    match t.schedule {
+        Schedule::Constant { warmup_steps } | Schedule::Cosine { warmup_steps, .. }
+            if warmup_steps >= t.steps && t.steps > 0 =>
+        {
+            bad(
+                sp.field("warmup_steps"),
+                format!("{warmup_steps} warm-up steps of {} steps", t.steps),
+                "the warm-up must be shorter than training",
+            );
+        }
+        Schedule::Cosine { min_lr, .. }
+            if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= lr) =>
+        {
+            bad(
+                sp.field("min_lr"),
+                format!("final learning rate {min_lr}"),
+                "expected 0 <= min_lr <= lr",
+            );
+        }
+        _ => {}
+    }
+    let mp = p.field("mixture");
+    if t.mixture.supernets == 0 || t.mixture.supernets > 16 {
+        bad(
+            mp.field("supernets"),
+            format!("{} supernets", t.mixture.supernets),
+            "expected 1 to 16",
+        );
+    }
+    if !(t.mixture.temperature.is_finite() && t.mixture.temperature > 0.0) {
+        bad(
+            mp.field("temperature"),
+            format!("temperature {}", t.mixture.temperature),
+            "expected a positive temperature",
+        );
+    }
+    if !(t.mixture.ema_decay >= 0.0 && t.mixture.ema_decay < 1.0) {
+        bad(
+            mp.field("ema_decay"),
+            format!("EMA decay {}", t.mixture.ema_decay),
+            "expected 0 <= decay < 1",
+        );
+    }
+    if t.checkpoint_every == 0 {
+        bad(
+            p.field("checkpoint_every"),
+            "checkpoints every 0 steps".into(),
+            "expected at least 1",
+        );
+    }
+    if t.keep_checkpoints == 0 {
+        bad(
+            p.field("keep_checkpoints"),
+            "keeping 0 checkpoints".into(),
+            "keep at least 1, or a crash loses the run",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules() {
+        let c = Schedule::Cosine {
+            warmup_steps: 10,
+            min_lr: 0.0,
+        };
+        assert!((c.lr_at(1.0, 0, 110) - 0.1).abs() < 1e-12);
+        assert!((c.lr_at(1.0, 9, 110) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(1.0, 10, 110) - 1.0).abs() < 1e-12);
+        assert!((c.lr_at(1.0, 60, 110) - 0.5).abs() < 1e-12);
+        assert!(c.lr_at(1.0, 110, 110).abs() < 1e-12);
+        assert_eq!(
+            Schedule::Constant { warmup_steps: 0 }.lr_at(0.3, 5, 10),
+            0.3
+        );
+    }
+}

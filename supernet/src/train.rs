@@ -1,0 +1,481 @@
+//! Supernet training: one optimizer step over the members a sampling rule draws (BigNAS
+//! sandwich rule, SortedNet nested levels, or uniform single path), with in-place distillation
+//! from the largest member, and a balanced mixture of supernet copies keyed by the pooling
+//! configuration.
+//!
+//! The trainer takes batches as tensors and knows nothing about files or progress bars: the
+//! `qnas train` command drives it, checkpoints it and reports progress.
+
+use burn::module::Module;
+use burn::optim::{
+    AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig,
+    momentum::MomentumConfig,
+};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use serde::{Deserialize, Serialize};
+use spaces::plan::Plan;
+use spaces::{Arch, DecisionKind, Optimizer, Rng, Sampling, Space};
+
+use crate::Phase;
+use crate::mixture::{Mixture, MixtureConfig, MixtureError};
+use crate::net::{Supernet, SupernetConfig};
+
+/// Why training cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error(
+        "the loss of member {member} ({role}) became {value} at step {step}; training stopped (lower the learning rate, or resume from the last good checkpoint)"
+    )]
+    NonFinite {
+        /// Step.
+        step: u64,
+        /// Which member of the step.
+        member: usize,
+        /// Its role (largest, smallest, random, level k).
+        role: String,
+        /// The loss value.
+        value: f32,
+    },
+    /// A mixture setting is impossible.
+    #[error(transparent)]
+    Mixture(#[from] MixtureError),
+    /// Training state does not fit this trainer.
+    #[error("cannot restore training state: {0}")]
+    State(String),
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Step number (1-based, after the step).
+    pub step: u64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Sum of the members' losses.
+    pub loss: f64,
+    /// Label loss of the largest member (or of the single member).
+    pub largest_loss: f64,
+    /// Batch accuracy of the largest member.
+    pub largest_accuracy: f64,
+    /// Batch accuracy of the smallest member of the step.
+    pub smallest_accuracy: f64,
+    /// Members trained.
+    pub members: usize,
+    /// Supernet copy trained (0 without a mixture).
+    pub supernet: usize,
+    /// Pooling configuration index trained.
+    pub config: usize,
+}
+
+/// Serializable trainer state besides the weights and optimizer moments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps done.
+    pub step: u64,
+    /// Sampling generator.
+    pub rng: Rng,
+    /// Mixture assignment (None with one supernet).
+    pub mixture: Option<Mixture>,
+}
+
+/// The training of one space's supernet(s).
+pub struct Trainer {
+    /// The supernet copies (one without a mixture), on an autodiff device.
+    pub nets: Vec<Supernet>,
+    optims: Vec<ModuleOptimizer>,
+    /// Serializable state.
+    pub state: TrainState,
+    space: Space,
+    device: Device,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("space", &self.space.name)
+            .field("supernets", &self.nets.len())
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// Number of pooling configurations of a space (configurations x ops; 1 without searchable
+/// downsampling) and the index of an arch's.
+pub fn pooling_configs(space: &Space) -> usize {
+    space
+        .downsampling
+        .as_ref()
+        .map_or(1, |d| d.configs.len() * d.ops.len())
+}
+
+/// Index of `arch`'s pooling configuration among [`pooling_configs`].
+pub fn pooling_index(space: &Space, arch: &Arch) -> usize {
+    let decisions = space.decisions();
+    match decisions
+        .iter()
+        .position(|d| d.kind == DecisionKind::Pooling)
+    {
+        Some(i) => space.encode(arch)[i],
+        None => 0,
+    }
+}
+
+/// `arch` with its pooling configuration set to index `config`.
+pub fn with_pooling(space: &Space, arch: &Arch, config: usize) -> Arch {
+    let decisions = space.decisions();
+    match decisions
+        .iter()
+        .position(|d| d.kind == DecisionKind::Pooling)
+    {
+        Some(i) => {
+            let mut enc = space.encode(arch);
+            enc[i] = config;
+            space.decode(&enc).unwrap_or_else(|_| arch.clone())
+        }
+        None => arch.clone(),
+    }
+}
+
+/// Level `l` of `levels` nested members: every decision takes the choice at fraction
+/// `l / (levels - 1)` of its sorted choices (SortedNet).
+pub fn sorted_level(space: &Space, level: u32, levels: u32) -> Arch {
+    let decisions = space.decisions();
+    let frac = f64::from(level) / f64::from(levels.max(2) - 1);
+    let enc: Vec<usize> = decisions
+        .iter()
+        .map(|d| ((frac * (d.choices.len() - 1) as f64).round() as usize).min(d.choices.len() - 1))
+        .collect();
+    space.decode(&enc).expect("indices are in range")
+}
+
+fn optimizer(o: &Optimizer) -> ModuleOptimizer {
+    match *o {
+        Optimizer::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+            ..
+        } => {
+            let m = (momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(nesterov)
+            });
+            SgdConfig::new()
+                .with_momentum(m)
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+                )
+                .init()
+        }
+        Optimizer::AdamW { weight_decay, .. } => AdamWConfig::new()
+            .with_weight_decay(weight_decay as f32)
+            .init(),
+    }
+}
+
+/// Mean cross-entropy against soft targets (in-place distillation): the gradient of
+/// KL(teacher || student) with respect to the student.
+///
+/// # Shapes
+/// - `student`, `teacher`: `[batch, classes]`
+pub fn soft_cross_entropy(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
+    let p = softmax(teacher.detach(), 1);
+    (p * log_softmax(student, 1)).sum_dim(1).mean().neg()
+}
+
+fn batch_accuracy(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
+    let n = labels.dims()[0].max(1);
+    let pred = logits.argmax(1).squeeze_dim::<1>(1);
+    pred.equal(labels).int().sum().into_scalar::<i64>() as f64 / n as f64
+}
+
+impl Trainer {
+    /// A trainer for `space` (its `train` section) on `device` (autodiff is enabled on it).
+    pub fn new(space: &Space, device: &Device) -> Result<Trainer, TrainError> {
+        let t = &space.train;
+        let device = device.clone().autodiff();
+        device.seed(t.seed);
+        let m = t.mixture.supernets.max(1) as usize;
+        let nets = (0..m)
+            .map(|_| Supernet::with_config(space, &SupernetConfig::default(), &device))
+            .collect();
+        let optims = (0..m).map(|_| optimizer(&t.optimizer)).collect();
+        let mixture = if m > 1 {
+            Some(Mixture::new(
+                pooling_configs(space),
+                m,
+                MixtureConfig {
+                    temperature: t.mixture.temperature,
+                    ema_decay: t.mixture.ema_decay,
+                    ..MixtureConfig::default()
+                },
+            )?)
+        } else {
+            None
+        };
+        Ok(Trainer {
+            nets,
+            optims,
+            state: TrainState {
+                step: 0,
+                rng: Rng::new(t.seed ^ 0x5EED),
+                mixture,
+            },
+            space: space.clone(),
+            device,
+        })
+    }
+
+    /// The space trained.
+    pub fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The (autodiff) device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        let t = &self.space.train;
+        t.schedule.lr_at(t.optimizer.lr(), self.state.step, t.steps)
+    }
+
+    /// The members of the next step with their roles, all with pooling configuration `config`
+    /// (the largest first when the rule has one).
+    pub fn draw_members(&mut self, config: usize) -> Vec<(String, Arch)> {
+        let space = &self.space;
+        let rng = &mut self.state.rng;
+        let mut out = match space.train.sampling {
+            Sampling::Sandwich { random } => {
+                let mut v = vec![
+                    ("largest".to_string(), space.largest()),
+                    ("smallest".to_string(), space.smallest()),
+                ];
+                v.extend((0..random).map(|_| ("random".to_string(), space.sample_uniform(rng))));
+                v
+            }
+            Sampling::Sorted { levels, per_step } => {
+                let mut v = vec![(
+                    format!("level {}", levels - 1),
+                    sorted_level(space, levels - 1, levels),
+                )];
+                let mut others: Vec<u32> = (0..levels - 1).collect();
+                rng.shuffle(&mut others);
+                for &l in others.iter().take(per_step.saturating_sub(1) as usize) {
+                    v.push((format!("level {l}"), sorted_level(space, l, levels)));
+                }
+                v
+            }
+            Sampling::Uniform => vec![("random".to_string(), space.sample_uniform(rng))],
+        };
+        for (_, a) in &mut out {
+            *a = with_pooling(space, a, config);
+        }
+        out
+    }
+
+    /// One training step on a batch; with a mixture, `validation` (a held-out batch) updates
+    /// the accuracy matrix after the step.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`, `labels`: `[batch]`
+    pub fn step(
+        &mut self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        validation: Option<(Tensor<4>, Tensor<1, Int>)>,
+    ) -> Result<StepReport, TrainError> {
+        let configs = pooling_configs(&self.space);
+        let (config, model) = match &self.state.mixture {
+            Some(mix) => {
+                let c = self.state.rng.below(configs);
+                (c, mix.sample_model(c, &mut self.state.rng)?)
+            }
+            None => (
+                if configs > 1 {
+                    self.state.rng.below(configs)
+                } else {
+                    0
+                },
+                0,
+            ),
+        };
+        let members = self.draw_members(config);
+        let lr = self.lr();
+        let step = self.state.step;
+        let distill = self.space.train.distill
+            && members.len() > 1
+            && !matches!(self.space.train.sampling, Sampling::Uniform);
+        let dropout = self.space.head.dropout;
+        let net = &self.nets[model];
+        let images = images.to_device(&self.device);
+        let labels = labels.to_device(&self.device);
+        let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&self.device);
+        let mut total: Option<Tensor<1>> = None;
+        let mut teacher: Option<Tensor<2>> = None;
+        let (mut largest_loss, mut largest_acc, mut smallest_acc) = (0.0, 0.0, 0.0);
+        for (i, (role, arch)) in members.iter().enumerate() {
+            let plan = self
+                .space
+                .plan(arch)
+                .expect("members drawn from the space are valid");
+            let first = i == 0;
+            let logits = forward_with_dropout(
+                net,
+                images.clone(),
+                &plan,
+                if first { dropout } else { 0.0 },
+            );
+            let loss = match (&teacher, distill && !first) {
+                (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),
+                _ => ce.forward(logits.clone(), labels.clone()),
+            };
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: step + 1,
+                    member: i,
+                    role: role.clone(),
+                    value,
+                });
+            }
+            let acc = batch_accuracy(logits.clone().detach(), labels.clone());
+            if first {
+                largest_loss = f64::from(value);
+                largest_acc = acc;
+                teacher = Some(logits.detach());
+            }
+            if i == 1 || members.len() == 1 {
+                smallest_acc = acc;
+            }
+            total = Some(match total {
+                Some(t) => t + loss,
+                None => loss,
+            });
+        }
+        let total = total.expect("at least one member");
+        let loss_value = f64::from(total.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(total.backward(), net);
+        let net = self.nets.remove(model);
+        let net = self.optims[model].step(lr, net, grads);
+        self.nets.insert(model, net);
+        self.state.step += 1;
+        if let (Some((vx, vy)), Some(_)) = (validation, &self.state.mixture) {
+            // the accuracy of this configuration on this supernet, on a held-out batch
+            let arch = with_pooling(&self.space, &self.space.largest(), config);
+            let plan = self.space.plan(&arch).expect("valid");
+            let logits = self.nets[model]
+                .forward_plan(vx.to_device(&self.device), &plan, Phase::Train)
+                .detach();
+            let acc = batch_accuracy(logits, vy.to_device(&self.device));
+            if let Some(mix) = &mut self.state.mixture {
+                mix.update(config, model, acc)?;
+            }
+        }
+        Ok(StepReport {
+            step: self.state.step,
+            lr,
+            loss: loss_value,
+            largest_loss,
+            largest_accuracy: largest_acc,
+            smallest_accuracy: smallest_acc,
+            members: members.len(),
+            supernet: model,
+            config,
+        })
+    }
+
+    /// Index of the supernet that evaluates `arch`: with a mixture, the copy its pooling
+    /// configuration is assigned to.
+    pub fn net_index_for(&self, arch: &Arch) -> usize {
+        match &self.state.mixture {
+            Some(mix) => mix
+                .assignment(pooling_index(&self.space, arch))
+                .unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Copies of the supernets without autodiff, for evaluation.
+    pub fn eval_nets(&self) -> Vec<Supernet> {
+        self.nets.iter().map(|n| n.valid()).collect()
+    }
+
+    /// Model and optimizer state as bytes (burnpack), one pair per supernet copy.
+    pub fn weights_bytes(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TrainError> {
+        self.nets
+            .iter()
+            .zip(&self.optims)
+            .map(|(n, o)| {
+                let model = n
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(|e| TrainError::State(format!("{e:?}")))?;
+                let optim = o
+                    .into_bytes()
+                    .map_err(|e| TrainError::State(format!("{e:?}")))?;
+                Ok((model.to_vec(), optim.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Restores model and optimizer state written by [`Trainer::weights_bytes`], and `state`.
+    pub fn restore(
+        &mut self,
+        weights: Vec<(Vec<u8>, Vec<u8>)>,
+        state: TrainState,
+    ) -> Result<(), TrainError> {
+        if weights.len() != self.nets.len() {
+            return Err(TrainError::State(format!(
+                "{} supernets saved, {} configured",
+                weights.len(),
+                self.nets.len()
+            )));
+        }
+        let t = &self.space.train;
+        let mut nets = Vec::new();
+        let mut optims = Vec::new();
+        for ((model, optim), net) in weights.into_iter().zip(self.nets.drain(..)) {
+            let record =
+                burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(model))
+                    .map_err(|e| TrainError::State(format!("model: {e:?}")))?;
+            nets.push(
+                net.try_load_record(record)
+                    .map_err(|e| TrainError::State(format!("model: {e:?}")))?,
+            );
+            optims.push(
+                optimizer(&t.optimizer)
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim))
+                    .map_err(|e| TrainError::State(format!("optimizer: {e:?}")))?,
+            );
+        }
+        self.nets = nets;
+        self.optims = optims;
+        self.state = state;
+        Ok(())
+    }
+}
+
+/// Forward in training mode, with dropout of probability `p` on the pooled features.
+fn forward_with_dropout(net: &Supernet, x: Tensor<4>, plan: &Plan, p: f64) -> Tensor<2> {
+    net.forward_plan_dropout(x, plan, Phase::Train, p)
+}
+
+/// Inverted dropout: zeroes each element with probability `p` and scales the rest by 1/(1-p).
+///
+/// # Shapes
+/// - `x`: any, output: the same
+pub fn dropout<const D: usize>(x: Tensor<D>, p: f64) -> Tensor<D> {
+    if p <= 0.0 {
+        return x;
+    }
+    let mask = Tensor::<D>::random(x.dims(), Distribution::Bernoulli(1.0 - p), &x.device());
+    x * mask / (1.0 - p)
+}

@@ -1,0 +1,185 @@
+//! Supernet training on a small synthetic task: learning, resuming, failing loudly, and the
+//! balanced mixture.
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use spaces::{Rng, Space};
+use supernet::{Phase, TrainError, Trainer};
+
+/// 10 classes on 8x8 grey images: class k is a fixed random template plus noise.
+fn batch(n: usize, rng: &mut Rng, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let templates: Vec<Vec<f32>> = (0..10)
+        .map(|k| {
+            let mut t = Rng::new(100 + k);
+            (0..64).map(|_| t.normal() as f32).collect()
+        })
+        .collect();
+    let mut px = vec![0f32; n * 64];
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = rng.below(10);
+        labels.push(k as i64);
+        for p in 0..64 {
+            px[i * 64 + p] = templates[k][p] + 0.5 * rng.normal() as f32;
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(px, [n, 1, 8, 8]), device),
+        Tensor::from_data(TensorData::new(labels, [n]), device),
+    )
+}
+
+fn space(extra: &str) -> Space {
+    let src = format!(
+        r#"(
+        version: 1,
+        input: (channels: 1, height: 8, width: 8),
+        classes: 10,
+        stem: (width: [8, 16]),
+        stages: [
+            (block: ResidualBasic, depth: [1, 2], width: [16, 24], stride: 1),
+            (block: ResidualBasic, depth: [1, 2], width: [24, 32], stride: 1),
+        ],
+        quantization: (weights: [Int(8), Fp32], activations: [Int(8), Fp32], tie: Stage),
+        {extra}
+    )"#
+    );
+    Space::parse(&src, "synthetic.ron", "synthetic").unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn train_cfg(sampling: &str, steps: u32) -> String {
+    format!(
+        "train: (steps: {steps}, batch_size: 32, sampling: {sampling}, optimizer: Sgd(lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0), schedule: Constant(warmup_steps: 0)),"
+    )
+}
+
+fn eval_largest(trainer: &Trainer, space: &Space, rng: &mut Rng) -> f64 {
+    let device = Device::flex();
+    let net = trainer.nets[0].valid();
+    let arch = space.largest();
+    let recal: Vec<_> = (0..4).map(|_| batch(32, rng, &device).0).collect();
+    net.recalibrate(&arch, recal).unwrap();
+    let (x, y) = batch(200, rng, &device);
+    let logits = net.forward(x, &arch, Phase::Eval).unwrap();
+    let pred = logits.argmax(1).squeeze_dim::<1>(1);
+    pred.equal(y).int().sum().into_scalar::<i64>() as f64 / 200.0
+}
+
+#[test]
+fn sandwich_training_learns_the_task() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 60));
+    let device = Device::flex();
+    let mut trainer = Trainer::new(&space, &device).unwrap();
+    let mut rng = Rng::new(1);
+    let before = eval_largest(&trainer, &space, &mut rng);
+    let mut first = None;
+    let mut last = None;
+    for _ in 0..60 {
+        let (x, y) = batch(32, &mut rng, &device);
+        let r = trainer.step(x, y, None).unwrap();
+        assert_eq!(r.members, 3);
+        first.get_or_insert(r.largest_loss);
+        last = Some(r);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.step, 60);
+    assert!(
+        last.largest_loss < first.unwrap() * 0.5,
+        "loss {} -> {}",
+        first.unwrap(),
+        last.largest_loss
+    );
+    let after = eval_largest(&trainer, &space, &mut rng);
+    assert!(
+        after >= 0.5 && after > before + 0.3,
+        "accuracy {before} -> {after} (chance is 0.1)"
+    );
+}
+
+#[test]
+fn restored_training_continues_exactly() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 20));
+    let device = Device::flex();
+    let mut a = Trainer::new(&space, &device).unwrap();
+    let mut rng = Rng::new(3);
+    for _ in 0..3 {
+        let (x, y) = batch(16, &mut rng, &device);
+        a.step(x, y, None).unwrap();
+    }
+    let bytes = a.weights_bytes().unwrap();
+    let state = a.state.clone();
+    let mut b = Trainer::new(&space, &device).unwrap();
+    b.restore(bytes, state).unwrap();
+    let (x, y) = batch(16, &mut rng, &device);
+    let ra = a.step(x.clone(), y.clone(), None).unwrap();
+    let rb = b.step(x, y, None).unwrap();
+    assert_eq!(ra, rb);
+    let wa = a.nets[0].stem.bn.gamma.val().into_data();
+    let wb = b.nets[0].stem.bn.gamma.val().into_data();
+    assert_eq!(wa, wb);
+}
+
+#[test]
+fn a_non_finite_loss_stops_training() {
+    let space = space(&train_cfg("Uniform", 5));
+    let device = Device::flex();
+    let mut trainer = Trainer::new(&space, &device).unwrap();
+    let mut rng = Rng::new(4);
+    let (x, y) = batch(8, &mut rng, &device);
+    let err = trainer.step(x.mul_scalar(f32::NAN), y, None).unwrap_err();
+    assert!(
+        matches!(err, TrainError::NonFinite { step: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(trainer.state.step, 0, "a failed step is not counted");
+}
+
+#[test]
+fn sorted_levels_are_nested_and_train() {
+    let space = space(&train_cfg("Sorted(levels: 4, per_step: 2)", 5));
+    let levels: Vec<_> = (0..4)
+        .map(|l| supernet::train::sorted_level(&space, l, 4))
+        .collect();
+    assert_eq!(levels[0], space.smallest());
+    assert_eq!(levels[3], space.largest());
+    let cost = |a| space.cost(a).unwrap().macs;
+    assert!(levels.windows(2).all(|w| cost(&w[0]) <= cost(&w[1])));
+    let device = Device::flex();
+    let mut trainer = Trainer::new(&space, &device).unwrap();
+    let mut rng = Rng::new(5);
+    let (x, y) = batch(8, &mut rng, &device);
+    assert_eq!(trainer.step(x, y, None).unwrap().members, 2);
+}
+
+#[test]
+fn mixture_of_four_supernets_keeps_a_uniform_marginal() {
+    let extra = format!(
+        "downsampling: (configs: Choose(count: 1, from: [0, 2]), ops: [MaxPool, StridedConv]),\n{}",
+        train_cfg("Sandwich(random: 0)", 30).replace(
+            "schedule:",
+            "mixture: (supernets: 4, temperature: 5.0, ema_decay: 0.9), schedule:"
+        )
+    );
+    let space = space(&extra);
+    assert_eq!(supernet::train::pooling_configs(&space), 4);
+    let device = Device::flex();
+    let mut trainer = Trainer::new(&space, &device).unwrap();
+    assert_eq!(trainer.nets.len(), 4);
+    let mut rng = Rng::new(6);
+    let mut used = [0usize; 4];
+    for _ in 0..30 {
+        let (x, y) = batch(16, &mut rng, &device);
+        let v = batch(16, &mut rng, &device);
+        let r = trainer.step(x, y, Some(v)).unwrap();
+        used[r.supernet] += 1;
+    }
+    let mix = trainer.state.mixture.as_ref().unwrap();
+    assert!(
+        mix.matrix().iter().flatten().any(|w| *w > 0.0),
+        "the accuracy matrix was updated"
+    );
+    for m in mix.marginal() {
+        assert!((m - 0.25).abs() < 1e-3, "marginal {:?}", mix.marginal());
+    }
+    assert!(used.iter().filter(|u| **u > 0).count() >= 2, "{used:?}");
+}
