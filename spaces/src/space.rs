@@ -174,13 +174,14 @@ impl Space {
         self.data.as_ref()
     }
 
-    /// Parses and validates RON text; `file` names it in errors, `default_name` is used when the
-    /// file sets no `name`.
+    /// Parses and validates RON text; `file` names it in errors (and relative paths in it are
+    /// relative to its folder), `default_name` is used when the file sets no `name`.
     pub fn parse(src: &str, file: &str, default_name: &str) -> Result<Space, SpaceError> {
         let raw: RawSpace = ron_options()
             .from_str(src)
             .map_err(|e| SpaceError::syntax(file, src, &e))?;
-        Space::from_raw(raw, default_name)
+        let base = Path::new(file).parent().unwrap_or(Path::new(""));
+        Space::from_raw_in(raw, default_name, base)
             .map_err(|problems| SpaceError::invalid(file, src, problems))
     }
 

@@ -160,7 +160,8 @@ impl ConvBn {
 
     fn zero_gamma(self) -> Self {
         let ConvBn { conv, mut bn } = self;
-        bn.gamma = bn.gamma.map(|g| g.zeros_like());
+        // a fresh parameter (not `Param::map`, whose result a loaded record does not overwrite)
+        bn.gamma = burn::module::Param::from_tensor(bn.gamma.val().zeros_like().detach());
         ConvBn { conv, bn }
     }
 }

@@ -69,6 +69,9 @@ pub struct StepReport {
     pub config: usize,
 }
 
+/// The serialized model and optimizer state of one supernet copy (burnpack bytes).
+pub type WeightBytes = (Vec<u8>, Vec<u8>);
+
 /// Serializable trainer state besides the weights and optimizer moments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainState {
@@ -408,7 +411,7 @@ impl Trainer {
     }
 
     /// Model and optimizer state as bytes (burnpack), one pair per supernet copy.
-    pub fn weights_bytes(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TrainError> {
+    pub fn weights_bytes(&self) -> Result<Vec<WeightBytes>, TrainError> {
         self.nets
             .iter()
             .zip(&self.optims)

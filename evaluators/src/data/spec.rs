@@ -191,3 +191,23 @@ impl DataSpec {
         })
     }
 }
+
+impl From<&spaces::DataConfig> for DataSpec {
+    /// The loader description of a space file's validated `data` section (its path is already
+    /// resolved against the space file's folder).
+    fn from(d: &spaces::DataConfig) -> Self {
+        DataSpec {
+            kind: match d.kind {
+                spaces::DataKind::Mnist => DataKind::Mnist,
+                spaces::DataKind::Cifar10 => DataKind::Cifar10,
+            },
+            path: d.path.clone(),
+            validation_fraction: d.validation_fraction,
+            seed: d.seed,
+            augment: d.augment.map(|a| Augment {
+                crop_padding: a.crop_padding as usize,
+                horizontal_flip: a.horizontal_flip,
+            }),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! `qnas train`: arguments, progress bar and report (the binary's side).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use search::backend::{self, BackendKind};
+use search::train_cmd::{self, TrainCmdError, TrainOptions, TrainProgress, TrainSummary};
+use supernet::StepReport;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The space file (RON) with its `data` and `train` sections.
+    pub file: PathBuf,
+    /// Run folder (default `runs/<space name>`).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Continue from the last good checkpoint of the run folder.
+    #[arg(long, conflicts_with = "restart")]
+    pub resume: bool,
+    /// Delete the run folder's checkpoints and metrics and start over.
+    #[arg(long)]
+    pub restart: bool,
+    /// Train this many steps in all (overrides `train.steps`).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the summary as JSON (schema `qnas.train/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress on stderr: a bar on a terminal, a line every few steps otherwise.
+struct Bar {
+    bar: Option<ProgressBar>,
+    every: u64,
+}
+
+impl TrainProgress for Bar {
+    fn begin(&mut self, total: u64, start: u64) {
+        use std::io::IsTerminal;
+        self.every = (total / 20).max(1);
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            bar.set_position(start);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            self.bar = Some(bar);
+        } else {
+            eprintln!("training from step {start} to {total}");
+        }
+    }
+
+    fn step(&mut self, r: &StepReport, ips: f64) {
+        let msg = format!(
+            "loss {:.3}, largest {:.0}%, smallest {:.0}%, {:.0} img/s",
+            r.largest_loss,
+            r.largest_accuracy * 100.0,
+            r.smallest_accuracy * 100.0,
+            ips
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(r.step);
+                bar.set_message(msg);
+            }
+            None if r.step % self.every == 0 => eprintln!("step {}: {msg}", r.step),
+            None => {}
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn text(s: &TrainSummary) -> String {
+    let mut out = format!(
+        "trained `{}` to step {} in {:.1} s ({:.0} img/s{})\nrun folder: {}\ncheckpoint: {}\n\n",
+        s.space,
+        s.steps,
+        s.seconds,
+        s.images_per_second,
+        if s.resumed_from > 0 {
+            format!(", resumed from step {}", s.resumed_from)
+        } else {
+            String::new()
+        },
+        s.run_dir.display(),
+        s.checkpoint.display()
+    );
+    out += "validation accuracy after BN recalibration:\n";
+    for m in &s.members {
+        out += &format!("  {:<20} {:>6.2}%\n", m.name, m.validation_accuracy * 100.0);
+    }
+    if let Some(mix) = &s.mixture {
+        out += "\nbalanced mixture: p(supernet | pooling configuration)\n";
+        for (c, row) in mix.conditional.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|p| format!("{p:.3}")).collect();
+            out += &format!(
+                "  {:<24} {}  -> supernet {}\n",
+                mix.configurations[c],
+                cells.join(" "),
+                mix.assignments[c]
+            );
+        }
+        let marg: Vec<String> = mix.marginal.iter().map(|p| format!("{p:.4}")).collect();
+        out += &format!("  marginal                 {}\n", marg.join(" "));
+    }
+    out
+}
+
+/// Runs `qnas train`.
+pub fn run(a: &TrainArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = TrainOptions {
+        file: a.file.clone(),
+        run_dir: a.run.clone(),
+        resume: a.resume,
+        restart: a.restart,
+        steps: a.steps,
+        device,
+    };
+    let mut bar = Bar {
+        bar: None,
+        every: 1,
+    };
+    match train_cmd::train(&opts, &mut bar) {
+        Ok(summary) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            } else {
+                print!("{}", text(&summary));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(TrainCmdError::Space(e)) => crate::cli::space_error(a.json, *e),
+        Err(e) => {
+            bar.end();
+            let code = if e.is_invalid_input() { 2 } else { 1 };
+            if a.json {
+                let body = serde_json::json!({ "schema": "qnas.error/1", "ok": false,
+                    "errors": [{ "file": a.file.display().to_string(), "line": null, "column": null, "field": null, "message": e.to_string(), "help": null }] });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body).unwrap_or_default()
+                );
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! `qnas train`: trains the supernet of a space file on its data set, with checkpoints, a
+//! metrics log and exact resume. Progress goes through [`TrainProgress`]; nothing here prints.
+//!
+//! Run folder (default `runs/<space name>`):
+//! - `space.ron`: the space file as given (the run describes itself);
+//! - `config.json`: the validated space, with every default filled in;
+//! - `checkpoints/step-NNNNNN.qckpt`: crash-safe checkpoints (the last few are kept);
+//! - `metrics.jsonl`: one JSON object per step;
+//! - `train.json`: the summary (schema `qnas.train/1`), written at the end.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::Device;
+use evaluators::data::{BatchLoader, DataError, DataSpec, SearchData};
+use evaluators::{EvalConfig, recalibrate_and_evaluate};
+use serde::{Deserialize, Serialize};
+use spaces::{Arch, Format, Space, SpaceError};
+use supernet::checkpoint::{self, Checkpoint, CheckpointError};
+use supernet::{StepReport, TrainError, TrainState, Trainer};
+
+use crate::fsio::{IoError, write_atomic, write_json_atomic};
+
+/// Schema tag of [`TrainSummary`].
+pub const TRAIN_SCHEMA: &str = "qnas.train/1";
+
+/// What to train and where.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// The space file.
+    pub file: PathBuf,
+    /// Run folder; default `runs/<space name>`.
+    pub run_dir: Option<PathBuf>,
+    /// Continue from the last good checkpoint of the run folder.
+    pub resume: bool,
+    /// Delete the run folder's checkpoints and start over.
+    pub restart: bool,
+    /// Overrides `train.steps`.
+    pub steps: Option<u64>,
+    /// Device to train on (autodiff is added).
+    pub device: Device,
+}
+
+/// Why `qnas train` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainCmdError {
+    /// The space file is invalid.
+    #[error(transparent)]
+    Space(#[from] Box<SpaceError>),
+    /// The space file names no data set.
+    #[error(
+        "{file}: the space has no `data` section; add e.g. `data: (kind: Mnist, path: \"data/mnist-5k\")`"
+    )]
+    NoData {
+        /// The file.
+        file: String,
+    },
+    /// The data files are unusable.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The data does not fit the space.
+    #[error("{file}: the data set has {found} images but the space expects {expected}")]
+    Shape {
+        /// The space file.
+        file: String,
+        /// Image shape of the data.
+        found: String,
+        /// Input shape of the space.
+        expected: String,
+    },
+    /// The run folder already has checkpoints.
+    #[error("{}: the run folder already has checkpoints; pass --resume to continue or --restart to start over", dir.display())]
+    RunExists {
+        /// The run folder.
+        dir: PathBuf,
+    },
+    /// `--resume` found no checkpoint.
+    #[error("{}: no good checkpoint to resume from{}", dir.display(), if skipped.is_empty() { String::new() } else { format!(" (skipped: {})", skipped.join("; ")) })]
+    NothingToResume {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// Damaged checkpoints that were skipped, with why.
+        skipped: Vec<String>,
+    },
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A checkpoint's content does not fit.
+    #[error("{}: {message}", path.display())]
+    BadCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// A file could not be written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl From<SpaceError> for TrainCmdError {
+    fn from(e: SpaceError) -> Self {
+        TrainCmdError::Space(Box::new(e))
+    }
+}
+
+impl TrainCmdError {
+    /// True when the user's input is at fault (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, TrainCmdError::Train(_) | TrainCmdError::Io(_))
+    }
+}
+
+/// Receives progress.
+pub trait TrainProgress {
+    /// Training starts at `start` of `total` steps.
+    fn begin(&mut self, total: u64, start: u64);
+    /// A step finished.
+    fn step(&mut self, report: &StepReport, images_per_second: f64);
+    /// Something worth telling (a checkpoint, a resume, a skipped file).
+    fn note(&mut self, message: &str);
+    /// Training ended (before the final evaluation).
+    fn end(&mut self);
+}
+
+/// A progress sink that drops everything.
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl TrainProgress for Quiet {
+    fn begin(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, _: &StepReport, _: f64) {}
+    fn note(&mut self, _: &str) {}
+    fn end(&mut self) {}
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsLine {
+    /// The step's report.
+    #[serde(flatten)]
+    pub report: StepReport,
+    /// Training throughput of the step (images through the step's members per second).
+    pub images_per_second: f64,
+}
+
+/// Accuracy of one named member after recalibration.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberAccuracy {
+    /// What it is.
+    pub name: String,
+    /// The member.
+    pub arch: Arch,
+    /// Validation top-1 accuracy.
+    pub validation_accuracy: f64,
+    /// Supernet copy that evaluated it.
+    pub supernet: usize,
+}
+
+/// The balanced-mixture assignment at the end of training.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixtureReport {
+    /// EMA of validation accuracy per (pooling configuration, supernet).
+    pub matrix: Vec<Vec<f64>>,
+    /// Balanced p(supernet | configuration).
+    pub conditional: Vec<Vec<f64>>,
+    /// Marginal over supernets (uniform after balancing).
+    pub marginal: Vec<f64>,
+    /// Supernet that evaluates each configuration.
+    pub assignments: Vec<usize>,
+    /// Readable names of the configurations.
+    pub configurations: Vec<String>,
+}
+
+/// What `qnas train` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSummary {
+    /// [`TRAIN_SCHEMA`].
+    pub schema: &'static str,
+    /// Run folder.
+    pub run_dir: PathBuf,
+    /// Space name.
+    pub space: String,
+    /// Steps done in total.
+    pub steps: u64,
+    /// Step this invocation started from.
+    pub resumed_from: u64,
+    /// Seconds spent training in this invocation.
+    pub seconds: f64,
+    /// Mean throughput of this invocation.
+    pub images_per_second: f64,
+    /// Final checkpoint.
+    pub checkpoint: PathBuf,
+    /// Accuracy of reference members after recalibration.
+    pub members: Vec<MemberAccuracy>,
+    /// The mixture, when training used one.
+    pub mixture: Option<MixtureReport>,
+}
+
+/// Loads a space file's data set and checks it fits the space.
+pub fn load_data(space: &Space, file: &Path) -> Result<SearchData, TrainCmdError> {
+    let cfg = space.data.as_ref().ok_or_else(|| TrainCmdError::NoData {
+        file: file.display().to_string(),
+    })?;
+    let data = DataSpec::from(cfg).load(Path::new(""))?;
+    let s = data.train.shape();
+    let i = space.input;
+    if (s.channels, s.height, s.width) != (i.channels as usize, i.height as usize, i.width as usize)
+        || data.train.classes() != space.classes as usize
+    {
+        return Err(TrainCmdError::Shape {
+            file: file.display().to_string(),
+            found: format!(
+                "{}x{}x{} in {} classes",
+                s.channels,
+                s.height,
+                s.width,
+                data.train.classes()
+            ),
+            expected: format!(
+                "{}x{}x{} in {} classes",
+                i.channels, i.height, i.width, space.classes
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// The run folder of a space file.
+pub fn run_dir(opts_dir: &Option<PathBuf>, space: &Space) -> PathBuf {
+    opts_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&space.name))
+}
+
+/// An endless stream of batches of a loader from a given global batch index.
+struct Stream<'a> {
+    loader: &'a BatchLoader,
+    device: Device,
+    epoch: u64,
+    it: Option<evaluators::data::Batches>,
+}
+
+impl<'a> Stream<'a> {
+    fn starting_at(loader: &'a BatchLoader, device: &Device, index: u64) -> Self {
+        let per = loader.batches_per_epoch().max(1) as u64;
+        let mut s = Stream {
+            loader,
+            device: device.clone(),
+            epoch: index / per,
+            it: None,
+        };
+        let skip = (index % per) as usize;
+        let mut it = loader.epoch(s.epoch, device);
+        for _ in 0..skip {
+            it.next();
+        }
+        s.it = Some(it);
+        s
+    }
+
+    fn next(&mut self) -> evaluators::data::Batch {
+        loop {
+            if let Some(b) = self.it.as_mut().and_then(Iterator::next) {
+                return b;
+            }
+            self.epoch += 1;
+            self.it = Some(self.loader.epoch(self.epoch, &self.device));
+        }
+    }
+}
+
+fn checkpoint_of(trainer: &Trainer, space: &Space) -> Result<Checkpoint, TrainCmdError> {
+    let mut ck = Checkpoint::new(
+        space.fingerprint(),
+        trainer.state.step,
+        serde_json::json!({ "space": space.name, "state": trainer.state }),
+    )
+    .with_created_now();
+    for (i, (model, optim)) in trainer.weights_bytes()?.into_iter().enumerate() {
+        ck = ck
+            .with_section(format!("model-{i}"), model)
+            .with_section(format!("optim-{i}"), optim);
+    }
+    Ok(ck)
+}
+
+fn restore_from(trainer: &mut Trainer, path: &Path, ck: &Checkpoint) -> Result<(), TrainCmdError> {
+    let bad = |message: String| TrainCmdError::BadCheckpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let state: TrainState =
+        serde_json::from_value(ck.metadata.get("state").cloned().unwrap_or_default())
+            .map_err(|e| bad(format!("training state: {e}")))?;
+    let mut weights = Vec::new();
+    for i in 0..trainer.nets.len() {
+        let model = ck.section(&format!("model-{i}")).ok_or_else(|| bad(format!("no weights of supernet {i} (is `train.mixture.supernets` the same as when it was written?)")))?;
+        let optim = ck
+            .section(&format!("optim-{i}"))
+            .ok_or_else(|| bad(format!("no optimizer state of supernet {i}")))?;
+        weights.push((model.to_vec(), optim.to_vec()));
+    }
+    trainer
+        .restore(weights, state)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Keeps the first `step` lines of the metrics log (after a resume).
+fn truncate_metrics(path: &Path, step: u64) -> Result<(), IoError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<MetricsLine>(l).is_ok_and(|m| m.report.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomic(path, kept.as_bytes())
+}
+
+/// Trains; see the module docs.
+pub fn train(
+    opts: &TrainOptions,
+    progress: &mut dyn TrainProgress,
+) -> Result<TrainSummary, TrainCmdError> {
+    let mut space = Space::load(&opts.file)?;
+    if let Some(steps) = opts.steps {
+        space.train.steps = steps.max(1);
+    }
+    let data = load_data(&space, &opts.file)?;
+    let dir = run_dir(&opts.run_dir, &space);
+    let ck_dir = dir.join("checkpoints");
+    let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();
+    if !existing.is_empty() && !opts.resume && !opts.restart {
+        return Err(TrainCmdError::RunExists { dir });
+    }
+    if opts.restart {
+        for (_, p) in &existing {
+            std::fs::remove_file(p).map_err(|e| IoError::new("remove", p, e))?;
+        }
+        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+    }
+    let mut trainer = Trainer::new(&space, &opts.device)?;
+    let metrics_path = dir.join("metrics.jsonl");
+    if opts.resume {
+        let found = checkpoint::latest_good(&ck_dir, Some(space.fingerprint()))?;
+        let skipped: Vec<String> = found
+            .skipped
+            .iter()
+            .map(|(p, e)| format!("{}: {e}", p.display()))
+            .collect();
+        for s in &skipped {
+            progress.note(&format!("skipped damaged checkpoint {s}"));
+        }
+        let Some((path, ck)) = found.found else {
+            return Err(TrainCmdError::NothingToResume {
+                dir: ck_dir,
+                skipped,
+            });
+        };
+        restore_from(&mut trainer, &path, &ck)?;
+        truncate_metrics(&metrics_path, trainer.state.step)?;
+        progress.note(&format!(
+            "resumed from {} (step {})",
+            path.display(),
+            trainer.state.step
+        ));
+    } else {
+        let src = std::fs::read(&opts.file).map_err(|e| IoError::new("read", &opts.file, e))?;
+        write_atomic(&dir.join("space.ron"), &src)?;
+        write_json_atomic(&dir.join("config.json"), &space)?;
+    }
+
+    let t = space.train.clone();
+    let train_loader = data.train_loader(t.batch_size as usize)?;
+    let val_loader = data.validation_loader(t.batch_size as usize)?;
+    let host = Device::flex();
+    let mut batches = Stream::starting_at(&train_loader, &host, trainer.state.step);
+    let mut val = Stream::starting_at(&val_loader, &host, trainer.state.step);
+    let start_step = trainer.state.step;
+    progress.begin(t.steps, start_step);
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| IoError::new("open", &metrics_path, e))?;
+    let started = Instant::now();
+    let mut images = 0u64;
+    let mut last_ck = ck_dir.join(checkpoint::checkpoint_file_name(trainer.state.step));
+    while trainer.state.step < t.steps {
+        let b = batches.next();
+        let v = trainer.state.mixture.is_some().then(|| {
+            let vb = val.next();
+            (vb.images, vb.labels)
+        });
+        let n = b.labels.dims()[0];
+        let t0 = Instant::now();
+        let report = trainer.step(b.images, b.labels, v)?;
+        let ips = (n * report.members) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        images += (n * report.members) as u64;
+        let line = serde_json::to_string(&MetricsLine {
+            report: report.clone(),
+            images_per_second: ips,
+        })
+        .unwrap_or_default();
+        writeln!(metrics, "{line}").map_err(|e| IoError::new("append to", &metrics_path, e))?;
+        progress.step(&report, ips);
+        if report.step % t.checkpoint_every == 0 || report.step == t.steps {
+            metrics
+                .flush()
+                .map_err(|e| IoError::new("flush", &metrics_path, e))?;
+            let saved = checkpoint::save(
+                &ck_dir,
+                &checkpoint_of(&trainer, &space)?,
+                t.keep_checkpoints as usize,
+            )?;
+            progress.note(&format!("checkpoint {}", saved.path.display()));
+            last_ck = saved.path;
+        }
+    }
+    if trainer.state.step > start_step || !last_ck.exists() {
+        // already saved at the last step; make sure a final checkpoint exists after a no-op resume
+        if !last_ck.exists() {
+            let saved = checkpoint::save(
+                &ck_dir,
+                &checkpoint_of(&trainer, &space)?,
+                t.keep_checkpoints as usize,
+            )?;
+            last_ck = saved.path;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.end();
+
+    // evaluate reference members after recalibration
+    let eval_nets = trainer.eval_nets();
+    let cfg = EvalConfig {
+        recalibration_batches: t.recalibration_batches as usize,
+        recalibration_epoch: 0,
+    };
+    let recal_loader = data.train_loader(t.batch_size as usize)?;
+    let mut members = Vec::new();
+    let mut reference = vec![("largest".to_string(), space.largest())];
+    if let Some(a) = space.with_uniform_formats(&space.largest(), Format::FP32, Format::FP32) {
+        reference[0] = ("largest at fp32".to_string(), a);
+    }
+    reference.push(("smallest".to_string(), space.smallest()));
+    if let Some(a) = space.with_uniform_formats(&space.smallest(), Format::Int(8), Format::Int(8)) {
+        reference.push(("smallest at int8".to_string(), a));
+    }
+    for (name, arch) in reference {
+        let k = trainer.net_index_for(&arch);
+        let acc = recalibrate_and_evaluate(&eval_nets[k], &arch, &recal_loader, &val_loader, cfg)
+            .map_err(|e| TrainCmdError::Train(TrainError::State(e.to_string())))?;
+        progress.note(&format!(
+            "{name}: validation accuracy {:.2}%",
+            acc.top1() * 100.0
+        ));
+        members.push(MemberAccuracy {
+            name,
+            arch,
+            validation_accuracy: acc.top1(),
+            supernet: k,
+        });
+    }
+    let mixture = trainer.state.mixture.as_ref().map(|m| {
+        let names = match &space.downsampling {
+            Some(d) => d
+                .configs
+                .iter()
+                .flat_map(|c| d.ops.iter().map(move |o| format!("{c:?} {o:?}")))
+                .collect(),
+            None => vec!["fixed".to_string()],
+        };
+        MixtureReport {
+            matrix: m.matrix().to_vec(),
+            conditional: m.conditional(),
+            marginal: m.marginal(),
+            assignments: m.assignments(),
+            configurations: names,
+        }
+    });
+    let summary = TrainSummary {
+        schema: TRAIN_SCHEMA,
+        run_dir: dir.clone(),
+        space: space.name.clone(),
+        steps: trainer.state.step,
+        resumed_from: start_step,
+        seconds,
+        images_per_second: images as f64 / seconds.max(1e-9),
+        checkpoint: last_ck,
+        members,
+        mixture,
+    };
+    write_json_atomic(&dir.join("train.json"), &summary)?;
+    Ok(summary)
+}
