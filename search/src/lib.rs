@@ -1,4 +1,10 @@
 //! qnas search: strategies, Pareto fronts, reports and export, and the `qnas` binary's
 //! commands as library functions (the binary only parses arguments and prints).
+//!
+//! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
+//! - [`bench`]: `qnas bench`, training and inference throughput;
+//! - [`space_report`]: `qnas space check` and `qnas space sample`.
 
+pub mod backend;
+pub mod bench;
 pub mod space_report;
