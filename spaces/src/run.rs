@@ -217,6 +217,10 @@ pub struct TrainConfig {
     /// Seed of sampling and initialization. Default: 0.
     #[serde(default)]
     pub seed: u64,
+    /// BigNAS zero-init of the last batch norm's scale of each residual block. Default: false
+    /// (it slows the short runs qnas is mostly used for).
+    #[serde(default)]
+    pub zero_init_residual: bool,
 }
 
 fn default_steps() -> u64 {
@@ -269,6 +273,7 @@ impl Default for TrainConfig {
             keep_checkpoints: default_keep(),
             recalibration_batches: default_recal(),
             seed: 0,
+            zero_init_residual: false,
         }
     }
 }

@@ -204,7 +204,16 @@ impl Trainer {
         device.seed(t.seed);
         let m = t.mixture.supernets.max(1) as usize;
         let nets = (0..m)
-            .map(|_| Supernet::with_config(space, &SupernetConfig::default(), &device))
+            .map(|_| {
+                Supernet::with_config(
+                    space,
+                    &SupernetConfig {
+                        zero_init_residual: t.zero_init_residual,
+                        ..SupernetConfig::default()
+                    },
+                    &device,
+                )
+            })
             .collect();
         let optims = (0..m).map(|_| optimizer(&t.optimizer)).collect();
         let mixture = if m > 1 {

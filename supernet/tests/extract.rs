@@ -100,7 +100,11 @@ fn forward_rejects_an_arch_of_another_space() {
 fn zero_init_makes_residual_blocks_start_as_identity_paths() {
     let all = presets();
     let space = &all.iter().find(|(n, _)| n == "resnet20.ron").unwrap().1;
-    let net = Supernet::new(space, &Device::flex());
+    let cfg = SupernetConfig {
+        zero_init_residual: true,
+        ..SupernetConfig::default()
+    };
+    let net = Supernet::with_config(space, &cfg, &Device::flex());
     for b in &net.blocks {
         let last = b.layers.last().unwrap();
         assert_eq!(last.bn.gamma.val().abs().sum().into_scalar::<f32>(), 0.0);

@@ -1,0 +1,186 @@
+//! Finite-difference checks of the gradients the supernet's training relies on.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+
+fn loss(x: Tensor<4>, w: Tensor<4>, stride: usize, pad: usize) -> Tensor<1> {
+    let y = conv2d(
+        x,
+        w,
+        None,
+        ConvOptions::new([stride, stride], [pad, pad], [1, 1], 1),
+    );
+    (y.clone() * y).sum()
+}
+
+fn check(k: usize, stride: usize, h: usize) {
+    let device = Device::flex().autodiff();
+    let x = Tensor::<4>::random([2, 3, h, h], Distribution::Normal(0.0, 1.0), &device);
+    let w =
+        Tensor::<4>::random([4, 3, k, k], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let pad = k / 2;
+    let l = loss(x.clone(), w.clone(), stride, pad);
+    let grads = l.backward();
+    let g = w.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    let wv = w.clone().detach().into_data().to_vec::<f32>().unwrap();
+    let plain = Device::flex();
+    let xp = Tensor::<4>::from_data(x.clone().detach().into_data(), &plain);
+    let eps = 0.1f32; // the loss is quadratic: central differences are exact up to rounding
+    for i in [0usize, 5, wv.len() - 1] {
+        let mut wp = wv.clone();
+        wp[i] += eps;
+        let mut wm = wv.clone();
+        wm[i] -= eps;
+        let f = |v: Vec<f32>| {
+            f64::from(
+                loss(
+                    xp.clone(),
+                    Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [4, 3, k, k]), &plain),
+                    stride,
+                    pad,
+                )
+                .into_scalar::<f32>(),
+            )
+        };
+        let num = (f(wp) - f(wm)) / (2.0 * f64::from(eps));
+        let ana = f64::from(g[i]);
+        assert!(
+            (num - ana).abs() <= 1e-2 * num.abs().max(1.0),
+            "k{k} s{stride} h{h} weight {i}: numeric {num} vs autodiff {ana}"
+        );
+    }
+}
+
+#[test]
+fn conv_weight_gradients_match_finite_differences() {
+    for (k, s, h) in [
+        (3, 1, 6),
+        (3, 2, 6),
+        (1, 2, 6),
+        (1, 2, 7),
+        (1, 1, 5),
+        (5, 2, 9),
+    ] {
+        check(k, s, h);
+    }
+}
+
+fn conv_x_check(k: usize, stride: usize, h: usize) {
+    let device = Device::flex().autodiff();
+    let x =
+        Tensor::<4>::random([2, 3, h, h], Distribution::Normal(0.0, 1.0), &device).require_grad();
+    let w = Tensor::<4>::random([4, 3, k, k], Distribution::Normal(0.0, 1.0), &device);
+    let pad = k / 2;
+    let l = loss(x.clone(), w.clone(), stride, pad);
+    let grads = l.backward();
+    let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    let xv = x.clone().detach().into_data().to_vec::<f32>().unwrap();
+    let plain = Device::flex();
+    let wp = Tensor::<4>::from_data(w.clone().detach().into_data(), &plain);
+    let eps = 0.1f32; // the loss is quadratic: central differences are exact up to rounding
+    for i in [0usize, 7, 13, xv.len() - 1] {
+        let mut a = xv.clone();
+        a[i] += eps;
+        let mut b = xv.clone();
+        b[i] -= eps;
+        let f = |v: Vec<f32>| {
+            f64::from(
+                loss(
+                    Tensor::<4>::from_data(burn::tensor::TensorData::new(v, [2, 3, h, h]), &plain),
+                    wp.clone(),
+                    stride,
+                    pad,
+                )
+                .into_scalar::<f32>(),
+            )
+        };
+        let num = (f(a) - f(b)) / (2.0 * f64::from(eps));
+        let ana = f64::from(g[i]);
+        assert!(
+            (num - ana).abs() <= 1e-2 * num.abs().max(1.0),
+            "k{k} s{stride} h{h} input {i}: numeric {num} vs autodiff {ana}"
+        );
+    }
+}
+
+#[test]
+fn conv_input_gradients_match_finite_differences() {
+    for (k, s, h) in [
+        (3, 1, 6),
+        (3, 2, 6),
+        (1, 2, 6),
+        (1, 2, 7),
+        (1, 1, 5),
+        (5, 2, 9),
+        (3, 2, 7),
+    ] {
+        conv_x_check(k, s, h);
+    }
+}
+
+fn supernet_input_gradient(block: &str) -> (Vec<f64>, Vec<f64>) {
+    use spaces::Space;
+    use supernet::{Phase, Supernet, SupernetConfig};
+    let src = format!(
+        r#"(version: 1, input: (channels: 1, height: 6, width: 6), classes: 3, stem: (width: [4]),
+        stages: [(block: {block}, depth: [2], width: [6], stride: 2)])"#
+    );
+    let space = Space::parse(&src, "g.ron", "g").unwrap();
+    let device = Device::flex().autodiff();
+    let cfg = SupernetConfig {
+        zero_init_residual: false,
+        ..SupernetConfig::default()
+    };
+    let net = Supernet::with_config(&space, &cfg, &device);
+    let arch = space.largest();
+    let x = Tensor::<4>::random([4, 1, 6, 6], Distribution::Normal(0.0, 1.0), &device);
+    let labels = Tensor::<1, burn::tensor::Int>::from_data(
+        burn::tensor::TensorData::new(vec![0i64, 1, 2, 1], [4]),
+        &device,
+    );
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let f = |x: Tensor<4>| ce.forward(net.forward(x, &arch, Phase::Train).unwrap(), labels.clone());
+    let xg = x.clone().require_grad();
+    let grads = f(xg.clone()).backward();
+    let g = xg
+        .grad(&grads)
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let xv = x.into_data().to_vec::<f32>().unwrap();
+    let eps = 1e-2f32;
+    let (mut num, mut ana) = (vec![], vec![]);
+    for i in [0usize, 9, 20, 40, 77, 100] {
+        let mut a = xv.clone();
+        a[i] += eps;
+        let mut b = xv.clone();
+        b[i] -= eps;
+        let t = |v: Vec<f32>| {
+            f64::from(
+                f(Tensor::<4>::from_data(
+                    burn::tensor::TensorData::new(v, [4, 1, 6, 6]),
+                    &device,
+                ))
+                .into_scalar::<f32>(),
+            )
+        };
+        num.push((t(a) - t(b)) / (2.0 * f64::from(eps)));
+        ana.push(f64::from(g[i]));
+    }
+    (num, ana)
+}
+
+#[test]
+fn supernet_gradients_match_finite_differences() {
+    for block in ["ConvBnRelu", "ResidualBasic"] {
+        let (num, ana) = supernet_input_gradient(block);
+        for (n, a) in num.iter().zip(&ana) {
+            assert!(
+                (n - a).abs() <= 0.05 * n.abs().max(0.01),
+                "{block}: numeric {num:?} vs autodiff {ana:?}"
+            );
+        }
+    }
+}
