@@ -28,14 +28,22 @@ qnas=target/release/qnas
 } > "$out/machine.txt"
 cat "$out/machine.txt" >&2
 
+# each run's wall, user and system seconds (how many of the cores each side kept busy)
+TIMEFORMAT="%R %U %S"
+exec 3>&2  # the progress of each run, while `time` writes to its file
+# other jobs on the machine distort both sides: keep the load average next to the figures
+load() { echo "load average before $1: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt" >&2; }
 for i in $(seq 1 "$rounds"); do
+    load "qnas round $i"
     echo "== round $i/$rounds: qnas bench" >&2
     # shellcheck disable=SC2086
-    "$qnas" bench --json ${QNAS_ARGS:-} > "$out/qnas-$i.json"
+    { time "$qnas" bench --json ${QNAS_ARGS:-} > "$out/qnas-$i.json" 2> >(tee "$out/qnas-$i.log" >&3); } 2>> "$out/cpu-qnas.txt"
+    load "pytorch round $i"
     echo "== round $i/$rounds: pytorch" >&2
     # shellcheck disable=SC2086
-    "$python" experiments/reference/resnet20_bench.py ${TORCH_ARGS:-} > "$out/torch-$i.json"
+    { time "$python" experiments/reference/resnet20_bench.py ${TORCH_ARGS:-} > "$out/torch-$i.json" 2> >(tee "$out/torch-$i.log" >&3); } 2>> "$out/cpu-torch.txt"
 done
+load "the summary"
 
 "$python" - "$out" "$rounds" <<'EOF'
 import json, statistics, sys
@@ -70,6 +78,11 @@ for mode in ("train", "infer"):
     m, vals = med(q, mode, "fake_quant_overhead")
     print(f"\nqnas fake-quant overhead, {mode} (int4 / fp32 step time): {m:.2f}x "
           f"({', '.join(f'{v:.2f}' for v in vals)})")
+for side in ("qnas", "torch"):
+    rows = [list(map(float, l.split())) for l in open(f"{out}/cpu-{side}.txt") if l.strip()]
+    busy = [(u + s) / w for w, u, s in rows]
+    print(f"\n{side}: cores busy over a whole run, (user + sys) / wall: "
+          f"{statistics.median(busy):.2f} ({', '.join(f'{b:.2f}' for b in busy)})")
 print(f"\nthreads: qnas {q[0]['threads']}, PyTorch {t[0]['threads']}; batch {q[0]['batch']}; "
       f"MACs/image: qnas {q[0]['macs']}, PyTorch {t[0]['macs']}")
 EOF
