@@ -47,6 +47,11 @@ enum Command {
                       3*2*MACs for training."
     )]
     Bench(BenchArgs),
+    /// Train the supernet of a space file on its data set (checkpointed, resumable).
+    #[command(
+        after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json"
+    )]
+    Train(crate::cli_train::TrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +139,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Bench(a) => run_bench(&a),
+        Command::Train(a) => crate::cli_train::run(&a),
     }
 }
 
@@ -248,7 +254,7 @@ fn emit<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> St
 }
 
 /// Reports an invalid space or arch file and returns exit code 2.
-fn space_error(json: bool, e: SpaceError) -> ExitCode {
+pub(crate) fn space_error(json: bool, e: SpaceError) -> ExitCode {
     if json {
         let body =
             serde_json::json!({ "schema": "qnas.error/1", "ok": false, "errors": e.records() });

@@ -71,7 +71,7 @@ impl TrainProgress for Bar {
                 bar.set_position(r.step);
                 bar.set_message(msg);
             }
-            None if r.step % self.every == 0 => eprintln!("step {}: {msg}", r.step),
+            None if r.step.is_multiple_of(self.every) => eprintln!("step {}: {msg}", r.step),
             None => {}
         }
     }

@@ -3,8 +3,12 @@
 //!
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
-//! - [`space_report`]: `qnas space check` and `qnas space sample`.
+//! - [`fsio`]: atomic writes;
+//! - [`space_report`]: `qnas space check` and `qnas space sample`;
+//! - [`train_cmd`]: `qnas train`, checkpoints and resume.
 
 pub mod backend;
 pub mod bench;
+pub mod fsio;
 pub mod space_report;
+pub mod train_cmd;

@@ -17,14 +17,22 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas")).args(args).current_dir(root()).output().expect("run qnas")
+    Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qnas")
 }
 
 fn metrics_steps(run: &Path) -> Vec<u64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -32,12 +40,22 @@ fn losses(run: &Path) -> Vec<f64> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
         .collect()
 }
 
 fn checkpoints(run: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints")).map(|d| d.map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.ends_with(".qckpt")).collect()).unwrap_or_default();
+    let mut v: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.ends_with(".qckpt"))
+                .collect()
+        })
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -45,8 +63,20 @@ fn checkpoints(run: &Path) -> Vec<String> {
 #[test]
 fn trains_and_reports_json() {
     let run = tmp("train");
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", "60", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "60",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["schema"], "qnas.train/1");
     assert_eq!(s["steps"], 60);
@@ -61,7 +91,14 @@ fn trains_and_reports_json() {
         assert!(run.join(f).exists(), "{f}");
     }
     // a second plain run refuses to overwrite the first
-    let again = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", "60"]);
+    let again = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "60",
+    ]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--resume"));
     std::fs::remove_dir_all(run).unwrap();
@@ -71,12 +108,30 @@ fn trains_and_reports_json() {
 fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     let steps = "500";
     let full = tmp("full");
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", full.to_str().unwrap(), "--steps", steps]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        full.to_str().unwrap(),
+        "--steps",
+        steps,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let run = tmp("killed");
     let mut child = Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args(["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", steps])
+        .args([
+            "train",
+            "spaces/presets/digits.ron",
+            "--run",
+            run.to_str().unwrap(),
+            "--steps",
+            steps,
+        ])
         .current_dir(root())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -84,20 +139,43 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
         .unwrap();
     let t0 = Instant::now();
     while checkpoints(&run).is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let kept = checkpoints(&run);
-    assert!(!kept.contains(&"step-000500.qckpt".to_string()), "killed before the end: {kept:?}");
+    assert!(
+        !kept.contains(&"step-000500.qckpt".to_string()),
+        "killed before the end: {kept:?}"
+    );
 
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", steps, "--resume", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        steps,
+        "--resume",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["steps"], 500);
     assert!(s["resumed_from"].as_u64().unwrap() >= 50);
-    assert_eq!(metrics_steps(&run), (1..=500).collect::<Vec<_>>(), "every step logged once");
+    assert_eq!(
+        metrics_steps(&run),
+        (1..=500).collect::<Vec<_>>(),
+        "every step logged once"
+    );
     // the resumed run replays the same batches and draws: the same losses as the uninterrupted run
     let (a, b) = (losses(&full), losses(&run));
     assert_eq!(a.len(), b.len());
@@ -111,7 +189,14 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
 #[test]
 fn corrupt_checkpoints_are_skipped_or_refused() {
     let run = tmp("corrupt");
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", "100"]);
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "100",
+    ]);
     assert!(out.status.success());
     let cks = checkpoints(&run);
     assert_eq!(cks, vec!["step-000050.qckpt", "step-000100.qckpt"]);
@@ -121,10 +206,26 @@ fn corrupt_checkpoints_are_skipped_or_refused() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&newest, &bytes).unwrap();
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", "100", "--resume", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "100",
+        "--resume",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("skipped damaged checkpoint") && err.contains("step-000100.qckpt"), "{err}");
+    assert!(
+        err.contains("skipped damaged checkpoint") && err.contains("step-000100.qckpt"),
+        "{err}"
+    );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["resumed_from"], 50);
     assert_eq!(s["steps"], 100);
@@ -132,12 +233,26 @@ fn corrupt_checkpoints_are_skipped_or_refused() {
     for c in checkpoints(&run) {
         let p = run.join("checkpoints").join(c);
         let len = std::fs::metadata(&p).unwrap().len();
-        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 3).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(len / 3)
+            .unwrap();
     }
-    let out = qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--resume"]);
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--resume",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no good checkpoint") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("no good checkpoint") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
     std::fs::remove_dir_all(run).unwrap();
 }
@@ -145,14 +260,37 @@ fn corrupt_checkpoints_are_skipped_or_refused() {
 #[test]
 fn a_checkpoint_of_another_space_is_refused() {
     let run = tmp("other");
-    assert!(qnas(&["train", "spaces/presets/digits.ron", "--run", run.to_str().unwrap(), "--steps", "50"]).status.success());
+    assert!(
+        qnas(&[
+            "train",
+            "spaces/presets/digits.ron",
+            "--run",
+            run.to_str().unwrap(),
+            "--steps",
+            "50"
+        ])
+        .status
+        .success()
+    );
     let other = run.join("other.ron");
-    let src = std::fs::read_to_string(root().join("spaces/presets/digits.ron")).unwrap().replace("width: [8, 16]", "width: [8, 12]").replace("../../data", &root().join("data").display().to_string());
+    let src = std::fs::read_to_string(root().join("spaces/presets/digits.ron"))
+        .unwrap()
+        .replace("width: [8, 16]", "width: [8, 12]")
+        .replace("../../data", &root().join("data").display().to_string());
     std::fs::write(&other, src).unwrap();
-    let out = qnas(&["train", other.to_str().unwrap(), "--run", run.to_str().unwrap(), "--resume"]);
+    let out = qnas(&[
+        "train",
+        other.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--resume",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("another space") || err.contains("fingerprint"), "{err}");
+    assert!(
+        err.contains("another space") || err.contains("fingerprint"),
+        "{err}"
+    );
     std::fs::remove_dir_all(run).unwrap();
 }
 
@@ -166,11 +304,84 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoints() {
         .replace("checkpoint_every: 50", "checkpoint_every: 1")
         .replace("../../data", &root().join("data").display().to_string());
     std::fs::write(&file, src).unwrap();
-    let out = qnas(&["train", file.to_str().unwrap(), "--run", run.join("r").to_str().unwrap()]);
+    let out = qnas(&[
+        "train",
+        file.to_str().unwrap(),
+        "--run",
+        run.join("r").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("became") && err.contains("resume from the last good checkpoint"), "{err}");
+    assert!(
+        err.contains("became") && err.contains("resume from the last good checkpoint"),
+        "{err}"
+    );
     let cks = checkpoints(&run.join("r"));
-    assert!(!cks.is_empty(), "the good steps before the failure are checkpointed");
+    assert!(
+        !cks.is_empty(),
+        "the good steps before the failure are checkpointed"
+    );
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+#[test]
+fn a_mixture_of_four_supernets_reports_a_balanced_assignment() {
+    let run = tmp("mixture");
+    let file = run.join("mixture.ron");
+    let src = format!(
+        r#"(
+        version: 1,
+        name: "digits-mixture",
+        input: (channels: 1, height: 8, width: 8),
+        classes: 10,
+        stem: (width: [8]),
+        stages: [
+            (block: ResidualBasic, depth: [2], width: [16], stride: 1),
+            (block: ResidualBasic, depth: [2], width: [24], stride: 1),
+        ],
+        downsampling: (configs: Choose(count: 2, from: [0, 1, 2, 3]), ops: [MaxPool]),
+        data: (kind: Mnist, path: "{}"),
+        train: (steps: 60, batch_size: 32, sampling: Sandwich(random: 0), mixture: (supernets: 4), checkpoint_every: 30),
+    )"#,
+        root().join("data/uci-digits-8x8").display()
+    );
+    std::fs::write(&file, src).unwrap();
+    let out = qnas(&[
+        "train",
+        file.to_str().unwrap(),
+        "--run",
+        run.join("r").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mix = &s["mixture"];
+    let matrix = mix["matrix"].as_array().unwrap();
+    assert_eq!(matrix.len(), 6, "C(4, 2) pooling configurations");
+    assert!(matrix.iter().all(|row| row.as_array().unwrap().len() == 4));
+    for m in mix["marginal"].as_array().unwrap() {
+        assert!((m.as_f64().unwrap() - 0.25).abs() < 1e-3, "{mix}");
+    }
+    assert_eq!(mix["assignments"].as_array().unwrap().len(), 6);
+    // resuming restores the mixture too
+    let out = qnas(&[
+        "train",
+        file.to_str().unwrap(),
+        "--run",
+        run.join("r").to_str().unwrap(),
+        "--steps",
+        "90",
+        "--resume",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_dir_all(run).unwrap();
 }
