@@ -5,10 +5,12 @@
 //! - [`bench`]: `qnas bench`, training and inference throughput;
 //! - [`fsio`]: atomic writes;
 //! - [`space_report`]: `qnas space check` and `qnas space sample`;
+//! - [`strategy`]: ask/tell search strategies (no tensors);
 //! - [`train_cmd`]: `qnas train`, checkpoints and resume.
 
 pub mod backend;
 pub mod bench;
 pub mod fsio;
 pub mod space_report;
+pub mod strategy;
 pub mod train_cmd;

@@ -1,0 +1,64 @@
+//! Search strategies: ask/tell over the members of a space, with serializable state so that a
+//! search resumes. Strategies never touch tensors: they see a [`Space`] (its decisions,
+//! encoding, mutation and crossover) and the scores the evaluator reports.
+
+use serde::{Deserialize, Serialize};
+use spaces::{Arch, Space};
+
+/// What the evaluator measured of one member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Validation top-1 accuracy in `[0, 1]` (after BN recalibration).
+    pub accuracy: f64,
+    /// BitOps of the member (cost model).
+    pub bitops: u64,
+}
+
+/// One evaluated member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trial {
+    /// The member.
+    pub arch: Arch,
+    /// Its scores.
+    pub eval: Evaluation,
+}
+
+/// Why a strategy cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// An impossible setting (the message names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// Saved state that does not fit this strategy or space.
+    #[error("cannot restore the search state: {0}")]
+    State(String),
+    /// The space is too large for this strategy.
+    #[error(transparent)]
+    TooLarge(#[from] spaces::TooLarge),
+}
+
+/// An ask/tell search strategy.
+///
+/// The driver repeatedly calls [`Strategy::ask`], evaluates the members it gets (possibly in
+/// parallel, in any order), and hands the results back with [`Strategy::tell`], until
+/// [`Strategy::finished`]. [`Strategy::save`] and [`Strategy::restore`] let an interrupted
+/// search continue exactly: restoring the state saved after the k-th `tell` and continuing gives
+/// the same members as an uninterrupted run.
+pub trait Strategy {
+    /// A short name (`random`, `exhaustive`, `nsga2`, `fliqs`).
+    fn name(&self) -> &'static str;
+    /// Up to `n` members to evaluate next; empty when the strategy has nothing more to ask.
+    fn ask(&mut self, space: &Space, n: usize) -> Vec<Arch>;
+    /// The results of members returned by `ask`.
+    fn tell(&mut self, space: &Space, trials: &[Trial]);
+    /// Whether the strategy is done (its budget is spent or it has converged).
+    fn finished(&self) -> bool;
+    /// The strategy's full state.
+    fn save(&self) -> serde_json::Value;
+    /// Restores a state written by [`Strategy::save`].
+    fn restore(&mut self, state: serde_json::Value) -> Result<(), StrategyError>;
+    /// The member the strategy itself recommends (e.g. the FLIQS policy's argmax), if any.
+    fn recommendation(&self, _space: &Space) -> Option<Arch> {
+        None
+    }
+}
