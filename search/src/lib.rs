@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod bench;
 pub mod fsio;
+pub mod pareto;
 pub mod space_report;
 pub mod strategy;
 pub mod train_cmd;

@@ -2,6 +2,10 @@
 //! search resumes. Strategies never touch tensors: they see a [`Space`] (its decisions,
 //! encoding, mutation and crossover) and the scores the evaluator reports.
 
+pub mod exhaustive;
+pub mod nsga2;
+pub mod random;
+
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space};
 
