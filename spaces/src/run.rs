@@ -55,8 +55,9 @@ fn default_validation_fraction() -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Sampling {
-    /// BigNAS sandwich rule: the largest member, the smallest, and `random` uniform members;
-    /// gradients accumulated into one step.
+    /// BigNAS sandwich rule: the largest member (largest architecture at the most expensive
+    /// formats, the distillation teacher), the smallest architecture with uniformly drawn
+    /// formats, and `random` uniform members; gradients accumulated into one step.
     Sandwich {
         /// Uniformly drawn members per step besides the largest and the smallest.
         random: u32,

@@ -141,6 +141,19 @@ pub fn with_pooling(space: &Space, arch: &Arch, config: usize) -> Arch {
     }
 }
 
+/// The smallest architecture with uniformly drawn number formats: the sandwich rule's lower
+/// slice. (Always the cheapest formats would train the shared weights for int2 alone, and the
+/// small architecture at the formats users deploy, such as int8, would be trained only by
+/// chance.)
+pub fn smallest_with_random_formats(space: &Space, rng: &mut Rng) -> Arch {
+    let choices: Vec<usize> = space
+        .decisions()
+        .iter()
+        .map(|d| if d.kind.is_format() { rng.below(d.choices.len()) } else { 0 })
+        .collect();
+    space.decode(&choices).expect("indices are in range")
+}
+
 /// Level `l` of `levels` nested members: every decision takes the choice at fraction
 /// `l / (levels - 1)` of its sorted choices (SortedNet).
 pub fn sorted_level(space: &Space, level: u32, levels: u32) -> Arch {
@@ -268,7 +281,7 @@ impl Trainer {
             Sampling::Sandwich { random } => {
                 let mut v = vec![
                     ("largest".to_string(), space.largest()),
-                    ("smallest".to_string(), space.smallest()),
+                    ("smallest".to_string(), smallest_with_random_formats(space, rng)),
                 ];
                 v.extend((0..random).map(|_| ("random".to_string(), space.sample_uniform(rng))));
                 v
