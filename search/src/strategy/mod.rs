@@ -3,6 +3,7 @@
 //! encoding, mutation and crossover) and the scores the evaluator reports.
 
 pub mod exhaustive;
+pub mod fliqs;
 pub mod nsga2;
 pub mod random;
 
