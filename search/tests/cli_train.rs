@@ -24,27 +24,26 @@ fn qnas(args: &[&str]) -> Output {
         .expect("run qnas")
 }
 
-fn metrics_steps(run: &Path) -> Vec<u64> {
+/// One field of every line of the run's metrics log.
+fn metrics(run: &Path, field: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[field].clone())
+        .collect()
+}
+
+fn metrics_steps(run: &Path) -> Vec<u64> {
+    metrics(run, "step")
+        .iter()
+        .map(|v| v.as_u64().unwrap())
         .collect()
 }
 
 fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
+    metrics(run, "loss")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
         .collect()
 }
 
