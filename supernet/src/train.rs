@@ -149,7 +149,13 @@ pub fn smallest_with_random_formats(space: &Space, rng: &mut Rng) -> Arch {
     let choices: Vec<usize> = space
         .decisions()
         .iter()
-        .map(|d| if d.kind.is_format() { rng.below(d.choices.len()) } else { 0 })
+        .map(|d| {
+            if d.kind.is_format() {
+                rng.below(d.choices.len())
+            } else {
+                0
+            }
+        })
         .collect();
     space.decode(&choices).expect("indices are in range")
 }
@@ -281,7 +287,10 @@ impl Trainer {
             Sampling::Sandwich { random } => {
                 let mut v = vec![
                     ("largest".to_string(), space.largest()),
-                    ("smallest".to_string(), smallest_with_random_formats(space, rng)),
+                    (
+                        "smallest".to_string(),
+                        smallest_with_random_formats(space, rng),
+                    ),
                 ];
                 v.extend((0..random).map(|_| ("random".to_string(), space.sample_uniform(rng))));
                 v
