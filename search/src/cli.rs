@@ -52,6 +52,11 @@ enum Command {
         after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json"
     )]
     Train(crate::cli_train::TrainArgs),
+    /// Search a trained supernet for the Pareto front of accuracy versus BitOps.
+    #[command(
+        after_help = "Examples:\n  qnas search spaces/presets/mnist.ron\n  qnas search spaces/presets/mnist.ron --strategy fliqs --target 0.1 --budget 200\n  qnas search spaces/presets/digits.ron --run runs/d --strategy random --budget 20 --json"
+    )]
+    Search(crate::cli_search::SearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +145,7 @@ pub fn main() -> ExitCode {
         }
         Command::Bench(a) => run_bench(&a),
         Command::Train(a) => crate::cli_train::run(&a),
+        Command::Search(a) => crate::cli_search::run(&a),
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
 //! - [`fsio`]: atomic writes;
+//! - [`search_cmd`]: `qnas search`, the Pareto front from a trained supernet;
 //! - [`space_report`]: `qnas space check` and `qnas space sample`;
 //! - [`strategy`]: ask/tell search strategies (no tensors);
 //! - [`train_cmd`]: `qnas train`, checkpoints and resume.
@@ -12,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod fsio;
 pub mod pareto;
+pub mod search_cmd;
 pub mod space_report;
 pub mod strategy;
 pub mod train_cmd;

@@ -1,0 +1,132 @@
+//! `qnas search`: arguments, progress and the front as a table (the binary's side).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use search::backend::{self, BackendKind};
+use search::search_cmd::{self, Row, SearchOptions, SearchProgress, SearchReport, StrategyKind};
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The space file the supernet was trained on (`qnas train FILE`).
+    pub file: PathBuf,
+    /// Run folder (default `runs/<space name>`).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Search strategy.
+    #[arg(long, value_enum, default_value_t = StrategyKind::Nsga2)]
+    pub strategy: StrategyKind,
+    /// Members to evaluate besides the uniform-precision baselines.
+    #[arg(long, default_value_t = 64)]
+    pub budget: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// FLIQS cost target, as a fraction of the largest member's BitOps.
+    #[arg(long, default_value_t = 0.25)]
+    pub target: f64,
+    /// Continue a saved search.
+    #[arg(long)]
+    pub resume: bool,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the front as JSON (schema `qnas.search/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Lines;
+
+impl SearchProgress for Lines {
+    fn evaluated(&mut self, done: usize, total: usize, last: &Row) {
+        eprintln!(
+            "[{done}/{total}] {:<24} accuracy {:>6.2}%  BitOps {:.3e}",
+            last.origin,
+            last.accuracy * 100.0,
+            last.bitops as f64
+        );
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+fn table(r: &SearchReport) -> String {
+    let mut s = format!(
+        "Pareto front ({} of {} evaluated members), hypervolume {:.4}:\n",
+        r.front.len(),
+        r.evaluated,
+        r.hypervolume
+    );
+    s += &format!(
+        "  {:>8}  {:>12}  {:>10}  {:>9}  {}\n",
+        "accuracy", "BitOps", "MACs", "params", "from"
+    );
+    for row in &r.front {
+        s += &format!(
+            "  {:>7.2}%  {:>12.4e}  {:>10}  {:>9}  {}\n",
+            row.accuracy * 100.0,
+            row.bitops as f64,
+            row.macs,
+            row.params,
+            row.origin
+        );
+    }
+    s += "\nuniform-precision baselines:\n";
+    for row in &r.baselines {
+        s += &format!(
+            "  {:>7.2}%  {:>12.4e}  {}\n",
+            row.accuracy * 100.0,
+            row.bitops as f64,
+            row.origin.trim_start_matches("baseline ")
+        );
+    }
+    s += &format!(
+        "\nplot: {}\ntables: {} and {}\n",
+        r.out_dir.join("pareto.svg").display(),
+        r.out_dir.join("pareto.csv").display(),
+        r.out_dir.join("evaluated.csv").display()
+    );
+    s
+}
+
+/// Runs `qnas search`.
+pub fn run(a: &SearchArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = SearchOptions {
+        file: a.file.clone(),
+        run_dir: a.run.clone(),
+        strategy: a.strategy,
+        budget: a.budget,
+        seed: a.seed,
+        target_fraction: a.target,
+        resume: a.resume,
+        device,
+    };
+    match search_cmd::search(&opts, &mut Lines) {
+        Ok(report) => {
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", table(&report));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
+        }
+    }
+}

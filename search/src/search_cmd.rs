@@ -1,0 +1,581 @@
+//! `qnas search`: from a trained supernet, the Pareto front of validation accuracy versus
+//! BitOps. Members are evaluated with inherited weights after BN recalibration (cached by arch),
+//! a strategy proposes them (ask/tell), and the search state is saved after every batch so that
+//! `--resume` continues it exactly. Nothing here prints.
+//!
+//! Outputs in `RUN/search/`: `state.json` (strategy state and every evaluation),
+//! `evaluated.csv`, `pareto.json`, `pareto.csv`, `pareto.svg`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use evaluators::{EvalConfig, recalibrate_and_evaluate};
+use serde::{Deserialize, Serialize};
+use spaces::{Arch, Format, Space};
+use supernet::checkpoint;
+use supernet::{Supernet, Trainer};
+
+use crate::fsio::{IoError, write_atomic, write_json_atomic};
+use crate::pareto::{HvReference, Point, hypervolume, pareto_front};
+use crate::strategy::exhaustive::Exhaustive;
+use crate::strategy::fliqs::{CostTarget, Fliqs, FliqsConfig};
+use crate::strategy::nsga2::{Nsga2, Nsga2Config};
+use crate::strategy::random::RandomSearch;
+use crate::strategy::{Evaluation, Strategy, StrategyError, Trial};
+use crate::train_cmd::{TrainCmdError, load_data, run_dir};
+
+/// Schema tag of [`SearchReport`].
+pub const SEARCH_SCHEMA: &str = "qnas.search/1";
+
+/// Which strategy to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum StrategyKind {
+    /// Uniform random members.
+    Random,
+    /// NSGA-II multi-objective evolution.
+    Nsga2,
+    /// Every member (small spaces).
+    Exhaustive,
+    /// FLIQS REINFORCE controller towards a BitOps target.
+    Fliqs,
+}
+
+/// What to search and where.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// The space file the supernet was trained on.
+    pub file: PathBuf,
+    /// Run folder (default `runs/<space name>`).
+    pub run_dir: Option<PathBuf>,
+    /// Strategy.
+    pub strategy: StrategyKind,
+    /// Members to evaluate (besides the baselines).
+    pub budget: usize,
+    /// Seed.
+    pub seed: u64,
+    /// FLIQS target as a fraction of the largest member's BitOps.
+    pub target_fraction: f64,
+    /// Continue a saved search.
+    pub resume: bool,
+    /// Device.
+    pub device: Device,
+}
+
+/// Receives progress.
+pub trait SearchProgress {
+    /// `done` of `total` members evaluated.
+    fn evaluated(&mut self, done: usize, total: usize, last: &Row);
+    /// A note.
+    fn note(&mut self, message: &str);
+}
+
+/// One evaluated member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// Where it came from: the strategy's name or `baseline <formats> <size>`.
+    pub origin: String,
+    /// The member.
+    pub arch: Arch,
+    /// Validation accuracy.
+    pub accuracy: f64,
+    /// BitOps.
+    pub bitops: u64,
+    /// MACs.
+    pub macs: u64,
+    /// Parameters.
+    pub params: u64,
+    /// Weight memory in bits.
+    pub weight_bits: u64,
+}
+
+/// The saved search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SearchState {
+    fingerprint: String,
+    strategy: StrategyKind,
+    budget: usize,
+    seed: u64,
+    strategy_state: serde_json::Value,
+    rows: Vec<Row>,
+}
+
+/// What `qnas search` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct SearchReport {
+    /// [`SEARCH_SCHEMA`].
+    pub schema: &'static str,
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Strategy used.
+    pub strategy: StrategyKind,
+    /// Members evaluated (baselines included).
+    pub evaluated: usize,
+    /// Hypervolume of the front (normalized log-BitOps and accuracy axes, reference at the
+    /// space's largest BitOps and accuracy 0; see `pareto.rs`).
+    pub hypervolume: f64,
+    /// The non-dominated members, cheapest first.
+    pub front: Vec<Row>,
+    /// The uniform-precision baselines.
+    pub baselines: Vec<Row>,
+}
+
+/// Why `qnas search` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchCmdError {
+    /// Loading the space, data or checkpoint failed.
+    #[error(transparent)]
+    Setup(#[from] TrainCmdError),
+    /// No trained supernet.
+    #[error("{}: no trained supernet; run `qnas train` first", dir.display())]
+    NotTrained {
+        /// Checkpoint folder.
+        dir: PathBuf,
+    },
+    /// The strategy cannot run.
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+    /// The saved search does not fit.
+    #[error("{}: {message}", path.display())]
+    BadState {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A saved search exists.
+    #[error("{}: a search was already saved here; pass --resume to continue it, or delete the folder", dir.display())]
+    Exists {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl SearchCmdError {
+    /// True when the user's input is at fault (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            SearchCmdError::Setup(e) => e.is_invalid_input(),
+            SearchCmdError::Io(_) => false,
+            _ => true,
+        }
+    }
+}
+
+fn make_strategy(space: &Space, opts: &SearchOptions) -> Result<Box<dyn Strategy>, StrategyError> {
+    Ok(match opts.strategy {
+        StrategyKind::Random => Box::new(RandomSearch::new(opts.budget, opts.seed)?),
+        StrategyKind::Exhaustive => Box::new(Exhaustive::new(space, opts.budget.max(1))?),
+        StrategyKind::Nsga2 => {
+            let population = opts.budget.clamp(2, 16);
+            let generations = (opts.budget / population).max(1);
+            Box::new(Nsga2::new(Nsga2Config {
+                population,
+                generations,
+                budget: Some(opts.budget),
+                seed: opts.seed,
+                ..Nsga2Config::default()
+            })?)
+        }
+        StrategyKind::Fliqs => {
+            let cfg = FliqsConfig {
+                steps: opts.budget as u64,
+                delay: (opts.budget / 5) as u64,
+                target: CostTarget::Fraction(opts.target_fraction),
+                seed: opts.seed,
+                ..FliqsConfig::default()
+            };
+            Box::new(Fliqs::new(space, cfg)?)
+        }
+    })
+}
+
+/// Evaluates members on inherited weights, cached by arch.
+struct Evaluator<'a> {
+    space: &'a Space,
+    nets: Vec<Supernet>,
+    trainer: &'a Trainer,
+    train: evaluators::data::BatchLoader,
+    val: evaluators::data::BatchLoader,
+    cfg: EvalConfig,
+    cache: HashMap<String, Row>,
+}
+
+impl Evaluator<'_> {
+    fn evaluate(&mut self, arch: &Arch, origin: &str) -> Row {
+        if let Some(r) = self.cache.get(&arch.key()) {
+            return r.clone();
+        }
+        let k = self.trainer.net_index_for(arch);
+        let acc = recalibrate_and_evaluate(&self.nets[k], arch, &self.train, &self.val, self.cfg)
+            .map(|a| a.top1())
+            .unwrap_or(0.0);
+        let cost = self.space.cost(arch).unwrap_or_default();
+        let row = Row {
+            origin: origin.to_string(),
+            arch: arch.clone(),
+            accuracy: acc,
+            bitops: cost.bitops,
+            macs: cost.macs,
+            params: cost.params,
+            weight_bits: cost.weight_bits,
+        };
+        self.cache.insert(arch.key(), row.clone());
+        row
+    }
+}
+
+/// The uniform-precision members a space allows: all-int8, all-int4, all-e4m3, all-e2m1 and
+/// fp32, at the largest and the smallest architecture.
+pub fn baselines(space: &Space) -> Vec<(String, Arch)> {
+    let mut out = Vec::new();
+    for (size, arch) in [("largest", space.largest()), ("smallest", space.smallest())] {
+        for f in [
+            Format::Int(8),
+            Format::Int(4),
+            Format::E4M3,
+            Format::E2M1,
+            Format::FP32,
+        ] {
+            if let Some(a) = space.with_uniform_formats(&arch, f, f) {
+                out.push((format!("baseline {f} {size}"), a));
+            }
+        }
+    }
+    out
+}
+
+fn csv_escape(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn rows_csv(rows: &[Row]) -> String {
+    let mut out = String::from("origin,accuracy,bitops,macs,params,weight_bits,arch\n");
+    for r in rows {
+        out += &format!(
+            "{},{:.6},{},{},{},{},{}\n",
+            csv_escape(&r.origin),
+            r.accuracy,
+            r.bitops,
+            r.macs,
+            r.params,
+            r.weight_bits,
+            csv_escape(&r.arch.key())
+        );
+    }
+    out
+}
+
+/// An SVG plot of accuracy against BitOps (log x-axis), every evaluated member in grey, the
+/// front as a line, baselines marked and labelled.
+pub fn plot_svg(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) -> String {
+    let (w, h, ml, mr, mt, mb) = (720.0, 480.0, 70.0, 20.0, 40.0, 50.0);
+    let xs: Vec<f64> = rows
+        .iter()
+        .map(|r| (r.bitops.max(1) as f64).log10())
+        .collect();
+    let (x0, x1) = xs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+    let (x0, x1) = if x1 > x0 {
+        (x0.floor(), x1.ceil())
+    } else {
+        (x0 - 1.0, x0 + 1.0)
+    };
+    let ys: Vec<f64> = rows.iter().map(|r| r.accuracy).collect();
+    let y0 = (ys.iter().cloned().fold(1.0, f64::min) * 10.0).floor() / 10.0;
+    let (y0, y1) = (y0.min(0.9), 1.0);
+    let px = |b: u64| ml + ((b.max(1) as f64).log10() - x0) / (x1 - x0) * (w - ml - mr);
+    let py = |a: f64| mt + (1.0 - (a - y0) / (y1 - y0)) * (h - mt - mb);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    s += &format!(
+        "<text x=\"{}\" y=\"22\" font-size=\"15\">{}</text>\n",
+        ml,
+        xml(title)
+    );
+    // axes and grid
+    let mut e = x0 as i64;
+    while e as f64 <= x1 {
+        let x = ml + (e as f64 - x0) / (x1 - x0) * (w - ml - mr);
+        s += &format!(
+            "<line x1=\"{x:.1}\" y1=\"{mt}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">1e{e}</text>\n",
+            h - mb,
+            h - mb + 16.0
+        );
+        e += 1;
+    }
+    let mut a = y0;
+    while a <= y1 + 1e-9 {
+        let y = py(a);
+        s += &format!(
+            "<line x1=\"{ml}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>\n",
+            w - mr,
+            ml - 6.0,
+            y + 4.0,
+            a * 100.0
+        );
+        a += if y1 - y0 > 0.3 { 0.1 } else { 0.02 };
+    }
+    s += &format!(
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">BitOps (log scale)</text>\n",
+        (w + ml) / 2.0,
+        h - 10.0
+    );
+    s += &format!(
+        "<text transform=\"translate(16 {}) rotate(-90)\" text-anchor=\"middle\">validation accuracy</text>\n",
+        (h + mt - mb) / 2.0
+    );
+    for r in rows {
+        s += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#999\"/>\n",
+            px(r.bitops),
+            py(r.accuracy)
+        );
+    }
+    let path: Vec<String> = front
+        .iter()
+        .map(|r| format!("{:.1},{:.1}", px(r.bitops), py(r.accuracy)))
+        .collect();
+    s += &format!(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"/>\n",
+        path.join(" ")
+    );
+    for r in front {
+        s += &format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"#d62728\"/>\n",
+            px(r.bitops),
+            py(r.accuracy)
+        );
+    }
+    for r in baselines {
+        let (x, y) = (px(r.bitops), py(r.accuracy));
+        s += &format!(
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"7\" height=\"7\" fill=\"#1f77b4\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#1f77b4\">{}</text>\n",
+            x - 3.5,
+            y - 3.5,
+            x + 6.0,
+            y - 6.0,
+            xml(r.origin.trim_start_matches("baseline "))
+        );
+    }
+    s += "</svg>\n";
+    s
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Runs the search; see the module docs.
+pub fn search(
+    opts: &SearchOptions,
+    progress: &mut dyn SearchProgress,
+) -> Result<SearchReport, SearchCmdError> {
+    let space = Space::load(&opts.file).map_err(TrainCmdError::from)?;
+    let data = load_data(&space, &opts.file)?;
+    let dir = run_dir(&opts.run_dir, &space);
+    let ck_dir = dir.join("checkpoints");
+    let found =
+        checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(TrainCmdError::from)?;
+    let Some((ck_path, ck)) = found.found else {
+        return Err(SearchCmdError::NotTrained { dir: ck_dir });
+    };
+    let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
+    let state: supernet::TrainState = serde_json::from_value(
+        ck.metadata.get("state").cloned().unwrap_or_default(),
+    )
+    .map_err(|e| SearchCmdError::BadState {
+        path: ck_path.clone(),
+        message: e.to_string(),
+    })?;
+    let mut weights = Vec::new();
+    for i in 0..trainer.nets.len() {
+        let (Some(m), Some(o)) = (
+            ck.section(&format!("model-{i}")),
+            ck.section(&format!("optim-{i}")),
+        ) else {
+            return Err(SearchCmdError::BadState {
+                path: ck_path,
+                message: format!("no weights of supernet {i}"),
+            });
+        };
+        weights.push((m.to_vec(), o.to_vec()));
+    }
+    trainer
+        .restore(weights, state)
+        .map_err(|e| SearchCmdError::BadState {
+            path: ck_path.clone(),
+            message: e.to_string(),
+        })?;
+    progress.note(&format!(
+        "supernet from {} (step {})",
+        ck_path.display(),
+        ck.step
+    ));
+
+    let out_dir = dir.join("search");
+    let state_path = out_dir.join("state.json");
+    let mut strategy = make_strategy(&space, opts)?;
+    let mut rows: Vec<Row> = Vec::new();
+    if state_path.exists() {
+        if !opts.resume {
+            return Err(SearchCmdError::Exists { dir: out_dir });
+        }
+        let text = std::fs::read_to_string(&state_path)
+            .map_err(|e| IoError::new("read", &state_path, e))?;
+        let bad = |message: String| SearchCmdError::BadState {
+            path: state_path.clone(),
+            message,
+        };
+        let saved: SearchState =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not a saved search: {e}")))?;
+        if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
+            return Err(bad("the saved search belongs to another space".into()));
+        }
+        if saved.strategy != opts.strategy || saved.budget != opts.budget || saved.seed != opts.seed
+        {
+            return Err(bad(format!(
+                "the saved search used {:?} with budget {} and seed {}; pass the same settings",
+                saved.strategy, saved.budget, saved.seed
+            )));
+        }
+        strategy.restore(saved.strategy_state)?;
+        rows = saved.rows;
+        progress.note(&format!(
+            "resumed a search of {} evaluated members",
+            rows.len()
+        ));
+    }
+
+    let cfg = EvalConfig {
+        recalibration_batches: space.train.recalibration_batches as usize,
+        recalibration_epoch: 0,
+    };
+    let bs = space.train.batch_size as usize;
+    let mut ev = Evaluator {
+        space: &space,
+        nets: trainer.eval_nets(),
+        trainer: &trainer,
+        train: data.train_loader(bs).map_err(TrainCmdError::from)?,
+        val: data
+            .validation_loader(bs.max(100))
+            .map_err(TrainCmdError::from)?,
+        cfg,
+        cache: rows.iter().map(|r| (r.arch.key(), r.clone())).collect(),
+    };
+    let base = baselines(&space);
+    let total = opts.budget + base.len();
+    let save = |strategy: &dyn Strategy, rows: &[Row]| -> Result<(), IoError> {
+        let st = SearchState {
+            fingerprint: format!("{:016x}", space.fingerprint()),
+            strategy: opts.strategy,
+            budget: opts.budget,
+            seed: opts.seed,
+            strategy_state: strategy.save(),
+            rows: rows.to_vec(),
+        };
+        write_json_atomic(&state_path, &st)
+    };
+    for (name, arch) in &base {
+        if !rows.iter().any(|r| &r.origin == name) {
+            let r = ev.evaluate(arch, name);
+            let mut r = r.clone();
+            r.origin = name.clone();
+            rows.push(r.clone());
+            progress.evaluated(rows.len(), total, &r);
+            save(strategy.as_ref(), &rows)?;
+        }
+    }
+    let batch = if opts.strategy == StrategyKind::Fliqs {
+        4
+    } else {
+        8
+    };
+    while !strategy.finished() {
+        let asked = strategy.ask(&space, batch);
+        if asked.is_empty() {
+            break;
+        }
+        let mut trials = Vec::new();
+        for arch in &asked {
+            let r = ev.evaluate(arch, strategy.name());
+            trials.push(Trial {
+                arch: arch.clone(),
+                eval: Evaluation {
+                    accuracy: r.accuracy,
+                    bitops: r.bitops,
+                },
+            });
+            if !rows.iter().any(|x| x.arch == r.arch) {
+                rows.push(r.clone());
+            }
+            progress.evaluated(rows.len(), total, &r);
+        }
+        strategy.tell(&space, &trials);
+        save(strategy.as_ref(), &rows)?;
+    }
+    if let Some(a) = strategy.recommendation(&space) {
+        let r = ev.evaluate(&a, "fliqs recommendation");
+        if !rows.iter().any(|x| x.arch == r.arch) {
+            rows.push(Row {
+                origin: "fliqs recommendation".into(),
+                ..r
+            });
+        }
+    }
+
+    let points: Vec<Point> = rows
+        .iter()
+        .map(|r| Point::new(r.accuracy, r.bitops))
+        .collect();
+    let front: Vec<Row> = pareto_front(&points)
+        .into_iter()
+        .map(|i| rows[i].clone())
+        .collect();
+    let hv = HvReference::for_space(&space)
+        .map(|r| {
+            hypervolume(
+                &front
+                    .iter()
+                    .map(|x| Point::new(x.accuracy, x.bitops))
+                    .collect::<Vec<_>>(),
+                &r,
+            )
+        })
+        .unwrap_or(0.0);
+    let baselines_rows: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.origin.starts_with("baseline"))
+        .cloned()
+        .collect();
+    write_atomic(&out_dir.join("evaluated.csv"), rows_csv(&rows).as_bytes())?;
+    write_atomic(&out_dir.join("pareto.csv"), rows_csv(&front).as_bytes())?;
+    let report = SearchReport {
+        schema: SEARCH_SCHEMA,
+        out_dir: out_dir.clone(),
+        strategy: opts.strategy,
+        evaluated: rows.len(),
+        hypervolume: hv,
+        front,
+        baselines: baselines_rows,
+    };
+    write_json_atomic(&out_dir.join("pareto.json"), &report)?;
+    let title = format!(
+        "{}: accuracy vs BitOps ({} members, {:?})",
+        space.name,
+        rows.len(),
+        opts.strategy
+    );
+    write_atomic(
+        &out_dir.join("pareto.svg"),
+        plot_svg(&rows, &report.front, &report.baselines, &title).as_bytes(),
+    )?;
+    Ok(report)
+}

@@ -1,0 +1,206 @@
+//! `qnas search` on a briefly trained digits supernet: outputs, the front, resume.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn qnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qnas")
+}
+
+fn trained(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("qnas-search-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        d.to_str().unwrap(),
+        "--steps",
+        "60",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+fn front(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("search/pareto.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["front"].clone()
+}
+
+#[test]
+fn search_writes_a_non_dominated_front_and_its_files() {
+    let run = trained("front");
+    let out = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--strategy",
+        "random",
+        "--budget",
+        "12",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema"], "qnas.search/1");
+    assert!(r["hypervolume"].as_f64().unwrap() > 0.0);
+    let front = r["front"].as_array().unwrap();
+    assert!(!front.is_empty());
+    // cheapest first, and accuracy rises along the front
+    for w in front.windows(2) {
+        assert!(w[0]["bitops"].as_u64() <= w[1]["bitops"].as_u64());
+        assert!(w[0]["accuracy"].as_f64() < w[1]["accuracy"].as_f64());
+    }
+    let baselines = r["baselines"].as_array().unwrap();
+    assert!(
+        baselines
+            .iter()
+            .any(|b| b["origin"] == "baseline int8 largest")
+    );
+    for f in [
+        "evaluated.csv",
+        "pareto.csv",
+        "pareto.json",
+        "pareto.svg",
+        "state.json",
+    ] {
+        assert!(run.join("search").join(f).exists(), "{f}");
+    }
+    let csv = std::fs::read_to_string(run.join("search/evaluated.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + r["evaluated"].as_u64().unwrap() as usize
+    );
+    // no evaluated member dominates a front member
+    let all: Vec<(f64, u64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    for p in front {
+        let (a, b) = (
+            p["accuracy"].as_f64().unwrap(),
+            p["bitops"].as_u64().unwrap(),
+        );
+        assert!(
+            !all.iter()
+                .any(|(x, y)| *x >= a - 5e-7 && *y <= b && (*x > a + 5e-7 || *y < b)),
+            "{p}"
+        );
+    }
+    // a second search refuses to overwrite the first
+    let again = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--strategy",
+        "random",
+        "--budget",
+        "12",
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+#[test]
+fn an_interrupted_search_resumes_to_the_same_front() {
+    let full = trained("full");
+    let out = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        full.to_str().unwrap(),
+        "--strategy",
+        "nsga2",
+        "--budget",
+        "48",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let run = trained("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args([
+            "search",
+            "spaces/presets/digits.ron",
+            "--run",
+            run.to_str().unwrap(),
+            "--strategy",
+            "nsga2",
+            "--budget",
+            "48",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let state = run.join("search/state.json");
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.matches("\"origin\"").count() >= 20) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no saved search appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--strategy",
+        "nsga2",
+        "--budget",
+        "48",
+        "--resume",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(front(&full), front(&run));
+    std::fs::remove_dir_all(full).unwrap();
+    std::fs::remove_dir_all(run).unwrap();
+}
+
+#[test]
+fn search_without_a_trained_supernet_is_a_clear_error() {
+    let d = std::env::temp_dir().join(format!("qnas-search-none-{}", std::process::id()));
+    let out = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        d.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("qnas train"));
+}
