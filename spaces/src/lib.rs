@@ -41,5 +41,8 @@ pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{BlockType, LayerRef, PoolOp, RawSpace, TieMode};
 pub use rng::Rng;
-pub use run::{DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, TrainConfig};
+pub use run::{
+    DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,
+    SearchStrategy, TrainConfig,
+};
 pub use space::{Space, Stage};

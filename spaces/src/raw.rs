@@ -43,6 +43,9 @@ pub struct RawSpace {
     /// How the supernet is trained. Default: see [`crate::run::TrainConfig`].
     #[serde(default)]
     pub train: crate::run::TrainConfig,
+    /// How `qnas search` searches. Default: see [`crate::run::SearchConfig`].
+    #[serde(default)]
+    pub search: crate::run::SearchConfig,
 }
 
 /// Input shape.

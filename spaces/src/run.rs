@@ -279,6 +279,83 @@ impl Default for TrainConfig {
     }
 }
 
+/// Which search strategy `qnas search` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SearchStrategy {
+    /// Uniform random members.
+    Random,
+    /// NSGA-II multi-objective evolution.
+    Nsga2,
+    /// Every member (small spaces).
+    Exhaustive,
+    /// The FLIQS REINFORCE controller, one run per cost target.
+    Fliqs,
+}
+
+/// The `search` section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Strategy. Default: `Nsga2`.
+    #[serde(default = "default_search_strategy")]
+    pub strategy: SearchStrategy,
+    /// Members evaluated (per cost target for FLIQS), besides the baselines. Default: 64.
+    #[serde(default = "default_budget")]
+    pub budget: u32,
+    /// FLIQS cost targets as fractions of the largest member's BitOps; one search each.
+    /// Default: `[0.25]`.
+    #[serde(default = "default_targets")]
+    pub targets: Vec<f64>,
+    /// Seed. Default: 0.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_search_strategy() -> SearchStrategy {
+    SearchStrategy::Nsga2
+}
+fn default_budget() -> u32 {
+    64
+}
+fn default_targets() -> Vec<f64> {
+    vec![0.25]
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            strategy: default_search_strategy(),
+            budget: default_budget(),
+            targets: default_targets(),
+            seed: 0,
+        }
+    }
+}
+
+pub(crate) fn check_search(s: &SearchConfig, problems: &mut Vec<Problem>) {
+    let p = FieldPath::root().field("search");
+    if s.budget == 0 {
+        problems.push(
+            Problem::new(p.field("budget"), "a search budget of 0")
+                .help("expected at least 1 member"),
+        );
+    }
+    if s.targets.is_empty() {
+        problems.push(
+            Problem::new(p.field("targets"), "the list of cost targets is empty")
+                .help("e.g. targets: [0.1, 0.25, 0.5]"),
+        );
+    }
+    for (i, t) in s.targets.iter().enumerate() {
+        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
+            problems.push(
+                Problem::new(p.field("targets").index(i), format!("cost target {t}"))
+                    .help("a fraction of the largest member's BitOps, in (0, 1]"),
+            );
+        }
+    }
+}
+
 /// A validated `data` section.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DataConfig {

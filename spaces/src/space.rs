@@ -156,6 +156,8 @@ pub struct Space {
     pub data: Option<crate::run::DataConfig>,
     /// Training settings.
     pub train: crate::run::TrainConfig,
+    /// Search settings.
+    pub search: crate::run::SearchConfig,
 }
 
 impl Space {
@@ -525,12 +527,14 @@ impl Validator {
             },
             data: None,
             train: raw.train.clone(),
+            search: raw.search.clone(),
         };
         let structure_ok = self.problems.is_empty();
         if let Some(d) = &raw.data {
             space.data = Some(crate::run::check_data(d, &self.base, &mut self.problems));
         }
         crate::run::check_train(&raw.train, &mut self.problems);
+        crate::run::check_search(&raw.search, &mut self.problems);
 
         if let Some(ds) = &raw.downsampling {
             space.downsampling = self.downsampling(&space, ds, structure_ok);
