@@ -13,6 +13,7 @@ pub mod backend;
 pub mod bench;
 pub mod fsio;
 pub mod pareto;
+pub mod png_plot;
 pub mod search_cmd;
 pub mod space_report;
 pub mod strategy;

@@ -577,5 +577,9 @@ pub fn search(
         &out_dir.join("pareto.svg"),
         plot_svg(&rows, &report.front, &report.baselines, &title).as_bytes(),
     )?;
+    write_atomic(
+        &out_dir.join("pareto.png"),
+        &crate::png_plot::plot_png(&rows, &report.front, &report.baselines, &title),
+    )?;
     Ok(report)
 }

@@ -80,6 +80,7 @@ fn search_writes_a_non_dominated_front_and_its_files() {
         "pareto.csv",
         "pareto.json",
         "pareto.svg",
+        "pareto.png",
         "state.json",
     ] {
         assert!(run.join("search").join(f).exists(), "{f}");
