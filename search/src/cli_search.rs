@@ -14,18 +14,20 @@ pub struct SearchArgs {
     /// Run folder (default `runs/<space name>`).
     #[arg(long)]
     pub run: Option<PathBuf>,
-    /// Search strategy.
-    #[arg(long, value_enum, default_value_t = StrategyKind::Nsga2)]
-    pub strategy: StrategyKind,
-    /// Members to evaluate besides the uniform-precision baselines.
-    #[arg(long, default_value_t = 64)]
-    pub budget: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// FLIQS cost target, as a fraction of the largest member's BitOps.
-    #[arg(long, default_value_t = 0.25)]
-    pub target: f64,
+    /// Search strategy (default: the file's `search.strategy`, else nsga2).
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyKind>,
+    /// Members to evaluate besides the uniform-precision baselines, per target for FLIQS
+    /// (default: `search.budget`, else 64).
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Seed (default: `search.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// FLIQS cost targets as fractions of the largest member's BitOps, one search each; repeat
+    /// or separate with commas (default: `search.targets`, else 0.25).
+    #[arg(long = "target", value_delimiter = ',')]
+    pub targets: Option<Vec<f64>>,
     /// Continue a saved search.
     #[arg(long)]
     pub resume: bool,
@@ -108,7 +110,7 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         strategy: a.strategy,
         budget: a.budget,
         seed: a.seed,
-        target_fraction: a.target,
+        targets: a.targets.clone(),
         resume: a.resume,
         device,
     };

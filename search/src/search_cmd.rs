@@ -48,14 +48,15 @@ pub struct SearchOptions {
     pub file: PathBuf,
     /// Run folder (default `runs/<space name>`).
     pub run_dir: Option<PathBuf>,
-    /// Strategy.
-    pub strategy: StrategyKind,
-    /// Members to evaluate (besides the baselines).
-    pub budget: usize,
-    /// Seed.
-    pub seed: u64,
-    /// FLIQS target as a fraction of the largest member's BitOps.
-    pub target_fraction: f64,
+    /// Strategy (overrides the file's `search.strategy`).
+    pub strategy: Option<StrategyKind>,
+    /// Members to evaluate besides the baselines, per target for FLIQS (overrides
+    /// `search.budget`).
+    pub budget: Option<usize>,
+    /// Seed (overrides `search.seed`).
+    pub seed: Option<u64>,
+    /// FLIQS targets as fractions of the largest member's BitOps (overrides `search.targets`).
+    pub targets: Option<Vec<f64>>,
     /// Continue a saved search.
     pub resume: bool,
     /// Device.
@@ -89,13 +90,38 @@ pub struct Row {
     pub weight_bits: u64,
 }
 
+/// The effective settings of a search: the file's `search` section with the command line's
+/// overrides.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Strategy.
+    pub strategy: StrategyKind,
+    /// Budget (per target for FLIQS).
+    pub budget: usize,
+    /// Seed.
+    pub seed: u64,
+    /// FLIQS cost targets (fractions of the largest member's BitOps); one stage each. Other
+    /// strategies run one stage.
+    pub targets: Vec<f64>,
+}
+
+impl Settings {
+    fn stages(&self) -> usize {
+        if self.strategy == StrategyKind::Fliqs {
+            self.targets.len()
+        } else {
+            1
+        }
+    }
+}
+
 /// The saved search.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SearchState {
     fingerprint: String,
-    strategy: StrategyKind,
-    budget: usize,
-    seed: u64,
+    settings: Settings,
+    /// Stage (FLIQS target) in progress.
+    stage: usize,
     strategy_state: serde_json::Value,
     rows: Vec<Row>,
 }
@@ -107,8 +133,8 @@ pub struct SearchReport {
     pub schema: &'static str,
     /// Output folder.
     pub out_dir: PathBuf,
-    /// Strategy used.
-    pub strategy: StrategyKind,
+    /// The settings used.
+    pub settings: Settings,
     /// Members evaluated (baselines included).
     pub evaluated: usize,
     /// Hypervolume of the front (normalized log-BitOps and accuracy axes, reference at the
@@ -165,32 +191,77 @@ impl SearchCmdError {
     }
 }
 
-fn make_strategy(space: &Space, opts: &SearchOptions) -> Result<Box<dyn Strategy>, StrategyError> {
-    Ok(match opts.strategy {
-        StrategyKind::Random => Box::new(RandomSearch::new(opts.budget, opts.seed)?),
-        StrategyKind::Exhaustive => Box::new(Exhaustive::new(space, opts.budget.max(1))?),
+fn make_strategy(
+    space: &Space,
+    s: &Settings,
+    stage: usize,
+) -> Result<Box<dyn Strategy>, StrategyError> {
+    Ok(match s.strategy {
+        StrategyKind::Random => Box::new(RandomSearch::new(s.budget, s.seed)?),
+        StrategyKind::Exhaustive => Box::new(Exhaustive::new(space, s.budget.max(1))?),
         StrategyKind::Nsga2 => {
-            let population = opts.budget.clamp(2, 16);
-            let generations = (opts.budget / population).max(1);
+            let population = s.budget.clamp(2, 16);
+            let generations = (s.budget / population).max(1);
             Box::new(Nsga2::new(Nsga2Config {
                 population,
                 generations,
-                budget: Some(opts.budget),
-                seed: opts.seed,
+                budget: Some(s.budget),
+                seed: s.seed,
                 ..Nsga2Config::default()
             })?)
         }
         StrategyKind::Fliqs => {
+            // one ask of FLIQS_BATCH members per policy step
+            let steps = (s.budget / FLIQS_BATCH).max(1) as u64;
             let cfg = FliqsConfig {
-                steps: opts.budget as u64,
-                delay: (opts.budget / 5) as u64,
-                target: CostTarget::Fraction(opts.target_fraction),
-                seed: opts.seed,
+                steps,
+                delay: steps / 5,
+                target: CostTarget::Fraction(s.targets[stage]),
+                seed: s.seed.wrapping_add(stage as u64),
                 ..FliqsConfig::default()
             };
             Box::new(Fliqs::new(space, cfg)?)
         }
     })
+}
+
+/// Members sampled per FLIQS policy step.
+const FLIQS_BATCH: usize = 4;
+
+impl From<spaces::SearchStrategy> for StrategyKind {
+    fn from(s: spaces::SearchStrategy) -> Self {
+        match s {
+            spaces::SearchStrategy::Random => StrategyKind::Random,
+            spaces::SearchStrategy::Nsga2 => StrategyKind::Nsga2,
+            spaces::SearchStrategy::Exhaustive => StrategyKind::Exhaustive,
+            spaces::SearchStrategy::Fliqs => StrategyKind::Fliqs,
+        }
+    }
+}
+
+/// The file's search settings with `opts`' overrides.
+pub fn settings(space: &Space, opts: &SearchOptions) -> Result<Settings, StrategyError> {
+    let f = &space.search;
+    let s = Settings {
+        strategy: opts.strategy.unwrap_or(f.strategy.into()),
+        budget: opts.budget.unwrap_or(f.budget as usize),
+        seed: opts.seed.unwrap_or(f.seed),
+        targets: opts.targets.clone().unwrap_or_else(|| f.targets.clone()),
+    };
+    if s.budget == 0 {
+        return Err(StrategyError::Invalid("--budget: at least 1 member".into()));
+    }
+    if s.targets.is_empty()
+        || s.targets
+            .iter()
+            .any(|t| !(t.is_finite() && *t > 0.0 && *t <= 1.0))
+    {
+        return Err(StrategyError::Invalid(format!(
+            "--target: fractions of the largest member's BitOps in (0, 1], got {:?}",
+            s.targets
+        )));
+    }
+    Ok(s)
 }
 
 /// Evaluates members on inherited weights, cached by arch.
@@ -280,7 +351,9 @@ pub fn plot_svg(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) -> 
     let (x0, x1) = xs
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
-    let (x0, x1) = if x1 > x0 {
+    let (x0, x1) = if xs.is_empty() {
+        (0.0, 1.0)
+    } else if x1 > x0 {
         (x0.floor(), x1.ceil())
     } else {
         (x0 - 1.0, x0 + 1.0)
@@ -422,7 +495,9 @@ pub fn search(
 
     let out_dir = dir.join("search");
     let state_path = out_dir.join("state.json");
-    let mut strategy = make_strategy(&space, opts)?;
+    let set = settings(&space, opts)?;
+    let mut stage = 0;
+    let mut strategy = make_strategy(&space, &set, 0)?;
     let mut rows: Vec<Row> = Vec::new();
     if state_path.exists() {
         if !opts.resume {
@@ -439,14 +514,17 @@ pub fn search(
         if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
             return Err(bad("the saved search belongs to another space".into()));
         }
-        if saved.strategy != opts.strategy || saved.budget != opts.budget || saved.seed != opts.seed
-        {
+        if saved.settings != set {
             return Err(bad(format!(
-                "the saved search used {:?} with budget {} and seed {}; pass the same settings",
-                saved.strategy, saved.budget, saved.seed
+                "the saved search used {:?}; pass the same settings",
+                saved.settings
             )));
         }
-        strategy.restore(saved.strategy_state)?;
+        stage = saved.stage;
+        if stage < set.stages() {
+            strategy = make_strategy(&space, &set, stage)?;
+            strategy.restore(saved.strategy_state)?;
+        }
         rows = saved.rows;
         progress.note(&format!(
             "resumed a search of {} evaluated members",
@@ -471,13 +549,12 @@ pub fn search(
         cache: rows.iter().map(|r| (r.arch.key(), r.clone())).collect(),
     };
     let base = baselines(&space);
-    let total = opts.budget + base.len();
-    let save = |strategy: &dyn Strategy, rows: &[Row]| -> Result<(), IoError> {
+    let total = set.budget * set.stages() + base.len();
+    let save = |strategy: &dyn Strategy, stage: usize, rows: &[Row]| -> Result<(), IoError> {
         let st = SearchState {
             fingerprint: format!("{:016x}", space.fingerprint()),
-            strategy: opts.strategy,
-            budget: opts.budget,
-            seed: opts.seed,
+            settings: set.clone(),
+            stage,
             strategy_state: strategy.save(),
             rows: rows.to_vec(),
         };
@@ -485,50 +562,60 @@ pub fn search(
     };
     for (name, arch) in &base {
         if !rows.iter().any(|r| &r.origin == name) {
-            let r = ev.evaluate(arch, name);
-            let mut r = r.clone();
-            r.origin = name.clone();
+            let r = Row {
+                origin: name.clone(),
+                ..ev.evaluate(arch, name)
+            };
             rows.push(r.clone());
             progress.evaluated(rows.len(), total, &r);
-            save(strategy.as_ref(), &rows)?;
+            save(strategy.as_ref(), stage, &rows)?;
         }
     }
-    let batch = if opts.strategy == StrategyKind::Fliqs {
-        4
+    let batch = if set.strategy == StrategyKind::Fliqs {
+        FLIQS_BATCH
     } else {
         8
     };
-    while !strategy.finished() {
-        let asked = strategy.ask(&space, batch);
-        if asked.is_empty() {
-            break;
-        }
-        let mut trials = Vec::new();
-        for arch in &asked {
-            let r = ev.evaluate(arch, strategy.name());
-            trials.push(Trial {
-                arch: arch.clone(),
-                eval: Evaluation {
-                    accuracy: r.accuracy,
-                    bitops: r.bitops,
-                },
-            });
-            if !rows.iter().any(|x| x.arch == r.arch) {
-                rows.push(r.clone());
+    while stage < set.stages() {
+        let origin = match set.strategy {
+            StrategyKind::Fliqs => format!("fliqs target {}", set.targets[stage]),
+            _ => strategy.name().to_string(),
+        };
+        while !strategy.finished() {
+            let asked = strategy.ask(&space, batch);
+            if asked.is_empty() {
+                break;
             }
-            progress.evaluated(rows.len(), total, &r);
+            let mut trials = Vec::new();
+            for arch in &asked {
+                let r = ev.evaluate(arch, &origin);
+                trials.push(Trial {
+                    arch: arch.clone(),
+                    eval: Evaluation {
+                        accuracy: r.accuracy,
+                        bitops: r.bitops,
+                    },
+                });
+                if !rows.iter().any(|x| x.arch == r.arch) {
+                    rows.push(r.clone());
+                }
+                progress.evaluated(rows.len(), total, &r);
+            }
+            strategy.tell(&space, &trials);
+            save(strategy.as_ref(), stage, &rows)?;
         }
-        strategy.tell(&space, &trials);
-        save(strategy.as_ref(), &rows)?;
-    }
-    if let Some(a) = strategy.recommendation(&space) {
-        let r = ev.evaluate(&a, "fliqs recommendation");
-        if !rows.iter().any(|x| x.arch == r.arch) {
-            rows.push(Row {
-                origin: "fliqs recommendation".into(),
-                ..r
-            });
+        if let Some(a) = strategy.recommendation(&space) {
+            let name = format!("{origin} (policy argmax)");
+            let r = ev.evaluate(&a, &name);
+            if !rows.iter().any(|x| x.arch == r.arch) {
+                rows.push(Row { origin: name, ..r });
+            }
         }
+        stage += 1;
+        if stage < set.stages() {
+            strategy = make_strategy(&space, &set, stage)?;
+        }
+        save(strategy.as_ref(), stage, &rows)?;
     }
 
     let points: Vec<Point> = rows
@@ -560,7 +647,7 @@ pub fn search(
     let report = SearchReport {
         schema: SEARCH_SCHEMA,
         out_dir: out_dir.clone(),
-        strategy: opts.strategy,
+        settings: set.clone(),
         evaluated: rows.len(),
         hypervolume: hv,
         front,
@@ -571,7 +658,7 @@ pub fn search(
         "{}: accuracy vs BitOps ({} members, {:?})",
         space.name,
         rows.len(),
-        opts.strategy
+        set.strategy
     );
     write_atomic(
         &out_dir.join("pareto.svg"),
