@@ -37,9 +37,9 @@ fn check(k: usize, stride: usize, h: usize, wrt_input: bool) {
         .grad(&grads)
         .unwrap()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap();
-    let v = var.detach().into_data().to_vec::<f32>().unwrap();
+    let v = var.detach().into_data().try_to_vec::<f32>().unwrap();
     let xp = Tensor::<4>::from_data(x.detach().into_data(), &plain);
     let wp = Tensor::<4>::from_data(w.detach().into_data(), &plain);
     let eps = 0.1f32; // the loss is quadratic: central differences are exact up to rounding
@@ -125,9 +125,9 @@ fn supernet_input_gradient(block: &str) -> (Vec<f64>, Vec<f64>) {
         .grad(&grads)
         .unwrap()
         .into_data()
-        .to_vec::<f32>()
+        .try_to_vec::<f32>()
         .unwrap();
-    let xv = x.into_data().to_vec::<f32>().unwrap();
+    let xv = x.into_data().try_to_vec::<f32>().unwrap();
     let eps = 1e-2f32;
     let (mut num, mut ana) = (vec![], vec![]);
     for i in [0usize, 9, 20, 40, 77, 100] {

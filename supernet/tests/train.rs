@@ -121,7 +121,7 @@ fn restored_training_continues_exactly() {
                     p.val()
                         .into_data()
                         .convert::<f32>()
-                        .to_vec::<f32>()
+                        .try_to_vec::<f32>()
                         .unwrap(),
                 );
             }
