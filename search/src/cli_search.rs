@@ -28,6 +28,10 @@ pub struct SearchArgs {
     /// or separate with commas (default: `search.targets`, else 0.25).
     #[arg(long = "target", value_delimiter = ',')]
     pub targets: Option<Vec<f64>>,
+    /// FLIQS training mode: the supernet keeps training on the policy's members while the
+    /// policy converges (one fine-tuned copy per target, saved next to the results).
+    #[arg(long)]
+    pub fliqs_train: bool,
     /// Continue a saved search.
     #[arg(long)]
     pub resume: bool,
@@ -111,6 +115,7 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         budget: a.budget,
         seed: a.seed,
         targets: a.targets.clone(),
+        fliqs_training: a.fliqs_train,
         resume: a.resume,
         device,
     };

@@ -57,6 +57,8 @@ pub struct SearchOptions {
     pub seed: Option<u64>,
     /// FLIQS targets as fractions of the largest member's BitOps (overrides `search.targets`).
     pub targets: Option<Vec<f64>>,
+    /// FLIQS training mode (or `search.fliqs_training`).
+    pub fliqs_training: bool,
     /// Continue a saved search.
     pub resume: bool,
     /// Device.
@@ -103,6 +105,8 @@ pub struct Settings {
     /// FLIQS cost targets (fractions of the largest member's BitOps); one stage each. Other
     /// strategies run one stage.
     pub targets: Vec<f64>,
+    /// FLIQS training mode (see [`spaces::SearchConfig::fliqs_training`]).
+    pub fliqs_training: bool,
 }
 
 impl Settings {
@@ -247,6 +251,7 @@ pub fn settings(space: &Space, opts: &SearchOptions) -> Result<Settings, Strateg
         budget: opts.budget.unwrap_or(f.budget as usize),
         seed: opts.seed.unwrap_or(f.seed),
         targets: opts.targets.clone().unwrap_or_else(|| f.targets.clone()),
+        fliqs_training: opts.fliqs_training || f.fliqs_training,
     };
     if s.budget == 0 {
         return Err(StrategyError::Invalid("--budget: at least 1 member".into()));
@@ -481,6 +486,8 @@ pub fn search(
         };
         weights.push((m.to_vec(), o.to_vec()));
     }
+    let ck_weights = weights.clone();
+    let ck_state = state.clone();
     trainer
         .restore(weights, state)
         .map_err(|e| SearchCmdError::BadState {
@@ -581,6 +588,86 @@ pub fn search(
             StrategyKind::Fliqs => format!("fliqs target {}", set.targets[stage]),
             _ => strategy.name().to_string(),
         };
+        if set.strategy == StrategyKind::Fliqs && set.fliqs_training {
+            // a fresh copy of the trained supernet keeps training on the policy's members; a
+            // stage interrupted in the middle starts over when resumed
+            strategy = make_strategy(&space, &set, stage)?;
+            let mut tuner = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
+            tuner
+                .restore(ck_weights.clone(), ck_state.clone())
+                .map_err(|e| SearchCmdError::BadState {
+                    path: ck_path.clone(),
+                    message: e.to_string(),
+                })?;
+            let lr = space.train.optimizer.lr() * 0.1;
+            let loader = data.train_loader(bs).map_err(TrainCmdError::from)?;
+            let mut stream =
+                crate::train_cmd::Stream::starting_at(&loader, &burn::tensor::Device::flex(), 0);
+            while !strategy.finished() {
+                let asked = strategy.ask(&space, batch);
+                if asked.is_empty() {
+                    break;
+                }
+                let b = stream.next();
+                let members: Vec<(String, Arch)> =
+                    asked.iter().map(|a| (origin.clone(), a.clone())).collect();
+                let choice = supernet::Choice {
+                    model: tuner.net_index_for(&asked[0]),
+                    config: supernet::train::pooling_index(&space, &asked[0]),
+                    distill: false,
+                    lr,
+                };
+                let report = tuner
+                    .train_members(b.images, b.labels, &members, choice, None)
+                    .map_err(TrainCmdError::from)?;
+                let trials: Vec<Trial> = asked
+                    .iter()
+                    .zip(&report.member_accuracies)
+                    .map(|(a, acc)| Trial {
+                        arch: a.clone(),
+                        eval: Evaluation {
+                            accuracy: *acc,
+                            bitops: space.cost(a).map(|c| c.bitops).unwrap_or(0),
+                        },
+                    })
+                    .collect();
+                strategy.tell(&space, &trials);
+            }
+            if let Some(a) = strategy.recommendation(&space) {
+                let name = format!("{origin} (trained with the policy)");
+                let nets = tuner.eval_nets();
+                let k = tuner.net_index_for(&a);
+                let acc = recalibrate_and_evaluate(&nets[k], &a, &ev.train, &ev.val, ev.cfg)
+                    .map(|x| x.top1())
+                    .unwrap_or(0.0);
+                let cost = space.cost(&a).unwrap_or_default();
+                let r = Row {
+                    origin: name,
+                    arch: a,
+                    accuracy: acc,
+                    bitops: cost.bitops,
+                    macs: cost.macs,
+                    params: cost.params,
+                    weight_bits: cost.weight_bits,
+                };
+                progress.evaluated(rows.len() + 1, total, &r);
+                rows.push(r);
+                let ck = crate::train_cmd::checkpoint_of(&tuner, &space)?;
+                let path = out_dir.join(format!("fliqs-stage-{stage}.{}", checkpoint::EXTENSION));
+                checkpoint::write_checkpoint(&path, &ck).map_err(TrainCmdError::from)?;
+                progress.note(&format!(
+                    "weights of the target {} member: {}",
+                    set.targets[stage],
+                    path.display()
+                ));
+            }
+            stage += 1;
+            if stage < set.stages() {
+                strategy = make_strategy(&space, &set, stage)?;
+            }
+            save(strategy.as_ref(), stage, &rows)?;
+            continue;
+        }
         while !strategy.finished() {
             let asked = strategy.ask(&space, batch);
             if asked.is_empty() {

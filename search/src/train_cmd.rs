@@ -238,7 +238,7 @@ pub fn run_dir(opts_dir: &Option<PathBuf>, space: &Space) -> PathBuf {
 }
 
 /// An endless stream of batches of a loader from a given global batch index.
-struct Stream<'a> {
+pub(crate) struct Stream<'a> {
     loader: &'a BatchLoader,
     device: Device,
     epoch: u64,
@@ -246,7 +246,7 @@ struct Stream<'a> {
 }
 
 impl<'a> Stream<'a> {
-    fn starting_at(loader: &'a BatchLoader, device: &Device, index: u64) -> Self {
+    pub(crate) fn starting_at(loader: &'a BatchLoader, device: &Device, index: u64) -> Self {
         let per = loader.batches_per_epoch().max(1) as u64;
         let mut s = Stream {
             loader,
@@ -263,7 +263,7 @@ impl<'a> Stream<'a> {
         s
     }
 
-    fn next(&mut self) -> evaluators::data::Batch {
+    pub(crate) fn next(&mut self) -> evaluators::data::Batch {
         loop {
             if let Some(b) = self.it.as_mut().and_then(Iterator::next) {
                 return b;
@@ -274,7 +274,7 @@ impl<'a> Stream<'a> {
     }
 }
 
-fn checkpoint_of(trainer: &Trainer, space: &Space) -> Result<Checkpoint, TrainCmdError> {
+pub(crate) fn checkpoint_of(trainer: &Trainer, space: &Space) -> Result<Checkpoint, TrainCmdError> {
     let mut ck = Checkpoint::new(
         space.fingerprint(),
         trainer.state.step,

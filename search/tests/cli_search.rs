@@ -205,3 +205,52 @@ fn search_without_a_trained_supernet_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("qnas train"));
 }
+
+#[test]
+fn fliqs_searches_one_member_per_target_and_can_train_the_supernet_with_the_policy() {
+    let run = trained("fliqs");
+    let out = qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--strategy",
+        "fliqs",
+        "--fliqs-train",
+        "--target",
+        "0.05,0.3",
+        "--budget",
+        "40",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["settings"]["targets"], serde_json::json!([0.05, 0.3]));
+    let csv = std::fs::read_to_string(run.join("search/evaluated.csv")).unwrap();
+    for t in ["0.05", "0.3"] {
+        assert!(
+            csv.contains(&format!("fliqs target {t} (trained with the policy)")),
+            "{csv}"
+        );
+    }
+    for stage in 0..2 {
+        assert!(
+            run.join(format!("search/fliqs-stage-{stage}.qckpt"))
+                .exists()
+        );
+    }
+    // the cheaper target gives the cheaper member
+    let bitops = |t: &str| -> u64 {
+        let line = csv
+            .lines()
+            .find(|l| l.contains(&format!("fliqs target {t} ")))
+            .unwrap();
+        line.split(',').nth(2).unwrap().parse().unwrap()
+    };
+    assert!(bitops("0.05") < bitops("0.3"));
+    std::fs::remove_dir_all(run).unwrap();
+}

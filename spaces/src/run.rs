@@ -309,6 +309,12 @@ pub struct SearchConfig {
     /// Seed. Default: 0.
     #[serde(default)]
     pub seed: u64,
+    /// FLIQS training mode: the supernet keeps training (fine-tuning, at a tenth of the peak
+    /// learning rate) on the members the policy samples while the policy converges, one copy per
+    /// cost target, so the chosen member needs no retraining. Default: false (the policy is
+    /// trained on the frozen supernet's validation accuracies).
+    #[serde(default)]
+    pub fliqs_training: bool,
 }
 
 fn default_search_strategy() -> SearchStrategy {
@@ -328,6 +334,7 @@ impl Default for SearchConfig {
             budget: default_budget(),
             targets: default_targets(),
             seed: 0,
+            fliqs_training: false,
         }
     }
 }

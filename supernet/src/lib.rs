@@ -19,4 +19,4 @@ pub mod train;
 
 pub use net::{StaticNet, Supernet, SupernetConfig};
 pub use phase::Phase;
-pub use train::{StepReport, TrainError, TrainState, Trainer};
+pub use train::{Choice, StepReport, TrainError, TrainState, Trainer};

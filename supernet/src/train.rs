@@ -67,6 +67,25 @@ pub struct StepReport {
     pub supernet: usize,
     /// Pooling configuration index trained.
     pub config: usize,
+    /// The loss of each member, in order.
+    #[serde(default)]
+    pub member_losses: Vec<f64>,
+    /// The batch accuracy of each member (before the update), in order.
+    #[serde(default)]
+    pub member_accuracies: Vec<f64>,
+}
+
+/// Which supernet copy, pooling configuration, distillation and learning rate a step uses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Choice {
+    /// Supernet copy.
+    pub model: usize,
+    /// Pooling configuration index.
+    pub config: usize,
+    /// Whether members after the first learn from its soft targets.
+    pub distill: bool,
+    /// Learning rate.
+    pub lr: f64,
 }
 
 /// The serialized model and optimizer state of one supernet copy (burnpack bytes).
@@ -342,11 +361,46 @@ impl Trainer {
             ),
         };
         let members = self.draw_members(config);
-        let lr = self.lr();
-        let step = self.state.step;
         let distill = self.space.train.distill
             && members.len() > 1
             && !matches!(self.space.train.sampling, Sampling::Uniform);
+        let lr = self.lr();
+        self.train_members(
+            images,
+            labels,
+            &members,
+            Choice {
+                model,
+                config,
+                distill,
+                lr,
+            },
+            validation,
+        )
+    }
+
+    /// One optimizer step on the given members (the first one is the teacher when `distill`)
+    /// of supernet copy `choice.model` with pooling configuration `choice.config`, at learning
+    /// rate `choice.lr`. [`Trainer::step`] draws the members by the space's sampling rule;
+    /// FLIQS training mode passes the members its policy samples.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`, `labels`: `[batch]`
+    pub fn train_members(
+        &mut self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+        members: &[(String, Arch)],
+        choice: Choice,
+        validation: Option<(Tensor<4>, Tensor<1, Int>)>,
+    ) -> Result<StepReport, TrainError> {
+        let Choice {
+            model,
+            config,
+            distill,
+            lr,
+        } = choice;
+        let step = self.state.step;
         let dropout = self.space.head.dropout;
         let net = &self.nets[model];
         let images = images.to_device(&self.device);
@@ -354,6 +408,8 @@ impl Trainer {
         let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&self.device);
         let mut total: Option<Tensor<1>> = None;
         let mut teacher: Option<Tensor<2>> = None;
+        let mut member_losses = Vec::with_capacity(members.len());
+        let mut member_accuracies = Vec::with_capacity(members.len());
         let (mut largest_loss, mut largest_acc, mut smallest_acc) = (0.0, 0.0, 0.0);
         for (i, (role, arch)) in members.iter().enumerate() {
             let plan = self
@@ -380,7 +436,9 @@ impl Trainer {
                     value,
                 });
             }
+            member_losses.push(f64::from(value));
             let acc = batch_accuracy(logits.clone().detach(), labels.clone());
+            member_accuracies.push(acc);
             if first {
                 largest_loss = f64::from(value);
                 largest_acc = acc;
@@ -423,6 +481,8 @@ impl Trainer {
             members: members.len(),
             supernet: model,
             config,
+            member_losses,
+            member_accuracies,
         })
     }
 
