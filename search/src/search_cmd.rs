@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use burn::module::Module;
 use burn::tensor::Device;
 use evaluators::{EvalConfig, recalibrate_and_evaluate};
 use serde::{Deserialize, Serialize};
@@ -272,7 +273,8 @@ pub fn settings(space: &Space, opts: &SearchOptions) -> Result<Settings, Strateg
 /// Evaluates members on inherited weights, cached by arch.
 struct Evaluator<'a> {
     space: &'a Space,
-    nets: Vec<Supernet>,
+    /// One set of supernet copies per worker thread (each recalibrates its own statistics).
+    workers: Vec<Vec<Supernet>>,
     trainer: &'a Trainer,
     train: evaluators::data::BatchLoader,
     val: evaluators::data::BatchLoader,
@@ -280,17 +282,25 @@ struct Evaluator<'a> {
     cache: HashMap<String, Row>,
 }
 
+/// Independent copies of eval networks: through a record, so that running statistics are not
+/// shared between threads.
+fn copies(space: &Space, nets: &[Supernet], device: &Device) -> Vec<Supernet> {
+    nets.iter()
+        .map(|n| {
+            let fresh = Supernet::new(space, device);
+            fresh.load_record(n.clone().into_record())
+        })
+        .collect()
+}
+
 impl Evaluator<'_> {
-    fn evaluate(&mut self, arch: &Arch, origin: &str) -> Row {
-        if let Some(r) = self.cache.get(&arch.key()) {
-            return r.clone();
-        }
+    fn row(&self, nets: &[Supernet], arch: &Arch, origin: &str) -> Row {
         let k = self.trainer.net_index_for(arch);
-        let acc = recalibrate_and_evaluate(&self.nets[k], arch, &self.train, &self.val, self.cfg)
+        let acc = recalibrate_and_evaluate(&nets[k], arch, &self.train, &self.val, self.cfg)
             .map(|a| a.top1())
             .unwrap_or(0.0);
         let cost = self.space.cost(arch).unwrap_or_default();
-        let row = Row {
+        Row {
             origin: origin.to_string(),
             arch: arch.clone(),
             accuracy: acc,
@@ -298,9 +308,46 @@ impl Evaluator<'_> {
             macs: cost.macs,
             params: cost.params,
             weight_bits: cost.weight_bits,
-        };
-        self.cache.insert(arch.key(), row.clone());
-        row
+        }
+    }
+
+    fn evaluate(&mut self, arch: &Arch, origin: &str) -> Row {
+        self.evaluate_many(std::slice::from_ref(arch), origin)
+            .remove(0)
+    }
+
+    /// Rows of `archs` in order; members not cached yet are evaluated in parallel, one worker
+    /// thread per set of supernet copies. Every evaluation recalibrates first, so a result does
+    /// not depend on which worker computed it.
+    fn evaluate_many(&mut self, archs: &[Arch], origin: &str) -> Vec<Row> {
+        let mut todo: Vec<&Arch> = Vec::new();
+        for a in archs {
+            if !self.cache.contains_key(&a.key()) && !todo.iter().any(|t| t.key() == a.key()) {
+                todo.push(a);
+            }
+        }
+        let n = self.workers.len().max(1);
+        let this = &*self;
+        let done: Vec<Row> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..n)
+                .map(|w| {
+                    let mine: Vec<&Arch> = todo.iter().skip(w).step_by(n).copied().collect();
+                    scope.spawn(move || {
+                        mine.into_iter()
+                            .map(|a| this.row(&this.workers[w], a, origin))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("an evaluation worker panicked"))
+                .collect()
+        });
+        for r in done {
+            self.cache.insert(r.arch.key(), r);
+        }
+        archs.iter().map(|a| self.cache[&a.key()].clone()).collect()
     }
 }
 
@@ -546,7 +593,24 @@ pub fn search(
     let bs = space.train.batch_size as usize;
     let mut ev = Evaluator {
         space: &space,
-        nets: trainer.eval_nets(),
+        workers: {
+            let nets = trainer.eval_nets();
+            // parallel evaluation on the CPU backend (flex keeps about one core busy per
+            // evaluation); one worker on accelerators
+            let threads = if opts.device == Device::flex() {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(4)
+            } else {
+                1
+            };
+            let mut w = Vec::new();
+            for _ in 1..threads {
+                w.push(copies(&space, &nets, &Device::flex()));
+            }
+            w.insert(0, nets);
+            w
+        },
         trainer: &trainer,
         train: data.train_loader(bs).map_err(TrainCmdError::from)?,
         val: data
@@ -567,16 +631,21 @@ pub fn search(
         };
         write_json_atomic(&state_path, &st)
     };
-    for (name, arch) in &base {
-        if !rows.iter().any(|r| &r.origin == name) {
-            let r = Row {
-                origin: name.clone(),
-                ..ev.evaluate(arch, name)
-            };
-            rows.push(r.clone());
-            progress.evaluated(rows.len(), total, &r);
-            save(strategy.as_ref(), stage, &rows)?;
-        }
+    let missing: Vec<&(String, Arch)> = base
+        .iter()
+        .filter(|(name, _)| !rows.iter().any(|r| &r.origin == name))
+        .collect();
+    let archs: Vec<Arch> = missing.iter().map(|(_, a)| a.clone()).collect();
+    for ((name, _), r) in missing.iter().zip(ev.evaluate_many(&archs, "baseline")) {
+        let r = Row {
+            origin: name.clone(),
+            ..r
+        };
+        rows.push(r.clone());
+        progress.evaluated(rows.len(), total, &r);
+    }
+    if !missing.is_empty() {
+        save(strategy.as_ref(), stage, &rows)?;
     }
     let batch = if set.strategy == StrategyKind::Fliqs {
         FLIQS_BATCH
@@ -674,8 +743,8 @@ pub fn search(
                 break;
             }
             let mut trials = Vec::new();
-            for arch in &asked {
-                let r = ev.evaluate(arch, &origin);
+            for r in ev.evaluate_many(&asked, &origin) {
+                let arch = &r.arch;
                 trials.push(Trial {
                     arch: arch.clone(),
                     eval: Evaluation {
