@@ -24,8 +24,8 @@ pub struct SearchArgs {
     /// Seed (default: `search.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// FLIQS cost targets as fractions of the largest member's BitOps, one search each; repeat
-    /// or separate with commas (default: `search.targets`, else 0.25).
+    /// FLIQS cost targets, one search each: up to 1 a fraction of the largest member's BitOps,
+    /// above 1 a BitOps budget; separate with commas (default: `search.targets`, else 0.25).
     #[arg(long = "target", value_delimiter = ',')]
     pub targets: Option<Vec<f64>>,
     /// FLIQS training mode: the supernet keeps training on the policy's members while the

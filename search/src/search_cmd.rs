@@ -221,13 +221,22 @@ fn make_strategy(
             let cfg = FliqsConfig {
                 steps,
                 delay: steps / 5,
-                target: CostTarget::Fraction(s.targets[stage]),
+                target: cost_target(s.targets[stage]),
                 seed: s.seed.wrapping_add(stage as u64),
                 ..FliqsConfig::default()
             };
             Box::new(Fliqs::new(space, cfg)?)
         }
     })
+}
+
+/// A target up to 1 is a fraction of the largest member's BitOps; above 1, a BitOps budget.
+pub fn cost_target(t: f64) -> CostTarget {
+    if t <= 1.0 {
+        CostTarget::Fraction(t)
+    } else {
+        CostTarget::BitOps(t.round() as u64)
+    }
 }
 
 /// Members sampled per FLIQS policy step.
@@ -257,13 +266,9 @@ pub fn settings(space: &Space, opts: &SearchOptions) -> Result<Settings, Strateg
     if s.budget == 0 {
         return Err(StrategyError::Invalid("--budget: at least 1 member".into()));
     }
-    if s.targets.is_empty()
-        || s.targets
-            .iter()
-            .any(|t| !(t.is_finite() && *t > 0.0 && *t <= 1.0))
-    {
+    if s.targets.is_empty() || s.targets.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(StrategyError::Invalid(format!(
-            "--target: fractions of the largest member's BitOps in (0, 1], got {:?}",
+            "--target: fractions of the largest member's BitOps in (0, 1] or BitOps budgets above 1, got {:?}",
             s.targets
         )));
     }
