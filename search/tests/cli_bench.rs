@@ -1,15 +1,7 @@
 //! `qnas bench`, run as a user runs it, on a tiny setting (no timing thresholds).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args(args)
-        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("run qnas")
-}
+mod common;
+use common::*;
 
 fn positive(v: &serde_json::Value) -> bool {
     v.as_f64().is_some_and(|x| x > 0.0 && x.is_finite())

@@ -1,24 +1,12 @@
 //! `qnas search` on a briefly trained digits supernet: outputs, the front, resume.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run qnas")
-}
 
 fn trained(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qnas-search-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+    let d = tmp(&format!("search-{name}"));
     let out = qnas(&[
         "train",
         "spaces/presets/digits.ron",
@@ -145,31 +133,20 @@ fn an_interrupted_search_resumes_to_the_same_front() {
     );
 
     let run = trained("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args([
-            "search",
-            "spaces/presets/digits.ron",
-            "--run",
-            run.to_str().unwrap(),
-            "--strategy",
-            "nsga2",
-            "--budget",
-            "48",
-        ])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
+    let mut child = spawn_qnas(&[
+        "search",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--strategy",
+        "nsga2",
+        "--budget",
+        "48",
+    ]);
     let state = run.join("search/state.json");
-    while !std::fs::read_to_string(&state).is_ok_and(|s| s.matches("\"origin\"").count() >= 20) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no saved search appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("a saved search of 20 members", || {
+        std::fs::read_to_string(&state).is_ok_and(|s| s.matches("\"origin\"").count() >= 20)
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let out = qnas(&[

@@ -1,19 +1,9 @@
 //! `qnas space check` and `qnas space sample`, run as a user runs them.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+use common::*;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run qnas")
-}
+use std::process::Output;
 
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)

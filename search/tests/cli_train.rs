@@ -1,28 +1,10 @@
 //! `qnas train` as a user runs it: training, kill and resume, corrupt checkpoints, a diverging
 //! run. Uses the tiny digits preset so that each run takes seconds.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+use common::*;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("qnas-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn qnas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run qnas")
-}
+use std::path::Path;
 
 /// One field of every line of the run's metrics log.
 fn metrics(run: &Path, field: &str) -> Vec<serde_json::Value> {
@@ -122,28 +104,15 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     );
 
     let run = tmp("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qnas"))
-        .args([
-            "train",
-            "spaces/presets/digits.ron",
-            "--run",
-            run.to_str().unwrap(),
-            "--steps",
-            steps,
-        ])
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while checkpoints(&run).is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn_qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        steps,
+    ]);
+    wait_until("a first checkpoint", || !checkpoints(&run).is_empty());
     child.kill().unwrap();
     child.wait().unwrap();
     let kept = checkpoints(&run);

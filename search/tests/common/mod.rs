@@ -1,0 +1,52 @@
+//! Helpers shared by the command-line tests: run `qnas` from the repository root, fresh temp
+//! folders, and waiting for a background run to reach a point.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `qnas` with `args` from the repository root.
+pub fn qnas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run qnas")
+}
+
+/// Starts `qnas` with `args` in the background, output discarded.
+pub fn spawn_qnas(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_qnas"))
+        .args(args)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start qnas")
+}
+
+/// Polls `ready` every few milliseconds; fails the test after two minutes.
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ready() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "{what} did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A fresh, empty temp folder for one test.
+pub fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("qnas-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
