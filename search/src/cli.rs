@@ -57,6 +57,10 @@ enum Command {
         after_help = "Examples:\n  qnas search spaces/presets/mnist.ron\n  qnas search spaces/presets/mnist.ron --strategy fliqs --target 0.1 --budget 200\n  qnas search spaces/presets/digits.ron --run runs/d --strategy random --budget 20 --json"
     )]
     Search(crate::cli_search::SearchArgs),
+    /// Train the supernet, then search it: the whole job in one command, each stage resumed
+    /// where a previous run stopped.
+    #[command(after_help = "Example:\n  qnas run spaces/presets/mnist.ron")]
+    Run(crate::cli_run::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => run_bench(&a),
         Command::Train(a) => crate::cli_train::run(&a),
         Command::Search(a) => crate::cli_search::run(&a),
+        Command::Run(a) => crate::cli_run::run(&a),
     }
 }
 

@@ -43,7 +43,8 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-struct Lines;
+/// Progress: one line per evaluated member on stderr.
+pub struct Lines;
 
 impl SearchProgress for Lines {
     fn evaluated(&mut self, done: usize, total: usize, last: &Row) {
@@ -60,7 +61,8 @@ impl SearchProgress for Lines {
     }
 }
 
-fn table(r: &SearchReport) -> String {
+/// The front and the baselines as a table.
+pub fn table(r: &SearchReport) -> String {
     let mut s = format!(
         "Pareto front ({} of {} evaluated members), hypervolume {:.4}:\n",
         r.front.len(),

@@ -34,7 +34,8 @@ pub struct TrainArgs {
 }
 
 /// Progress on stderr: a bar on a terminal, a line every few steps otherwise.
-struct Bar {
+#[derive(Default)]
+pub struct Bar {
     bar: Option<ProgressBar>,
     every: u64,
 }

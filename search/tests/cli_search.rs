@@ -231,3 +231,44 @@ fn fliqs_searches_one_member_per_target_and_can_train_the_supernet_with_the_poli
     assert!(bitops("0.05") < bitops("0.3"));
     std::fs::remove_dir_all(run).unwrap();
 }
+
+#[test]
+fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
+    let run = tmp("run");
+    let out = qnas(&[
+        "run",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Pareto front") && text.contains("pareto.svg"),
+        "{text}"
+    );
+    assert!(run.join("train.json").exists() && run.join("search/pareto.png").exists());
+    let first = front(&run);
+    let again = qnas(&[
+        "run",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("training: already done") && err.contains("search (resuming)"),
+        "{err}"
+    );
+    assert_eq!(front(&run), first);
+    std::fs::remove_dir_all(run).unwrap();
+}

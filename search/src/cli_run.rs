@@ -1,0 +1,98 @@
+//! `qnas run`: train, then search, each stage resumed where a previous run stopped.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use search::backend::{self, BackendKind};
+use search::search_cmd::{self, SearchOptions};
+use search::train_cmd::{self, TrainOptions};
+use supernet::checkpoint;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The space file (RON) with its `data`, `train` and `search` sections.
+    pub file: PathBuf,
+    /// Run folder (default `runs/<space name>`).
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+}
+
+/// Runs `qnas run`.
+pub fn run(a: &RunArgs) -> ExitCode {
+    let fail = |msg: String, code: u8| {
+        eprintln!("error: {msg}");
+        ExitCode::from(code)
+    };
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    let space = match spaces::Space::load(&a.file) {
+        Ok(s) => s,
+        Err(e) => return crate::cli::space_error(false, e),
+    };
+    let dir = train_cmd::run_dir(&a.run, &space);
+    // stage 1: train, or continue an unfinished training, or skip a finished one
+    let done = std::fs::read_to_string(dir.join("train.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["steps"].as_u64())
+        .is_some_and(|s| s >= space.train.steps);
+    if done {
+        eprintln!(
+            "[1/2] training: already done ({})",
+            dir.join("train.json").display()
+        );
+    } else {
+        let resume =
+            checkpoint::list_checkpoints(&dir.join("checkpoints")).is_ok_and(|c| !c.is_empty());
+        eprintln!("[1/2] training{}", if resume { " (resuming)" } else { "" });
+        let opts = TrainOptions {
+            file: a.file.clone(),
+            run_dir: a.run.clone(),
+            resume,
+            restart: false,
+            steps: None,
+            device: device.clone(),
+        };
+        let mut bar = crate::cli_train::Bar::default();
+        if let Err(e) = train_cmd::train(&opts, &mut bar) {
+            return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 });
+        }
+    }
+    // stage 2: search, resuming a saved search
+    let resume = dir.join("search").join("state.json").exists();
+    eprintln!("[2/2] search{}", if resume { " (resuming)" } else { "" });
+    let opts = SearchOptions {
+        file: a.file.clone(),
+        run_dir: a.run.clone(),
+        strategy: None,
+        budget: None,
+        seed: None,
+        targets: None,
+        fliqs_training: false,
+        resume,
+        device,
+    };
+    let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
+    };
+    let train = std::fs::read_to_string(dir.join("train.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    println!("run folder: {}", dir.display());
+    if let Some(t) = train {
+        println!(
+            "supernet: {} steps, checkpoint {}",
+            t["steps"],
+            t["checkpoint"].as_str().unwrap_or("?")
+        );
+    }
+    print!("\n{}", crate::cli_search::table(&report));
+    ExitCode::SUCCESS
+}
