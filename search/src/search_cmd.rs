@@ -518,30 +518,11 @@ pub fn search(
         return Err(SearchCmdError::NotTrained { dir: ck_dir });
     };
     let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
-    let state: supernet::TrainState = serde_json::from_value(
-        ck.metadata.get("state").cloned().unwrap_or_default(),
-    )
-    .map_err(|e| SearchCmdError::BadState {
-        path: ck_path.clone(),
-        message: e.to_string(),
-    })?;
-    let mut weights = Vec::new();
-    for i in 0..trainer.nets.len() {
-        let (Some(m), Some(o)) = (
-            ck.section(&format!("model-{i}")),
-            ck.section(&format!("optim-{i}")),
-        ) else {
-            return Err(SearchCmdError::BadState {
-                path: ck_path,
-                message: format!("no weights of supernet {i}"),
-            });
-        };
-        weights.push((m.to_vec(), o.to_vec()));
-    }
-    let ck_weights = weights.clone();
-    let ck_state = state.clone();
+    // the weights stay at hand: FLIQS training mode starts a fresh copy from them per target
+    let (ck_weights, ck_state) =
+        crate::train_cmd::checkpoint_contents(&ck_path, &ck, trainer.nets.len())?;
     trainer
-        .restore(weights, state)
+        .restore(ck_weights.clone(), ck_state.clone())
         .map_err(|e| SearchCmdError::BadState {
             path: ck_path.clone(),
             message: e.to_string(),
@@ -669,10 +650,7 @@ pub fn search(
             let mut tuner = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
             tuner
                 .restore(ck_weights.clone(), ck_state.clone())
-                .map_err(|e| SearchCmdError::BadState {
-                    path: ck_path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(TrainCmdError::from)?;
             let lr = space.train.optimizer.lr() * 0.1;
             let loader = data.train_loader(bs).map_err(TrainCmdError::from)?;
             let mut stream =

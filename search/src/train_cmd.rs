@@ -289,7 +289,13 @@ pub(crate) fn checkpoint_of(trainer: &Trainer, space: &Space) -> Result<Checkpoi
     Ok(ck)
 }
 
-fn restore_from(trainer: &mut Trainer, path: &Path, ck: &Checkpoint) -> Result<(), TrainCmdError> {
+/// The training state and the weights of `supernets` copies stored in checkpoint `ck` (read
+/// from `path`).
+pub(crate) fn checkpoint_contents(
+    path: &Path,
+    ck: &Checkpoint,
+    supernets: usize,
+) -> Result<(Vec<supernet::train::WeightBytes>, TrainState), TrainCmdError> {
     let bad = |message: String| TrainCmdError::BadCheckpoint {
         path: path.to_path_buf(),
         message,
@@ -298,16 +304,29 @@ fn restore_from(trainer: &mut Trainer, path: &Path, ck: &Checkpoint) -> Result<(
         serde_json::from_value(ck.metadata.get("state").cloned().unwrap_or_default())
             .map_err(|e| bad(format!("training state: {e}")))?;
     let mut weights = Vec::new();
-    for i in 0..trainer.nets.len() {
+    for i in 0..supernets {
         let model = ck.section(&format!("model-{i}")).ok_or_else(|| bad(format!("no weights of supernet {i} (is `train.mixture.supernets` the same as when it was written?)")))?;
         let optim = ck
             .section(&format!("optim-{i}"))
             .ok_or_else(|| bad(format!("no optimizer state of supernet {i}")))?;
         weights.push((model.to_vec(), optim.to_vec()));
     }
+    Ok((weights, state))
+}
+
+/// Restores `trainer` from checkpoint `ck` (read from `path`).
+pub(crate) fn restore_from(
+    trainer: &mut Trainer,
+    path: &Path,
+    ck: &Checkpoint,
+) -> Result<(), TrainCmdError> {
+    let (weights, state) = checkpoint_contents(path, ck, trainer.nets.len())?;
     trainer
         .restore(weights, state)
-        .map_err(|e| bad(e.to_string()))
+        .map_err(|e| TrainCmdError::BadCheckpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Keeps the first `step` lines of the metrics log (after a resume).
