@@ -442,16 +442,14 @@ pub fn train(
             last_ck = saved.path;
         }
     }
-    if trainer.state.step > start_step || !last_ck.exists() {
-        // already saved at the last step; make sure a final checkpoint exists after a no-op resume
-        if !last_ck.exists() {
-            let saved = checkpoint::save(
-                &ck_dir,
-                &checkpoint_of(&trainer, &space)?,
-                t.keep_checkpoints as usize,
-            )?;
-            last_ck = saved.path;
-        }
+    // the loop saved at the last step; a resume that had nothing left to do saves one here
+    if !last_ck.exists() {
+        let saved = checkpoint::save(
+            &ck_dir,
+            &checkpoint_of(&trainer, &space)?,
+            t.keep_checkpoints as usize,
+        )?;
+        last_ck = saved.path;
     }
     let seconds = started.elapsed().as_secs_f64();
     progress.end();

@@ -171,11 +171,6 @@ impl Space {
         Space::parse(&src, &path.display().to_string(), default_name)
     }
 
-    /// The data section, or an error naming the file when it has none.
-    pub fn data_config(&self) -> Option<&crate::run::DataConfig> {
-        self.data.as_ref()
-    }
-
     /// Parses and validates RON text; `file` names it in errors (and relative paths in it are
     /// relative to its folder), `default_name` is used when the file sets no `name`.
     pub fn parse(src: &str, file: &str, default_name: &str) -> Result<Space, SpaceError> {
