@@ -6,10 +6,13 @@
 //!   `forward` and can be extracted into static burn modules;
 //! - [`net`]: the [`Supernet`] of a space (`forward(x, &arch, phase)`, `extract(&arch)`) and
 //!   the extracted [`StaticNet`];
+//! - [`deploy`]: the real quantized codes of a [`StaticNet`] in a safetensors file, and the
+//!   network rebuilt from one;
 //! - [`Phase`]: train / recalibrate / evaluate, passed explicitly to every forward that keeps
 //!   running state.
 
 pub mod checkpoint;
+pub mod deploy;
 pub mod layers;
 pub mod mixture;
 pub mod net;

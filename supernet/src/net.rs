@@ -20,7 +20,7 @@ use crate::layers::{
     ConvChoice, ElasticBatchNorm, ElasticBatchNormConfig, ElasticConv2d, ElasticConv2dConfig,
     ElasticDepthwiseConv2d, ElasticDepthwiseConv2dConfig, ElasticLinear, ElasticLinearConfig,
 };
-use crate::quant::{ActQuantizerConfig, FrozenActQuant, Precision};
+use crate::quant::{ActQuantizerConfig, FloatScaling, FrozenActQuant, Precision};
 
 /// Options of a new supernet.
 #[derive(Clone, Debug)]
@@ -417,6 +417,7 @@ impl Supernet {
             fc,
             fc_quant,
             plan,
+            weight_scaling: self.fc.weight_float_scaling,
         })
     }
 
@@ -624,6 +625,9 @@ pub struct StaticNet {
     /// The resolved network this model implements.
     #[module(skip)]
     pub plan: Plan,
+    /// How floating-point weight formats were scaled (to read the weights' codes back).
+    #[module(skip)]
+    pub weight_scaling: FloatScaling,
 }
 
 struct StaticLayers<'a>(&'a StaticNet);
