@@ -127,6 +127,40 @@ pub enum DataError {
         path: PathBuf,
     },
 
+    /// The file is neither a PNG nor an IDX image file (nor a gzip-compressed one).
+    #[error(
+        "{}: not a PNG or IDX image file ({})",
+        path.display(),
+        starts_with_note(start)
+    )]
+    UnknownImageFormat {
+        /// The file.
+        path: PathBuf,
+        /// Its first bytes (at most 8) after any gzip decompression.
+        start: Vec<u8>,
+    },
+
+    /// The file starts like a PNG but does not decode (truncated, corrupt, too large).
+    #[error("{}: cannot decode PNG: {reason}", path.display())]
+    Png {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+
+    /// The image cannot be converted to the requested number of channels.
+    #[error(
+        "{}: cannot convert the image to {channels} channels: only 1 (grey) and 3 (RGB) are supported",
+        path.display()
+    )]
+    UnsupportedChannels {
+        /// The file.
+        path: PathBuf,
+        /// The channel count asked for.
+        channels: usize,
+    },
+
     /// The data description (or a call) asks for something impossible.
     #[error("invalid data configuration: {0}")]
     Invalid(String),
@@ -138,6 +172,15 @@ fn also_tried_note(also: &[PathBuf]) -> String {
     } else {
         let names: Vec<String> = also.iter().map(|p| p.display().to_string()).collect();
         format!(" (also tried {})", names.join(", "))
+    }
+}
+
+fn starts_with_note(start: &[u8]) -> String {
+    if start.is_empty() {
+        "the file is empty".into()
+    } else {
+        let hex: Vec<String> = start.iter().map(|b| format!("{b:02x}")).collect();
+        format!("it starts with bytes {}", hex.join(" "))
     }
 }
 

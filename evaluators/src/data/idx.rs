@@ -101,7 +101,12 @@ fn parse_idx(
 
 /// Reads an IDX image file (raw or gzip).
 pub fn read_idx_images(path: &Path) -> DataResult<IdxImages> {
-    let mut bytes = read_maybe_gz(path)?;
+    parse_idx_images(path, read_maybe_gz(path)?)
+}
+
+/// Parses the (already decompressed) bytes of an IDX image file; `path` only names the file
+/// in errors.
+pub(crate) fn parse_idx_images(path: &Path, mut bytes: Vec<u8>) -> DataResult<IdxImages> {
     let (sizes, header) = parse_idx(path, &bytes, IDX_IMAGES_MAGIC, "an IDX image file", 3)?;
     let (count, rows, cols) = (sizes[0], sizes[1], sizes[2]);
     if count > 0 && (rows == 0 || cols == 0) {
