@@ -26,9 +26,8 @@
 
 use std::collections::HashMap;
 
-use burn::module::{Param, RunningState};
-use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::module::Param;
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
@@ -36,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use spaces::Format;
 use spaces::plan::{ConvLayer, Plan};
 
-use crate::net::{StaticBlock, StaticConvBn, StaticNet};
+use crate::net::{ConvBnParts, StaticBlock, StaticConvBn, StaticNet};
 use crate::quant::grid::int_code_range;
 use crate::quant::{Codes, FloatScaling, FrozenActQuant, QuantCodes, QuantError, quantize_codes};
 
@@ -461,7 +460,7 @@ impl StaticNet {
             }
             tensors.push((
                 format!("{name}.input_scale"),
-                Stored::f32(vec![quant.scale]),
+                Stored::f32(vec![quant.scale_value()]),
             ));
             if let Some(bn) = bn {
                 for (suffix, v) in [
@@ -644,11 +643,12 @@ impl WeightsFile<'_> {
                 message: format!("scale {scale} is not positive and finite"),
             });
         }
-        Ok(FrozenActQuant {
-            format: meta.input_format,
+        Ok(FrozenActQuant::new(
+            meta.input_format,
             scale,
-            signed: meta.input_signed,
-        })
+            meta.input_signed,
+            self.device,
+        ))
     }
 
     fn vector(&self, name: &str, len: usize) -> Result<Tensor<1>, DeployError> {
@@ -667,9 +667,7 @@ impl WeightsFile<'_> {
         );
         let weight = self.weight(name, meta, [cout, cin / g, k, k])?;
         let bias = if meta.bias {
-            Some(Param::from_tensor(
-                self.vector(&format!("{name}.bias"), cout)?,
-            ))
+            Some(self.vector(&format!("{name}.bias"), cout)?)
         } else {
             None
         };
@@ -677,29 +675,20 @@ impl WeightsFile<'_> {
             DeployError::Metadata(format!("layer `{name}` has no batch norm settings"))
         })?;
         let bn = |s: &str| self.vector(&format!("{name}.bn.{s}"), cout);
-        let p = k / 2;
-        Ok(StaticConvBn {
-            quant: self.input_quant(name, meta)?,
-            conv: Conv2d {
-                weight: Param::from_tensor(weight),
+        Ok(StaticConvBn::from_parts(
+            layer,
+            ConvBnParts {
+                weight,
                 bias,
-                stride: [layer.stride as usize; 2],
-                kernel_size: [k; 2],
-                dilation: [1, 1],
-                groups: g,
-                padding: PaddingConfig2d::Explicit(p, p, p, p),
-            },
-            bn: BatchNorm {
-                gamma: Param::from_tensor(bn("weight")?),
-                beta: Param::from_tensor(bn("bias")?),
-                training: Param::from_bool(true),
-                running_mean: RunningState::new(bn("running_mean")?),
-                running_var: RunningState::new(bn("running_var")?),
-                momentum,
+                gamma: bn("weight")?,
+                beta: bn("bias")?,
+                running_mean: bn("running_mean")?,
+                running_var: bn("running_var")?,
                 epsilon,
+                momentum,
+                quant: self.input_quant(name, meta)?,
             },
-            act: layer.act,
-        })
+        ))
     }
 
     fn fc(&self, plan: &Plan) -> Result<(Linear, FrozenActQuant), DeployError> {

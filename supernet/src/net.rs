@@ -5,9 +5,9 @@
 //! ([`run_plan`]), so they cannot disagree on the wiring (pooling, strides, residuals,
 //! activations); they differ only in the layers they call.
 
-use burn::module::Module;
+use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
@@ -243,6 +243,16 @@ fn input_signed_in_any(
     }
 }
 
+/// Whether the classifier's input can be negative: only after an inverted-residual stage with
+/// no head conv.
+fn fc_input_signed(space: &Space, plan: &Plan) -> bool {
+    plan.head_conv.is_none()
+        && space
+            .stages
+            .last()
+            .is_some_and(|s| s.block == BlockType::InvertedResidual)
+}
+
 impl Supernet {
     /// A new supernet for `space` with default options.
     pub fn new(space: &Space, device: &Device) -> Supernet {
@@ -305,11 +315,7 @@ impl Supernet {
             .head_conv
             .as_ref()
             .map(|h| ConvBn::new(h, input_signed_in_any(space, &plan, None, h), cfg, device));
-        let fc_signed = plan.head_conv.is_none()
-            && space
-                .stages
-                .last()
-                .is_some_and(|s| s.block == BlockType::InvertedResidual);
+        let fc_signed = fc_input_signed(space, &plan);
         let fc =
             ElasticLinearConfig::new(plan.fc.in_features as usize, plan.fc.out_features as usize)
                 .with_input_quant(cfg.act_quant.clone().with_signed(fc_signed))
@@ -588,7 +594,83 @@ pub struct StaticConvBn {
     pub act: Act,
 }
 
+/// The tensors of a [`StaticConvBn`].
+#[derive(Debug)]
+pub struct ConvBnParts {
+    /// Weight, `[out, in / groups, k, k]`.
+    pub weight: Tensor<4>,
+    /// Bias, `[out]`.
+    pub bias: Option<Tensor<1>>,
+    /// Batch norm scale, `[out]`.
+    pub gamma: Tensor<1>,
+    /// Batch norm shift, `[out]`.
+    pub beta: Tensor<1>,
+    /// Running mean, `[out]`.
+    pub running_mean: Tensor<1>,
+    /// Running variance, `[out]`.
+    pub running_var: Tensor<1>,
+    /// Batch norm epsilon.
+    pub epsilon: f64,
+    /// Batch norm momentum.
+    pub momentum: f64,
+    /// Input quantizer.
+    pub quant: FrozenActQuant,
+}
+
+impl ConvBnParts {
+    /// Zeros (unit variance) of the shapes of `layer`, scale 1: a skeleton to load a record
+    /// into.
+    pub fn zeros(layer: &ConvLayer, signed: bool, device: &Device) -> ConvBnParts {
+        let (cin, cout, k, g) = (
+            layer.in_channels as usize,
+            layer.out_channels as usize,
+            layer.kernel as usize,
+            layer.groups as usize,
+        );
+        ConvBnParts {
+            weight: Tensor::zeros([cout, cin / g, k, k], device),
+            bias: None,
+            gamma: Tensor::ones([cout], device),
+            beta: Tensor::zeros([cout], device),
+            running_mean: Tensor::zeros([cout], device),
+            running_var: Tensor::ones([cout], device),
+            epsilon: 1e-5,
+            momentum: 0.1,
+            quant: FrozenActQuant::new(layer.formats.activations, 1.0, signed, device),
+        }
+    }
+}
+
 impl StaticConvBn {
+    /// The layer `layer` (stride, groups, padding `kernel / 2`, activation) with the given
+    /// tensors.
+    pub fn from_parts(layer: &ConvLayer, p: ConvBnParts) -> StaticConvBn {
+        let k = layer.kernel as usize;
+        let pad = k / 2;
+        StaticConvBn {
+            quant: p.quant,
+            conv: Conv2d {
+                weight: Param::from_tensor(p.weight),
+                bias: p.bias.map(Param::from_tensor),
+                stride: [layer.stride as usize; 2],
+                kernel_size: [k; 2],
+                dilation: [1, 1],
+                groups: layer.groups as usize,
+                padding: PaddingConfig2d::Explicit(pad, pad, pad, pad),
+            },
+            bn: BatchNorm {
+                gamma: Param::from_tensor(p.gamma),
+                beta: Param::from_tensor(p.beta),
+                training: Param::from_bool(true),
+                running_mean: RunningState::new(p.running_mean),
+                running_var: RunningState::new(p.running_var),
+                momentum: p.momentum,
+                epsilon: p.epsilon,
+            },
+            act: layer.act,
+        }
+    }
+
     /// # Shapes
     /// - `x`: `[batch, in_channels, h, w]`
     /// - output: `[batch, out_channels, h / stride, w / stride]`
@@ -667,6 +749,48 @@ impl PlanLayers for StaticLayers<'_> {
 }
 
 impl StaticNet {
+    /// The network of member `arch` with zero weights and unit scales: the skeleton to load a
+    /// saved record (`model.bpk` of an exported model) into, e.g.
+    /// `StaticNet::init(&space, &arch, &device)?.load_file("model.bpk")`. Activation quantizers
+    /// are signed where the supernet's are (a property of the space).
+    pub fn init(space: &Space, arch: &Arch, device: &Device) -> Result<StaticNet, ArchError> {
+        let plan = space.plan(arch)?;
+        let conv = |b: Option<&BlockPlan>, l: &ConvLayer| {
+            let signed = input_signed_in_any(space, &plan, b, l);
+            StaticConvBn::from_parts(l, ConvBnParts::zeros(l, signed, device))
+        };
+        let stem = conv(None, &plan.stem);
+        let blocks = plan
+            .blocks
+            .iter()
+            .map(|b| StaticBlock {
+                convs: b.convs.iter().map(|c| conv(Some(b), c)).collect(),
+                shortcut: b.shortcut.as_ref().map(|s| conv(Some(b), s)),
+            })
+            .collect();
+        let head_conv = plan.head_conv.as_ref().map(|h| conv(None, h));
+        let (i, o) = (plan.fc.in_features as usize, plan.fc.out_features as usize);
+        let fc = Linear {
+            weight: Param::from_tensor(Tensor::zeros([i, o], device)),
+            bias: Some(Param::from_tensor(Tensor::zeros([o], device))),
+        };
+        let fc_quant = FrozenActQuant::new(
+            plan.fc.formats.activations,
+            1.0,
+            fc_input_signed(space, &plan),
+            device,
+        );
+        Ok(StaticNet {
+            stem,
+            blocks,
+            head_conv,
+            fc,
+            fc_quant,
+            plan,
+            weight_scaling: FloatScaling::default(),
+        })
+    }
+
     /// The logits.
     ///
     /// # Shapes

@@ -2,6 +2,8 @@
 //! exactly what the extracted network computes (and within 1e-5 of the supernet), the weight
 //! codes take exactly their formats' bits, and writing a rebuilt network gives the same bytes.
 
+use burn::module::Module;
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Distribution, Tensor};
 use spaces::plan::Plan;
 use spaces::{Arch, Format, Rng, Space};
@@ -41,6 +43,13 @@ fn extracted(net: &Supernet, arch: &Arch, device: &Device) -> StaticNet {
             .unwrap();
     }
     net.extract(arch).unwrap()
+}
+
+fn y_loaded_values(net: &StaticNet, x: &Tensor<4>) -> Vec<f32> {
+    net.forward(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
@@ -90,11 +99,25 @@ fn weights_file_round_trips_exactly_and_takes_the_formats_bits() {
         let plan = space.plan(arch).unwrap();
         let loaded = StaticNet::from_safetensors(plan.clone(), &bytes, &device).unwrap();
         // the rebuilt network holds exactly the extracted values: identical logits
-        let y_loaded = loaded.forward(x);
         assert_eq!(
-            y_loaded.into_data().try_to_vec::<f32>().unwrap(),
+            y_loaded_values(&loaded, &x),
             y_static.into_data().try_to_vec::<f32>().unwrap(),
             "arch {k}: loaded != extracted"
+        );
+        // the burn record reloads into the skeleton of the member, with the same logits
+        let record = model.clone().into_record().into_bytes().unwrap();
+        let reloaded = StaticNet::init(&space, arch, &device)
+            .unwrap()
+            .try_load_record(ModuleRecord::from_bytes(record).unwrap())
+            .unwrap();
+        assert_eq!(
+            reloaded
+                .forward(x.clone())
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+            y_loaded_values(&loaded, &x),
+            "arch {k}: record reloaded != extracted"
         );
         // writing the rebuilt network gives the same file
         let again = loaded.to_safetensors().unwrap();

@@ -210,14 +210,11 @@ impl ActQuantizer {
     /// # Panics
     /// Panics under LSQ if `format` needs a scale and is not one of `lsq_formats`.
     pub fn frozen(&self, format: Format) -> FrozenActQuant {
+        let device = self.range.value().device();
         let scale = self
             .eval_scale(format)
             .map_or(1.0, |s| s.into_scalar::<f32>());
-        FrozenActQuant {
-            format,
-            scale,
-            signed: self.signed,
-        }
+        FrozenActQuant::new(format, scale, self.signed, &device)
     }
 
     /// Sets every LSQ step from a sample batch as in the LSQ paper: `2 * mean|x| / sqrt(Q_p)`,
@@ -360,18 +357,36 @@ impl ActQuantizer {
 }
 
 /// An activation quantizer with a fixed scale, for an extracted (static) sub-network.
+///
+/// The scale is module state (saved in records, like a batch norm's running statistics);
+/// the format and signedness are constants of the architecture.
 #[derive(Module, Debug)]
 pub struct FrozenActQuant {
     /// The format.
     #[module(skip)]
     pub format: Format,
-    /// The scale (1 for unscaled formats).
-    pub scale: f32,
+    /// The scale, shape `[1]` (1 for unscaled formats). Not trained.
+    pub scale: RunningState<Tensor<1>>,
     /// Signed or unsigned integer codes.
+    #[module(skip)]
     pub signed: bool,
 }
 
 impl FrozenActQuant {
+    /// A quantizer to `format` with a fixed scale.
+    pub fn new(format: Format, scale: f32, signed: bool, device: &Device) -> FrozenActQuant {
+        FrozenActQuant {
+            format,
+            scale: RunningState::new(Tensor::from_data(TensorData::new(vec![scale], [1]), device)),
+            signed,
+        }
+    }
+
+    /// The scale.
+    pub fn scale_value(&self) -> f32 {
+        self.scale.value().into_scalar::<f32>()
+    }
+
     /// Fake-quantizes `x` with the fixed scale (straight-through gradient).
     ///
     /// # Shapes
@@ -381,7 +396,7 @@ impl FrozenActQuant {
         if self.format.is_full_precision() {
             return x;
         }
-        let scale = Tensor::<D>::full([1; D], self.scale, &x.device());
+        let scale = self.scale.value().to_device(&x.device()).reshape([1; D]);
         fake_quantize(x, self.format, Some(scale), self.signed)
     }
 
@@ -400,7 +415,7 @@ impl FrozenActQuant {
             &values,
             &shape,
             self.format,
-            vec![self.scale],
+            vec![self.scale_value()],
             None,
             self.signed,
         )
@@ -635,7 +650,7 @@ mod tests {
             assert!((f64::from(*g) - w).abs() < 1e-6);
         }
         let frozen = q.frozen(Format::Int(2));
-        assert_eq!(frozen.scale, 3.0);
+        assert_eq!(frozen.scale_value(), 3.0);
     }
 
     #[test]
