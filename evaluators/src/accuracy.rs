@@ -4,7 +4,7 @@
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, ArchError, Plan};
-use supernet::{Phase, Supernet};
+use supernet::{Phase, StaticNet, Supernet};
 
 use crate::data::{Batch, BatchLoader};
 
@@ -75,6 +75,18 @@ pub fn evaluate_plan(
     batches.into_iter().fold(Accuracy::default(), |acc, b| {
         let total = b.labels.dims()[0];
         let logits = net.forward_plan(b.images, plan, Phase::Eval);
+        acc.merge(Accuracy {
+            correct: correct(logits, b.labels),
+            total,
+        })
+    })
+}
+
+/// Top-1 accuracy of an extracted (or exported) network on every batch of `batches`.
+pub fn evaluate_static(net: &StaticNet, batches: impl IntoIterator<Item = Batch>) -> Accuracy {
+    batches.into_iter().fold(Accuracy::default(), |acc, b| {
+        let total = b.labels.dims()[0];
+        let logits = net.forward(b.images);
         acc.merge(Accuracy {
             correct: correct(logits, b.labels),
             total,

@@ -6,4 +6,6 @@
 pub mod accuracy;
 pub mod data;
 
-pub use accuracy::{Accuracy, EvalConfig, evaluate_plan, recalibrate_and_evaluate};
+pub use accuracy::{
+    Accuracy, EvalConfig, evaluate_plan, evaluate_static, recalibrate_and_evaluate,
+};

@@ -61,6 +61,28 @@ enum Command {
     /// where a previous run stopped.
     #[command(after_help = "Example:\n  qnas run spaces/presets/mnist.ron")]
     Run(crate::cli_run::RunArgs),
+    /// Write members of a run's Pareto front as standalone models: real quantized weights
+    /// (safetensors), a burn record, the architecture, and model.json with their accuracy
+    /// and costs.
+    #[command(
+        after_help = "Examples:\n  qnas export runs/mnist\n  qnas export runs/mnist --pick 3\n  qnas export runs/mnist --max-bitops 2e7 --min-accuracy 95 --out models --json\n\n\
+                      Positions are those of `qnas search`'s table (1 = cheapest). Each folder holds\n\
+                      arch.ron, space.ron, weights.safetensors, model.bpk and model.json."
+    )]
+    Export(crate::cli_model::ExportArgs),
+    /// Measure an exported model's accuracy on the validation split and the test files,
+    /// without the supernet.
+    #[command(
+        after_help = "Examples:\n  qnas eval runs/mnist/export/front-03\n  qnas eval runs/mnist/export/front-03 --data data/mnist-5k --json"
+    )]
+    Eval(crate::cli_model::EvalArgs),
+    /// Classify images (PNG files, IDX image files) with an exported model.
+    #[command(
+        after_help = "Examples:\n  qnas predict runs/mnist/export/front-03 digit.png\n  qnas predict runs/mnist/export/front-03 data/mnist-5k/t10k-images-idx3-ubyte.gz --top 3 --json\n\n\
+                      Images are converted to the model's input (grey or RGB, resized when their size\n\
+                      differs) and normalized like its training data."
+    )]
+    Predict(crate::cli_model::PredictArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +173,9 @@ pub fn main() -> ExitCode {
         Command::Train(a) => crate::cli_train::run(&a),
         Command::Search(a) => crate::cli_search::run(&a),
         Command::Run(a) => crate::cli_run::run(&a),
+        Command::Export(a) => crate::cli_model::export(&a),
+        Command::Eval(a) => crate::cli_model::eval(&a),
+        Command::Predict(a) => crate::cli_model::predict(&a),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
+//! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
 //! - [`fsio`]: atomic writes;
+//! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
 //! - [`search_cmd`]: `qnas search`, the Pareto front from a trained supernet;
 //! - [`space_report`]: `qnas space check` and `qnas space sample`;
 //! - [`strategy`]: ask/tell search strategies (no tensors);
@@ -11,7 +13,9 @@
 
 pub mod backend;
 pub mod bench;
+pub mod export_cmd;
 pub mod fsio;
+pub mod model_dir;
 pub mod pareto;
 pub mod png_plot;
 pub mod search_cmd;

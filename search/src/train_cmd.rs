@@ -230,6 +230,79 @@ pub fn load_data(space: &Space, file: &Path) -> Result<SearchData, TrainCmdError
     Ok(data)
 }
 
+/// `source.json` of a run folder: where its space file came from, so that the copy
+/// `space.ron` resolves relative paths (the data folder) as the original did.
+pub const SOURCE_FILE: &str = "source.json";
+
+/// `source.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The space file the run was trained from (absolute).
+    pub space_file: PathBuf,
+}
+
+/// A run opened from its folder or from its space file.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The space.
+    pub space: Space,
+    /// The space file read (`<run>/space.ron`, or the file given).
+    pub space_file: PathBuf,
+    /// The run folder.
+    pub dir: PathBuf,
+}
+
+/// Opens a run: `target` is a run folder (holding `space.ron`) or a space file (its run
+/// folder is `run_dir`, default `runs/<name>`). The copy in a run folder resolves relative
+/// paths against the original file's folder (from `source.json`), else against the run
+/// folder.
+pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, TrainCmdError> {
+    if target.is_dir() {
+        let file = target.join("space.ron");
+        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let source: Option<Source> = std::fs::read_to_string(target.join(SOURCE_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let (base, default_name) = match &source {
+            Some(s) => (
+                s.space_file
+                    .parent()
+                    .map_or_else(|| target.to_path_buf(), Path::to_path_buf),
+                s.space_file
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+            None => (
+                target.to_path_buf(),
+                target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+        };
+        let space = Space::parse_in(&src, &file.display().to_string(), &default_name, &base)?;
+        Ok(Run {
+            space,
+            space_file: file,
+            dir: target.to_path_buf(),
+        })
+    } else {
+        let space = Space::load(target)?;
+        let dir = run_dir(run_dir_opt, &space);
+        Ok(Run {
+            space,
+            space_file: target.to_path_buf(),
+            dir,
+        })
+    }
+}
+
 /// The run folder of a space file.
 pub fn run_dir(opts_dir: &Option<PathBuf>, space: &Space) -> PathBuf {
     opts_dir
@@ -393,6 +466,10 @@ pub fn train(
         let src = std::fs::read(&opts.file).map_err(|e| IoError::new("read", &opts.file, e))?;
         write_atomic(&dir.join("space.ron"), &src)?;
         write_json_atomic(&dir.join("config.json"), &space)?;
+        let source = Source {
+            space_file: std::fs::canonicalize(&opts.file).unwrap_or(opts.file.clone()),
+        };
+        write_json_atomic(&dir.join(SOURCE_FILE), &source)?;
     }
 
     let t = space.train.clone();

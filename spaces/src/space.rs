@@ -174,10 +174,21 @@ impl Space {
     /// Parses and validates RON text; `file` names it in errors (and relative paths in it are
     /// relative to its folder), `default_name` is used when the file sets no `name`.
     pub fn parse(src: &str, file: &str, default_name: &str) -> Result<Space, SpaceError> {
+        let base = Path::new(file).parent().unwrap_or(Path::new(""));
+        Space::parse_in(src, file, default_name, base)
+    }
+
+    /// [`Space::parse`] with relative paths relative to `base` instead of the file's folder
+    /// (for a copy of a space file kept away from its original place).
+    pub fn parse_in(
+        src: &str,
+        file: &str,
+        default_name: &str,
+        base: &Path,
+    ) -> Result<Space, SpaceError> {
         let raw: RawSpace = ron_options()
             .from_str(src)
             .map_err(|e| SpaceError::syntax(file, src, &e))?;
-        let base = Path::new(file).parent().unwrap_or(Path::new(""));
         Space::from_raw_in(raw, default_name, base)
             .map_err(|problems| SpaceError::invalid(file, src, problems))
     }

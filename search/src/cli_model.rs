@@ -1,0 +1,263 @@
+//! `qnas export`, `qnas eval`, `qnas predict`: arguments and printing (the binary's side).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use search::backend::{self, BackendKind};
+use search::export_cmd::{
+    self, ExportOptions, ExportProgress, ExportReport, ExportedModel, Selection,
+};
+use search::model_dir::{self, EvalReport, ModelError, PredictReport};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A run folder (`runs/<name>`) or the space file it was trained from.
+    pub run: PathBuf,
+    /// Run folder, when RUN is a space file (default `runs/<space name>`).
+    #[arg(long = "run")]
+    pub run_dir: Option<PathBuf>,
+    /// Members to export by their position in the front (from 1, cheapest first, as `qnas
+    /// search` lists them); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub pick: Vec<usize>,
+    /// Export every member of the front (the default when nothing else is chosen).
+    #[arg(long, conflicts_with = "pick")]
+    pub all: bool,
+    /// Only members of at most this many BitOps (e.g. 2e7).
+    #[arg(long)]
+    pub max_bitops: Option<f64>,
+    /// Only members of at least this validation accuracy (0.97 or 97).
+    #[arg(long)]
+    pub min_accuracy: Option<f64>,
+    /// Output folder (default `<run>/export`); one `front-NN` folder per model.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the report as JSON (schema `qnas.export/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// An exported model folder (`qnas export`).
+    pub model: PathBuf,
+    /// Data folder to evaluate on instead of the one the model was exported with (same
+    /// format; the validation part is held out with the model's seed and fraction).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the report as JSON (schema `qnas.eval/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// An exported model folder (`qnas export`).
+    pub model: PathBuf,
+    /// PNG files or IDX image files (raw or gzipped; every image in them).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Show this many most probable classes per image.
+    #[arg(long, default_value_t = 1)]
+    pub top: usize,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the predictions as JSON (schema `qnas.predict/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress: one line per exported model on stderr.
+pub struct ExportLines;
+
+impl ExportProgress for ExportLines {
+    fn exported(&mut self, done: usize, total: usize, m: &ExportedModel) {
+        eprintln!(
+            "[{done}/{total}] {} {}: validation {:.2}%, test {:.2}%, {:.3e} BitOps, {} bytes of weights{}",
+            m.dir.display(),
+            m.info.origin,
+            m.info.accuracy.validation.accuracy * 100.0,
+            m.info.accuracy.test.accuracy * 100.0,
+            m.info.cost.bitops as f64,
+            m.info.size.weight_code_bytes,
+            if m.kept { " (kept)" } else { "" }
+        );
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
+}
+
+fn fail_model(e: ModelError) -> ExitCode {
+    match e {
+        ModelError::Space(s) => crate::cli::space_error(false, s),
+        e => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
+        }
+    }
+}
+
+/// The exported models as a table.
+pub fn export_table(r: &ExportReport) -> String {
+    let mut s = format!(
+        "exported {} models to {}:\n",
+        r.models.len(),
+        r.out_dir.display()
+    );
+    s += &format!(
+        "  {:>3}  {:>9}  {:>9}  {:>9}  {:>12}  {:>10}  {}\n",
+        "#", "search", "valid.", "test", "BitOps", "weights", "folder"
+    );
+    for m in &r.models {
+        let a = &m.info.accuracy;
+        s += &format!(
+            "  {:>3}  {:>8.2}%  {:>8.2}%  {:>8.2}%  {:>12.4e}  {:>8} B  {}\n",
+            m.position,
+            a.search * 100.0,
+            a.validation.accuracy * 100.0,
+            a.test.accuracy * 100.0,
+            m.info.cost.bitops as f64,
+            m.info.size.weight_code_bytes,
+            m.dir.display()
+        );
+    }
+    s
+}
+
+/// Runs `qnas export`.
+pub fn export(a: &ExportArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = ExportOptions {
+        target: a.run.clone(),
+        run_dir: a.run_dir.clone(),
+        selection: Selection {
+            pick: a.pick.clone(),
+            all: a.all,
+            max_bitops: a.max_bitops,
+            min_accuracy: a.min_accuracy,
+        },
+        out_dir: a.out.clone(),
+        skip_existing: false,
+        device,
+    };
+    match export_cmd::export(&opts, &mut ExportLines) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", export_table(&r));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(export_cmd::ExportError::Setup(search::train_cmd::TrainCmdError::Space(s))) => {
+            crate::cli::space_error(false, *s)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
+        }
+    }
+}
+
+fn print_eval(r: &EvalReport) -> String {
+    let line = |name: &str, m: &model_dir::Measured, reported: &model_dir::Measured| {
+        format!(
+            "  {name:<10} {:>7.2}%  ({} of {}){}\n",
+            m.accuracy * 100.0,
+            m.correct,
+            m.total,
+            if m == reported {
+                "  = model.json".to_string()
+            } else {
+                format!("  model.json: {:.2}%", reported.accuracy * 100.0)
+            }
+        )
+    };
+    let mut s = format!("{} on {}:\n", r.model.display(), r.data.display());
+    s += &line("validation", &r.validation, &r.reported.validation);
+    s += &line("test", &r.test, &r.reported.test);
+    s += &format!(
+        "  search     {:>7.2}%  (supernet member, validation)\n",
+        r.reported.search * 100.0
+    );
+    s
+}
+
+/// Runs `qnas eval`.
+pub fn eval(a: &EvalArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = model_dir::load_model(&a.model, &device)
+        .and_then(|m| model_dir::evaluate_model(&m, a.data.as_deref(), &device));
+    match result {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", print_eval(&r));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_model(e),
+    }
+}
+
+fn print_predictions(r: &PredictReport, top: usize) -> String {
+    let mut s = String::new();
+    for p in &r.predictions {
+        let mut order: Vec<usize> = (0..p.probabilities.len()).collect();
+        order.sort_by(|&a, &b| p.probabilities[b].total_cmp(&p.probabilities[a]));
+        let best: Vec<String> = order
+            .iter()
+            .take(top.max(1))
+            .map(|&c| format!("{c} ({:.1}%)", p.probabilities[c] * 100.0))
+            .collect();
+        s += &format!("{}: {}\n", p.source, best.join(", "));
+    }
+    s
+}
+
+/// Runs `qnas predict`.
+pub fn predict(a: &PredictArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = model_dir::load_model(&a.model, &device)
+        .and_then(|m| model_dir::predict(&m, &a.images, &device));
+    match result {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", print_predictions(&r, a.top));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail_model(e),
+    }
+}

@@ -1,0 +1,520 @@
+//! An exported model folder: what `qnas export` writes and `qnas eval`, `qnas predict` and
+//! `qnas finetune` read. No supernet is involved in reading one.
+//!
+//! # Files
+//! - `arch.ron`: the member (architecture and per-layer formats), validated against
+//!   `space.ron` when read;
+//! - `space.ron`: the space file of the run (it defines the layer names and wiring);
+//! - `weights.safetensors`: the real quantized codes with their scales, batch norms and
+//!   activation scales (`qnas.weights/1`, see [`supernet::deploy`]);
+//! - `model.bpk`: the same network as a burn record, for Rust programs:
+//!   `StaticNet::init(&space, &arch, &device)?.load_file("model.bpk")`;
+//! - `model.json`: [`ModelInfo`] (`qnas.model/1`): accuracies, costs, sizes, the input
+//!   normalization and the data split it was measured on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use evaluators::data::{
+    DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization, load_images,
+};
+use evaluators::{Accuracy, evaluate_static};
+use serde::{Deserialize, Serialize};
+use spaces::{Arch, Space, SpaceError};
+use supernet::StaticNet;
+use supernet::deploy::{DeployError, weight_code_bytes};
+
+use crate::fsio::IoError;
+
+/// `schema` of `model.json`.
+pub const MODEL_SCHEMA: &str = "qnas.model/1";
+/// `schema` of `qnas eval --json`.
+pub const EVAL_SCHEMA: &str = "qnas.eval/1";
+/// `schema` of `qnas predict --json`.
+pub const PREDICT_SCHEMA: &str = "qnas.predict/1";
+
+/// File names in a model folder.
+pub const ARCH_FILE: &str = "arch.ron";
+/// The space file.
+pub const SPACE_FILE: &str = "space.ron";
+/// The quantized weights.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The burn record.
+pub const RECORD_FILE: &str = "model.bpk";
+/// The description.
+pub const INFO_FILE: &str = "model.json";
+
+/// Input image shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputInfo {
+    /// Channels.
+    pub channels: usize,
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+}
+
+/// The data set a model was measured on, and how its validation part was held out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataInfo {
+    /// File format.
+    pub kind: DataKind,
+    /// Data folder (absolute when it was exported).
+    pub path: PathBuf,
+    /// Held-out share of the training files.
+    pub validation_fraction: f64,
+    /// Split seed.
+    pub seed: u64,
+    /// Batch size of the evaluations.
+    pub batch_size: usize,
+}
+
+/// A measured accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measured {
+    /// Top-1 accuracy in `[0, 1]`.
+    pub accuracy: f64,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Images.
+    pub total: usize,
+}
+
+impl From<Accuracy> for Measured {
+    fn from(a: Accuracy) -> Self {
+        Measured {
+            accuracy: a.top1(),
+            correct: a.correct,
+            total: a.total,
+        }
+    }
+}
+
+/// Accuracies of an exported model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccuracyInfo {
+    /// The search's validation accuracy of this member (on the supernet's weights).
+    pub search: f64,
+    /// This model's validation accuracy (same split and images as the search).
+    pub validation: Measured,
+    /// This model's accuracy on the test files (never seen by training or search).
+    pub test: Measured,
+}
+
+/// Costs from the analytic cost model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostInfo {
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// BitOps per image (MACs x weight bits x activation bits).
+    pub bitops: u64,
+    /// Parameters.
+    pub params: u64,
+    /// Weight memory in bits.
+    pub weight_bits: u64,
+}
+
+/// Sizes of the written files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeInfo {
+    /// `weights.safetensors` in bytes.
+    pub weights_file_bytes: u64,
+    /// Bytes of the weight codes in it (`ceil(n * bits / 8)` per layer).
+    pub weight_code_bytes: u64,
+    /// The same weights in fp32, for comparison.
+    pub fp32_weight_bytes: u64,
+}
+
+/// `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// [`MODEL_SCHEMA`].
+    pub schema: String,
+    /// The folder's name.
+    pub name: String,
+    /// The space's name.
+    pub space: String,
+    /// Where the member came from (strategy or baseline).
+    pub origin: String,
+    /// Input images.
+    pub input: InputInfo,
+    /// Classes.
+    pub classes: usize,
+    /// Per-channel normalization of `[0, 1]` pixels, `(x - mean) / std`.
+    pub normalization: Normalization,
+    /// The data it was measured on.
+    pub data: DataInfo,
+    /// Accuracies.
+    pub accuracy: AccuracyInfo,
+    /// Costs.
+    pub cost: CostInfo,
+    /// File sizes.
+    pub size: SizeInfo,
+    /// Largest difference between this model's logits and the supernet member's on the first
+    /// validation batch, when exported.
+    pub max_logit_difference: f32,
+    /// Fine-tuning steps applied after export (0 for a model cut from the supernet).
+    #[serde(default)]
+    pub finetune_steps: u64,
+}
+
+/// Why a model folder could not be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// `model.json` is not valid.
+    #[error("{}: {message}", path.display())]
+    Info {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `space.ron` or `arch.ron` is not valid.
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+    /// The weights file does not fit.
+    #[error("{}: {source}", path.display())]
+    Weights {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: DeployError,
+    },
+    /// The data could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The data does not fit the model.
+    #[error("{}: {message}", path.display())]
+    DataShape {
+        /// The data folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ModelError {
+    /// True when the user's input is at fault (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, ModelError::Io(_))
+    }
+}
+
+/// A model folder, read.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `model.json`.
+    pub info: ModelInfo,
+    /// The space.
+    pub space: Space,
+    /// The member.
+    pub arch: Arch,
+    /// The network, rebuilt from `weights.safetensors`.
+    pub net: StaticNet,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|e| IoError::new("read", path, e).into())
+}
+
+/// Reads `model.json` of a folder.
+pub fn read_info(dir: &Path) -> Result<ModelInfo, ModelError> {
+    let path = dir.join(INFO_FILE);
+    let text = String::from_utf8(read(&path)?).map_err(|e| ModelError::Info {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let info: ModelInfo = serde_json::from_str(&text).map_err(|e| ModelError::Info {
+        path: path.clone(),
+        message: format!("line {} column {}: {e}", e.line(), e.column()),
+    })?;
+    if info.schema != MODEL_SCHEMA {
+        return Err(ModelError::Info {
+            path,
+            message: format!("schema {:?}, this qnas reads {MODEL_SCHEMA:?}", info.schema),
+        });
+    }
+    Ok(info)
+}
+
+/// Reads a model folder: `model.json`, the space, the arch (validated against the space) and
+/// the network from `weights.safetensors`.
+pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
+    if !dir.is_dir() {
+        return Err(IoError::new(
+            "read",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder"),
+        )
+        .into());
+    }
+    let info = read_info(dir)?;
+    let space_path = dir.join(SPACE_FILE);
+    let src = String::from_utf8_lossy(&read(&space_path)?).to_string();
+    let space = Space::parse(&src, &space_path.display().to_string(), &info.space)?;
+    let arch = Arch::load(&dir.join(ARCH_FILE), &space)?;
+    let plan = space.plan(&arch).map_err(|e| ModelError::Info {
+        path: dir.join(ARCH_FILE),
+        message: e.to_string(),
+    })?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bytes = read(&weights_path)?;
+    let net = StaticNet::from_safetensors(plan, &bytes, device).map_err(|source| {
+        ModelError::Weights {
+            path: weights_path,
+            source,
+        }
+    })?;
+    Ok(LoadedModel {
+        dir: dir.to_path_buf(),
+        info,
+        space,
+        arch,
+        net,
+    })
+}
+
+/// Sizes of a weights file.
+pub fn sizes(net: &StaticNet, weights: &[u8]) -> Result<SizeInfo, DeployError> {
+    let codes: usize = weight_code_bytes(weights)?.iter().map(|(_, n)| n).sum();
+    let params: usize = net
+        .weight_codes()?
+        .iter()
+        .map(|(_, q)| q.shape.iter().product::<usize>())
+        .sum();
+    Ok(SizeInfo {
+        weights_file_bytes: weights.len() as u64,
+        weight_code_bytes: codes as u64,
+        fp32_weight_bytes: 4 * params as u64,
+    })
+}
+
+/// Writes a model folder atomically: into a temporary folder next to `dir`, renamed into
+/// place (an existing folder is replaced only once the new one is complete).
+pub fn write_model_dir(
+    dir: &Path,
+    space_src: &[u8],
+    arch: &Arch,
+    net: &StaticNet,
+    info: &ModelInfo,
+    weights: &[u8],
+) -> Result<(), ModelError> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("model")
+        .to_string();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| IoError::new("create folder", &tmp, e))?;
+    let record = net
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| ModelError::Info {
+            path: tmp.join(RECORD_FILE),
+            message: format!("burn record: {e:?}"),
+        })?;
+    let info_text = serde_json::to_string_pretty(info).map_err(|e| ModelError::Info {
+        path: tmp.join(INFO_FILE),
+        message: e.to_string(),
+    })? + "\n";
+    let arch_ron = arch.to_ron();
+    let files: [(&str, &[u8]); 5] = [
+        (SPACE_FILE, space_src),
+        (ARCH_FILE, arch_ron.as_bytes()),
+        (WEIGHTS_FILE, weights),
+        (RECORD_FILE, &record),
+        (INFO_FILE, info_text.as_bytes()),
+    ];
+    let result = (|| -> Result<(), IoError> {
+        for (file, bytes) in files {
+            crate::fsio::write_atomic(&tmp.join(file), bytes)?;
+        }
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        let had_old = dir.exists();
+        if had_old {
+            std::fs::rename(dir, &old).map_err(|e| IoError::new("move aside", dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| IoError::new("rename into", dir, e))?;
+        if had_old {
+            let _ = std::fs::remove_dir_all(&old);
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(result?)
+}
+
+/// The data description of a model, optionally with another folder.
+fn data_spec(info: &ModelInfo, data_dir: Option<&Path>) -> DataSpec {
+    DataSpec {
+        kind: info.data.kind,
+        path: data_dir.map_or_else(|| info.data.path.clone(), Path::to_path_buf),
+        validation_fraction: info.data.validation_fraction,
+        seed: info.data.seed,
+        augment: None,
+    }
+}
+
+/// What `qnas eval` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    /// [`EVAL_SCHEMA`].
+    pub schema: &'static str,
+    /// The model folder.
+    pub model: PathBuf,
+    /// The data folder.
+    pub data: PathBuf,
+    /// Accuracy on the validation part of the training files (the search's split).
+    pub validation: Measured,
+    /// Accuracy on the test files.
+    pub test: Measured,
+    /// What `model.json` reports.
+    pub reported: AccuracyInfo,
+    /// Whether validation and test match `model.json` exactly.
+    pub matches_report: bool,
+}
+
+/// Evaluates a loaded model on the validation split and the test files of its data set (or of
+/// `data_dir`), with the model's own normalization.
+pub fn evaluate_model(
+    m: &LoadedModel,
+    data_dir: Option<&Path>,
+    device: &Device,
+) -> Result<EvalReport, ModelError> {
+    let spec = data_spec(&m.info, data_dir);
+    let data = spec.load(Path::new(""))?;
+    let shape = data.train.shape();
+    let i = m.info.input;
+    if (shape.channels, shape.height, shape.width) != (i.channels, i.height, i.width) {
+        return Err(ModelError::DataShape {
+            path: spec.path.clone(),
+            message: format!(
+                "images are {}x{}x{}, the model takes {}x{}x{}",
+                shape.channels, shape.height, shape.width, i.channels, i.height, i.width
+            ),
+        });
+    }
+    let bs = m.info.data.batch_size.max(1);
+    let loader = |d| {
+        evaluators::data::BatchLoader::new(d, m.info.normalization.clone(), LoaderConfig::eval(bs))
+    };
+    let val = loader(Arc::clone(&data.validation))?;
+    let validation = Measured::from(evaluate_static(&m.net, val.epoch(0, device)));
+    let test_set = Arc::new(spec.load_test(Path::new(""))?);
+    let test = Measured::from(evaluate_static(&m.net, loader(test_set)?.epoch(0, device)));
+    let reported = m.info.accuracy.clone();
+    Ok(EvalReport {
+        schema: EVAL_SCHEMA,
+        model: m.dir.clone(),
+        data: spec.path,
+        matches_report: validation == reported.validation && test == reported.test,
+        validation,
+        test,
+        reported,
+    })
+}
+
+/// One classified image.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    /// The file (and index, for IDX files).
+    pub source: String,
+    /// The most probable class.
+    pub class: usize,
+    /// Its probability.
+    pub probability: f32,
+    /// Every class's probability (softmax of the logits).
+    pub probabilities: Vec<f32>,
+}
+
+/// What `qnas predict` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct PredictReport {
+    /// [`PREDICT_SCHEMA`].
+    pub schema: &'static str,
+    /// The model folder.
+    pub model: PathBuf,
+    /// One line per image, in input order.
+    pub predictions: Vec<Prediction>,
+}
+
+/// Classifies the images of `files` (PNG files or IDX image files; see
+/// [`evaluators::data::load_images`]): converted to the model's input shape, normalized
+/// like its training data.
+pub fn predict(
+    m: &LoadedModel,
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<PredictReport, ModelError> {
+    let i = m.info.input;
+    let shape = ImageShape {
+        channels: i.channels,
+        height: i.height,
+        width: i.width,
+    };
+    let mut images = Vec::new();
+    for f in files {
+        images.extend(load_images(f, shape)?);
+    }
+    let per = i.channels * i.height * i.width;
+    let mut predictions = Vec::new();
+    for chunk in images.chunks(256) {
+        let mut buf = vec![0f32; chunk.len() * per];
+        for (img, out) in chunk.iter().zip(buf.chunks_mut(per)) {
+            m.info.normalization.apply(&img.pixels, shape, out);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(buf, [chunk.len(), i.channels, i.height, i.width]),
+            device,
+        );
+        let probs = softmax(m.net.forward(x), 1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let classes = m.info.classes.max(1);
+        for (img, p) in chunk.iter().zip(probs.chunks(classes)) {
+            let (class, probability) = p
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, f32::MIN), |b, (c, v)| if v > b.1 { (c, v) } else { b });
+            predictions.push(Prediction {
+                source: img.source.clone(),
+                class,
+                probability,
+                probabilities: p.to_vec(),
+            });
+        }
+    }
+    Ok(PredictReport {
+        schema: PREDICT_SCHEMA,
+        model: m.dir.clone(),
+        predictions,
+    })
+}
