@@ -57,9 +57,13 @@ enum Command {
         after_help = "Examples:\n  qnas search spaces/presets/mnist.ron\n  qnas search spaces/presets/mnist.ron --strategy fliqs --target 0.1 --budget 200\n  qnas search spaces/presets/digits.ron --run runs/d --strategy random --budget 20 --json"
     )]
     Search(crate::cli_search::SearchArgs),
-    /// Train the supernet, then search it: the whole job in one command, each stage resumed
-    /// where a previous run stopped.
-    #[command(after_help = "Example:\n  qnas run spaces/presets/mnist.ron")]
+    /// Train the supernet, search it and export the Pareto front: the whole job in one
+    /// command, each stage resumed where a previous run stopped.
+    #[command(
+        after_help = "Examples:\n  qnas run spaces/presets/mnist.ron\n  qnas run spaces/presets/digits.ron --run runs/digits --json\n\n\
+                      Leaves in the run folder: checkpoints/, metrics.jsonl, train.json, search/ (pareto.svg,\n\
+                      pareto.png, pareto.csv, pareto.json, evaluated.csv) and export/front-NN/ per front member."
+    )]
     Run(crate::cli_run::RunArgs),
     /// Write members of a run's Pareto front as standalone models: real quantized weights
     /// (safetensors), a burn record, the architecture, and model.json with their accuracy

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use search::backend::{self, BackendKind};
+use search::export_cmd::{self, ExportOptions, Selection};
 use search::search_cmd::{self, SearchOptions};
 use search::train_cmd::{self, TrainOptions};
 use supernet::checkpoint;
@@ -19,6 +20,19 @@ pub struct RunArgs {
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
+    /// Print the results as JSON (schema `qnas.run/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `qnas run --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct RunReport<'a> {
+    schema: &'static str,
+    run_dir: PathBuf,
+    train: Option<serde_json::Value>,
+    search: &'a search_cmd::SearchReport,
+    export: &'a export_cmd::ExportReport,
 }
 
 /// Runs `qnas run`.
@@ -44,13 +58,13 @@ pub fn run(a: &RunArgs) -> ExitCode {
         .is_some_and(|s| s >= space.train.steps);
     if done {
         eprintln!(
-            "[1/2] training: already done ({})",
+            "[1/3] training: already done ({})",
             dir.join("train.json").display()
         );
     } else {
         let resume =
             checkpoint::list_checkpoints(&dir.join("checkpoints")).is_ok_and(|c| !c.is_empty());
-        eprintln!("[1/2] training{}", if resume { " (resuming)" } else { "" });
+        eprintln!("[1/3] training{}", if resume { " (resuming)" } else { "" });
         let opts = TrainOptions {
             file: a.file.clone(),
             run_dir: a.run.clone(),
@@ -66,7 +80,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
     }
     // stage 2: search, resuming a saved search
     let resume = dir.join("search").join("state.json").exists();
-    eprintln!("[2/2] search{}", if resume { " (resuming)" } else { "" });
+    eprintln!("[2/3] search{}", if resume { " (resuming)" } else { "" });
     let opts = SearchOptions {
         file: a.file.clone(),
         run_dir: a.run.clone(),
@@ -76,15 +90,44 @@ pub fn run(a: &RunArgs) -> ExitCode {
         targets: None,
         fliqs_training: false,
         resume,
-        device,
+        device: device.clone(),
     };
+    let device_for_export = device;
     let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
+    };
+    // stage 3: export every member of the front, keeping folders already written
+    eprintln!("[3/3] export of the front");
+    let opts = ExportOptions {
+        target: dir.clone(),
+        run_dir: None,
+        selection: Selection {
+            all: true,
+            ..Selection::default()
+        },
+        out_dir: None,
+        skip_existing: true,
+        device: device_for_export,
+    };
+    let exported = match export_cmd::export(&opts, &mut crate::cli_model::ExportLines) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
     };
     let train = std::fs::read_to_string(dir.join("train.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    if a.json {
+        let r = RunReport {
+            schema: "qnas.run/1",
+            run_dir: dir.clone(),
+            train,
+            search: &report,
+            export: &exported,
+        };
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
     println!("run folder: {}", dir.display());
     if let Some(t) = train {
         println!(
@@ -94,5 +137,13 @@ pub fn run(a: &RunArgs) -> ExitCode {
         );
     }
     print!("\n{}", crate::cli_search::table(&report));
+    print!("\n{}", crate::cli_model::export_table(&exported));
+    println!(
+        "\ncheck a model: qnas eval {}",
+        exported.models.first().map_or_else(
+            || "<model folder>".to_string(),
+            |m| m.dir.display().to_string()
+        )
+    );
     ExitCode::SUCCESS
 }

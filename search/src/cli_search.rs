@@ -70,12 +70,13 @@ pub fn table(r: &SearchReport) -> String {
         r.hypervolume
     );
     s += &format!(
-        "  {:>8}  {:>12}  {:>10}  {:>9}  {}\n",
-        "accuracy", "BitOps", "MACs", "params", "from"
+        "  {:>3}  {:>8}  {:>12}  {:>10}  {:>9}  {}\n",
+        "#", "accuracy", "BitOps", "MACs", "params", "from"
     );
-    for row in &r.front {
+    for (i, row) in r.front.iter().enumerate() {
         s += &format!(
-            "  {:>7.2}%  {:>12.4e}  {:>10}  {:>9}  {}\n",
+            "  {:>3}  {:>7.2}%  {:>12.4e}  {:>10}  {:>9}  {}\n",
+            i + 1,
             row.accuracy * 100.0,
             row.bitops as f64,
             row.macs,
@@ -93,10 +94,11 @@ pub fn table(r: &SearchReport) -> String {
         );
     }
     s += &format!(
-        "\nplot: {}\ntables: {} and {}\n",
+        "\nplot: {}\ntables: {} and {}\nexport models: qnas export {} --pick <#>\n",
         r.out_dir.join("pareto.svg").display(),
         r.out_dir.join("pareto.csv").display(),
-        r.out_dir.join("evaluated.csv").display()
+        r.out_dir.join("evaluated.csv").display(),
+        r.out_dir.parent().unwrap_or(&r.out_dir).display()
     );
     s
 }
