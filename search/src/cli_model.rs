@@ -182,7 +182,7 @@ fn print_eval(r: &EvalReport) -> String {
             m.accuracy * 100.0,
             m.correct,
             m.total,
-            if m == reported {
+            if (m.correct, m.total) == (reported.correct, reported.total) {
                 "  = model.json".to_string()
             } else {
                 format!("  model.json: {:.2}%", reported.accuracy * 100.0)

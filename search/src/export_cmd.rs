@@ -379,7 +379,9 @@ pub fn export(
             };
             let validation = Measured::from(evaluate_static(&exported, val.epoch(0, &device)));
             let test_acc = Measured::from(evaluate_static(&exported, test.epoch(0, &device)));
-            if validation.accuracy != row.accuracy || searched.top1() != row.accuracy {
+            // pareto.json holds the accuracy as a decimal fraction: compare with a tolerance
+            let differs = |a: f64| (a - row.accuracy).abs() > 1e-9;
+            if differs(validation.accuracy) || differs(searched.top1()) {
                 progress.note(&format!(
                     "member {p}: the search reported {:.4}, the supernet now gives {:.4} and the exported model {:.4}",
                     row.accuracy,

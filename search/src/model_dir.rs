@@ -172,6 +172,12 @@ pub struct ModelInfo {
 /// Why a model folder could not be read or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The folder does not exist.
+    #[error("{}: no such model folder (export one with `qnas export`)", dir.display())]
+    NotFound {
+        /// The folder.
+        dir: PathBuf,
+    },
     /// A file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -257,12 +263,9 @@ pub fn read_info(dir: &Path) -> Result<ModelInfo, ModelError> {
 /// the network from `weights.safetensors`.
 pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError> {
     if !dir.is_dir() {
-        return Err(IoError::new(
-            "read",
-            dir,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such model folder"),
-        )
-        .into());
+        return Err(ModelError::NotFound {
+            dir: dir.to_path_buf(),
+        });
     }
     let info = read_info(dir)?;
     let space_path = dir.join(SPACE_FILE);
@@ -432,7 +435,10 @@ pub fn evaluate_model(
         schema: EVAL_SCHEMA,
         model: m.dir.clone(),
         data: spec.path,
-        matches_report: validation == reported.validation && test == reported.test,
+        // counts, not the f64 fractions (which a JSON round trip may move by an ulp)
+        matches_report: (validation.correct, validation.total)
+            == (reported.validation.correct, reported.validation.total)
+            && (test.correct, test.total) == (reported.test.correct, reported.test.total),
         validation,
         test,
         reported,

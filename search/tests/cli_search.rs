@@ -252,7 +252,14 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
         "{text}"
     );
     assert!(run.join("train.json").exists() && run.join("search/pareto.png").exists());
+    // every member of the front is exported, and listed
     let first = front(&run);
+    let n = first.as_array().unwrap().len();
+    for p in 1..=n {
+        let d = run.join(format!("export/front-{p:02}"));
+        assert!(d.join("weights.safetensors").exists(), "{}", d.display());
+        assert!(text.contains(&d.display().to_string()), "{text}");
+    }
     let again = qnas(&[
         "run",
         "spaces/presets/digits.ron",
@@ -266,7 +273,9 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
     );
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(
-        err.contains("training: already done") && err.contains("search (resuming)"),
+        err.contains("training: already done")
+            && err.contains("search (resuming)")
+            && err.matches("(kept)").count() == n,
         "{err}"
     );
     assert_eq!(front(&run), first);
