@@ -4,6 +4,7 @@
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
 //! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
+//! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
 //! - [`fsio`]: atomic writes;
 //! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
 //! - [`search_cmd`]: `qnas search`, the Pareto front from a trained supernet;
@@ -14,6 +15,7 @@
 pub mod backend;
 pub mod bench;
 pub mod export_cmd;
+pub mod finetune_cmd;
 pub mod fsio;
 pub mod model_dir;
 pub mod pareto;

@@ -800,3 +800,132 @@ impl StaticNet {
         run_plan(&self.plan, x, &StaticLayers(self))
     }
 }
+
+/// `(top, bottom), (left, right)` padding of `conv` for an input of `height` x `width`, as
+/// burn's `Conv2d::forward` computes it.
+fn conv_padding(conv: &Conv2d, height: usize, width: usize) -> [(usize, usize); 2] {
+    // burn's `Same`: out = ceil(in / stride), the padding split with the odd pixel at the end
+    let same = |k: usize, s: usize, size: usize| {
+        let out = size.div_ceil(s);
+        let total = if out > 0 {
+            ((out - 1) * s + k).saturating_sub(size)
+        } else {
+            0
+        };
+        (total / 2, total - total / 2)
+    };
+    match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Same => [
+            same(conv.kernel_size[0], conv.stride[0], height),
+            same(conv.kernel_size[1], conv.stride[1], width),
+        ],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+    }
+}
+
+impl StaticConvBn {
+    /// [`StaticConvBn::forward`] with the weight fake-quantized to `format` on the fly
+    /// (per output channel, axis 0; straight-through gradient): input quantizer, convolution
+    /// with the layer's stride, padding, dilation and groups, batch norm (batch statistics on
+    /// an autodiff device, running statistics otherwise), activation.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]`
+    /// - output: `[batch, out_channels, h / stride, w / stride]`
+    pub fn forward_quantized(
+        &self,
+        x: Tensor<4>,
+        format: spaces::Format,
+        scaling: FloatScaling,
+    ) -> Tensor<4> {
+        let x = self.quant.forward(x);
+        let [_, _, h, w] = x.dims();
+        let options = burn::tensor::ops::ConvOptions::new_with_padding(
+            self.conv.stride,
+            conv_padding(&self.conv, h, w),
+            self.conv.dilation,
+            self.conv.groups,
+        );
+        let weight = crate::quant::fake_quantize_weight(self.conv.weight.val(), format, 0, scaling);
+        let y = burn::tensor::module::conv2d(
+            x,
+            weight,
+            self.conv.bias.as_ref().map(Param::val),
+            options,
+        );
+        activate(self.bn.forward(y), self.act)
+    }
+}
+
+/// The layer calls of [`StaticNet::forward_quantized`].
+struct QuantizedStaticLayers<'a>(&'a StaticNet);
+
+impl QuantizedStaticLayers<'_> {
+    /// The module of `layer` (block `block`: global position, `None` for the stem and head).
+    fn module(&self, block: Option<u32>, layer: &ConvLayer) -> &StaticConvBn {
+        let net = self.0;
+        match block {
+            None if layer.name == spaces::plan::STEM => &net.stem,
+            None => net.head_conv.as_ref().expect("head conv extracted"),
+            Some(p) => {
+                let i = net
+                    .plan
+                    .blocks
+                    .iter()
+                    .position(|b| b.position == p)
+                    .expect("block extracted");
+                let (bp, sb) = (&net.plan.blocks[i], &net.blocks[i]);
+                if layer.name.ends_with(".shortcut") {
+                    sb.shortcut.as_ref().expect("shortcut extracted")
+                } else {
+                    let j = bp
+                        .convs
+                        .iter()
+                        .position(|c| c.name == layer.name)
+                        .expect("layer extracted");
+                    &sb.convs[j]
+                }
+            }
+        }
+    }
+}
+
+impl PlanLayers for QuantizedStaticLayers<'_> {
+    fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
+        self.module(block, layer)
+            .forward_quantized(x, layer.formats.weights, self.0.weight_scaling)
+    }
+
+    fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
+        let net = self.0;
+        // burn's Linear weight is [in, out]: the output channels are axis 1
+        let weight = crate::quant::fake_quantize_weight(
+            net.fc.weight.val(),
+            layer.formats.weights,
+            1,
+            net.weight_scaling,
+        );
+        burn::tensor::module::linear(
+            net.fc_quant.forward(x),
+            weight,
+            net.fc.bias.as_ref().map(Param::val),
+        )
+    }
+}
+
+impl StaticNet {
+    /// The logits with every conv and classifier weight fake-quantized to its plan format on
+    /// the fly (`fake_quantize_weight` with [`StaticNet::weight_scaling`], straight-through
+    /// gradients): quantization-aware training of a static network. Same plan, layers and
+    /// frozen activation quantizers as [`StaticNet::forward`]; batch norms use batch
+    /// statistics on an autodiff device. For weights already on their grids (an extracted or
+    /// loaded network) and a device without autodiff it equals `forward`.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, channels, height, width]`
+    /// - output: `[batch, classes]`
+    pub fn forward_quantized(&self, x: Tensor<4>) -> Tensor<2> {
+        run_plan(&self.plan, x, &QuantizedStaticLayers(self))
+    }
+}

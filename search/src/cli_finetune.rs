@@ -1,0 +1,167 @@
+//! `qnas finetune`: arguments, progress bar and report (the binary's side).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use search::backend::{self, BackendKind};
+use search::finetune_cmd::{
+    self, FinetuneError, FinetuneOptions, FinetuneProgress, FinetuneReport,
+};
+use search::model_dir::{Measured, ModelError};
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// An exported model folder (`qnas export`); it is only read.
+    pub model: PathBuf,
+    /// SGD steps (cosine learning-rate decay to 0 over them).
+    #[arg(long, required = true)]
+    pub steps: u64,
+    /// Peak learning rate (default: 0.1 x the space's `train.optimizer` learning rate).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Training batch size (default: the space's `train.batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Seed of the shuffling and augmentation of the training batches.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (default: `<MODEL>-ft<STEPS>` next to MODEL); never the input folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
+    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    pub device: BackendKind,
+    /// Print the report as JSON (schema `qnas.finetune/1`, see docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Progress on stderr: a bar on a terminal, a line every few steps otherwise.
+#[derive(Default)]
+pub struct FinetuneBar {
+    bar: Option<ProgressBar>,
+    every: u64,
+}
+
+impl FinetuneProgress for FinetuneBar {
+    fn begin(&mut self, total: u64) {
+        use std::io::IsTerminal;
+        self.every = (total / 20).max(1);
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{spinner} [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, step: u64, loss: f64) {
+        let msg = format!("loss {loss:.3}");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(msg);
+            }
+            None if step.is_multiple_of(self.every) => eprintln!("step {step}: {msg}"),
+            None => {}
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn end(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The before/after table.
+pub fn finetune_table(r: &FinetuneReport) -> String {
+    let cell = |m: &Measured| {
+        format!(
+            "{:>7.2}%  ({} of {})",
+            m.accuracy * 100.0,
+            m.correct,
+            m.total
+        )
+    };
+    let mut s = format!(
+        "fine-tuned {} for {} steps (lr {}, batch {}) in {:.1} s; last loss {:.3}\nwrote {}\n\n",
+        r.model.display(),
+        r.steps,
+        r.lr,
+        r.batch_size,
+        r.seconds,
+        r.final_loss,
+        r.out.display()
+    );
+    s += &format!("  {:<10}  {:<24}  {}\n", "", "before", "after");
+    s += &format!(
+        "  {:<10}  {:<24}  {}\n",
+        "validation",
+        cell(&r.before.validation),
+        cell(&r.after.validation)
+    );
+    s += &format!(
+        "  {:<10}  {:<24}  {}\n",
+        "test",
+        cell(&r.before.test),
+        cell(&r.after.test)
+    );
+    s += &format!(
+        "  {:<10}  {:>7.2}%  (supernet member, validation)\n",
+        "search",
+        r.before.search * 100.0
+    );
+    s
+}
+
+/// Runs `qnas finetune`.
+pub fn run(a: &FinetuneArgs) -> ExitCode {
+    let device = match backend::device(a.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = FinetuneOptions {
+        model: a.model.clone(),
+        out: a.out.clone(),
+        steps: a.steps,
+        lr: a.lr,
+        batch_size: a.batch_size,
+        seed: a.seed,
+        device,
+    };
+    match finetune_cmd::finetune(&opts, &mut FinetuneBar::default()) {
+        Ok(r) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                print!("{}", finetune_table(&r));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(FinetuneError::Model(ModelError::Space(e))) => {
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
+        }
+    }
+}
