@@ -87,6 +87,13 @@ enum Command {
                       differs) and normalized like its training data."
     )]
     Predict(crate::cli_model::PredictArgs),
+    /// Fine-tune an exported model with its weights quantized to its formats in the forward
+    /// pass (quantization-aware training), without the supernet; writes a new model folder.
+    #[command(
+        after_help = "Examples:\n  qnas finetune runs/mnist/export/front-03 --steps 500\n  qnas finetune runs/mnist/export/front-03 --steps 200 --lr 0.005 --out models/front-03-qat --json\n\n\
+                      The input folder is only read; the default output is <MODEL>-ft<STEPS> next to it."
+    )]
+    Finetune(crate::cli_finetune::FinetuneArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => crate::cli_model::export(&a),
         Command::Eval(a) => crate::cli_model::eval(&a),
         Command::Predict(a) => crate::cli_model::predict(&a),
+        Command::Finetune(a) => crate::cli_finetune::run(&a),
     }
 }
 

@@ -8,11 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use evaluators::{EvalConfig, evaluate_static, recalibrate_and_evaluate};
+use evaluators::data::{BatchLoader, Normalization};
+use evaluators::{EvalConfig, evaluate_static};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space};
 use supernet::checkpoint;
-use supernet::{Phase, StaticNet, Trainer};
+use supernet::{Phase, StaticNet, Supernet, Trainer};
 
 use crate::fsio::IoError;
 use crate::model_dir::{
@@ -118,6 +119,12 @@ pub enum ExportError {
     /// Loading the run failed.
     #[error(transparent)]
     Setup(#[from] TrainCmdError),
+    /// No trained supernet of this space.
+    #[error("{}: no checkpoint of this space; run `qnas train` first", dir.display())]
+    NotTrained {
+        /// The checkpoint folder.
+        dir: PathBuf,
+    },
     /// No search results.
     #[error("{}: no search results; run `qnas search` first", path.display())]
     NotSearched {
@@ -198,13 +205,6 @@ pub fn model_dir_name(p: usize) -> String {
     format!("front-{p:02}")
 }
 
-/// Supernet weights: the trained checkpoint, or a FLIQS stage's fine-tuned copy.
-struct Weights {
-    trainer: Trainer,
-    /// FLIQS stage the weights belong to (`None`: the trained supernet).
-    stage: Option<usize>,
-}
-
 /// The FLIQS stage of a member trained with the policy (`fliqs target T (trained with the
 /// policy)`).
 fn fliqs_stage(origin: &str, settings: &Settings) -> Option<usize> {
@@ -214,12 +214,8 @@ fn fliqs_stage(origin: &str, settings: &Settings) -> Option<usize> {
     settings.targets.iter().position(|x| x.to_string() == t)
 }
 
-fn load_weights(
-    space: &Space,
-    path: &Path,
-    device: &Device,
-    stage: Option<usize>,
-) -> Result<Weights, ExportError> {
+/// The supernet weights of a checkpoint: the trained one, or a FLIQS stage's fine-tuned copy.
+fn load_weights(space: &Space, path: &Path, device: &Device) -> Result<Trainer, ExportError> {
     let ck = checkpoint::read_checkpoint(path, Some(space.fingerprint()))
         .map_err(TrainCmdError::from)?;
     let mut trainer = Trainer::new(space, device).map_err(TrainCmdError::from)?;
@@ -230,7 +226,133 @@ fn load_weights(
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    Ok(Weights { trainer, stage })
+    Ok(trainer)
+}
+
+/// What every export of one run shares.
+struct Ctx<'a> {
+    space: &'a Space,
+    front: &'a [Row],
+    out_dir: &'a Path,
+    space_src: &'a [u8],
+    train: BatchLoader,
+    val: BatchLoader,
+    test: BatchLoader,
+    cfg: EvalConfig,
+    data_info: DataInfo,
+    normalization: Normalization,
+}
+
+/// One exported model and an optional note about it.
+struct Done {
+    model: ExportedModel,
+    note: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// Recalibrates member `p` on its supernet copy among `nets` as the search did, extracts
+    /// it, writes its folder, reads the weights back and measures that network.
+    fn export_one(
+        &self,
+        trainer: &Trainer,
+        nets: &[Supernet],
+        p: usize,
+    ) -> Result<Done, ExportError> {
+        let row = &self.front[p - 1];
+        let name = model_dir_name(p);
+        let dir = self.out_dir.join(&name);
+        let bad_front = |message: String| ExportError::BadFront {
+            path: self.out_dir.to_path_buf(),
+            message,
+        };
+        let weights_err = |source| ModelError::Weights {
+            path: dir.join(crate::model_dir::WEIGHTS_FILE),
+            source,
+        };
+        let net = &nets[trainer.net_index_for(&row.arch)];
+        let device = net.stem.bn.gamma.val().device();
+        let plan = self
+            .space
+            .plan(&row.arch)
+            .map_err(|e| bad_front(e.to_string()))?;
+        let recal = self
+            .train
+            .epoch(self.cfg.recalibration_epoch, &device)
+            .take(self.cfg.recalibration_batches)
+            .map(|b| b.images);
+        net.recalibrate_plan(&plan, recal);
+        let model = net
+            .extract(&row.arch)
+            .map_err(|e| bad_front(e.to_string()))?;
+        // the exported network, read back from its own file: what users get
+        let weights_bytes = model.to_safetensors().map_err(weights_err)?;
+        let exported = StaticNet::from_safetensors(plan.clone(), &weights_bytes, &device)
+            .map_err(weights_err)?;
+        let max_logit_difference = match self.val.epoch(0, &device).next() {
+            Some(b) => {
+                let a = net.forward_plan(b.images.clone(), &plan, Phase::Eval);
+                let e = exported.forward(b.images);
+                (a - e).abs().max().into_scalar::<f32>()
+            }
+            None => 0.0,
+        };
+        let validation = Measured::from(evaluate_static(&exported, self.val.epoch(0, &device)));
+        let test = Measured::from(evaluate_static(&exported, self.test.epoch(0, &device)));
+        // pareto.json holds the accuracy as a decimal fraction: compare with a tolerance
+        let note = ((validation.accuracy - row.accuracy).abs() > 1e-9).then(|| {
+            format!(
+                "member {p}: the search reported {:.4}, the exported model gives {:.4} (was the supernet trained further after the search?)",
+                row.accuracy, validation.accuracy
+            )
+        });
+        let cost = self.space.cost(&row.arch).unwrap_or_default();
+        let i = self.space.input;
+        let info = ModelInfo {
+            schema: MODEL_SCHEMA.to_string(),
+            name,
+            space: self.space.name.clone(),
+            origin: row.origin.clone(),
+            input: InputInfo {
+                channels: i.channels as usize,
+                height: i.height as usize,
+                width: i.width as usize,
+            },
+            classes: self.space.classes as usize,
+            normalization: self.normalization.clone(),
+            data: self.data_info.clone(),
+            accuracy: AccuracyInfo {
+                search: row.accuracy,
+                validation,
+                test,
+            },
+            cost: CostInfo {
+                macs: cost.macs,
+                bitops: cost.bitops,
+                params: cost.params,
+                weight_bits: cost.weight_bits,
+            },
+            size: sizes(&exported, &weights_bytes).map_err(weights_err)?,
+            max_logit_difference,
+            finetune_steps: 0,
+        };
+        write_model_dir(
+            &dir,
+            self.space_src,
+            &row.arch,
+            &exported,
+            &info,
+            &weights_bytes,
+        )?;
+        Ok(Done {
+            model: ExportedModel {
+                dir,
+                position: p,
+                kept: false,
+                info,
+            },
+            note,
+        })
+    }
 }
 
 /// Runs the export; see the module docs.
@@ -285,168 +407,116 @@ pub fn export(
         let found = checkpoint::latest_good(&ck_dir, Some(space.fingerprint()))
             .map_err(TrainCmdError::from)?;
         let Some((ck_path, ck)) = found.found else {
-            return Err(crate::train_cmd::TrainCmdError::NothingToResume {
-                dir: ck_dir,
-                skipped: Vec::new(),
-            }
-            .into());
+            return Err(ExportError::NotTrained { dir: ck_dir });
         };
         progress.note(&format!(
             "supernet from {} (step {})",
             ck_path.display(),
             ck.step
         ));
-        let mut weights = load_weights(space, &ck_path, &opts.device, None)?;
+        let no_data = || TrainCmdError::NoData {
+            file: run.space_file.display().to_string(),
+        };
+        let data_cfg = space.data.clone().ok_or_else(no_data)?;
         let bs = space.train.batch_size as usize;
         let eval_bs = bs.max(100);
-        let train = data.train_loader(bs).map_err(TrainCmdError::from)?;
-        let val = data
-            .validation_loader(eval_bs)
-            .map_err(TrainCmdError::from)?;
         let test_set = std::sync::Arc::new(
-            space
-                .data
-                .as_ref()
-                .map(evaluators::data::DataSpec::from)
-                .ok_or_else(|| TrainCmdError::NoData {
-                    file: run.space_file.display().to_string(),
-                })?
+            evaluators::data::DataSpec::from(&data_cfg)
                 .load_test(Path::new(""))
                 .map_err(TrainCmdError::from)?,
         );
-        let test = data
-            .eval_loader(test_set, eval_bs)
-            .map_err(TrainCmdError::from)?;
-        let cfg = EvalConfig {
-            recalibration_batches: space.train.recalibration_batches as usize,
-            recalibration_epoch: 0,
+        let ctx = Ctx {
+            space,
+            front: &front,
+            out_dir: &out_dir,
+            space_src: &space_src,
+            train: data.train_loader(bs).map_err(TrainCmdError::from)?,
+            val: data
+                .validation_loader(eval_bs)
+                .map_err(TrainCmdError::from)?,
+            test: data
+                .eval_loader(test_set, eval_bs)
+                .map_err(TrainCmdError::from)?,
+            cfg: EvalConfig {
+                recalibration_batches: space.train.recalibration_batches as usize,
+                recalibration_epoch: 0,
+            },
+            data_info: DataInfo {
+                kind: evaluators::data::DataSpec::from(&data_cfg).kind,
+                path: std::fs::canonicalize(&data_cfg.path).unwrap_or(data_cfg.path.clone()),
+                validation_fraction: data_cfg.validation_fraction,
+                seed: data_cfg.seed,
+                batch_size: eval_bs,
+            },
+            normalization: data.normalization.clone(),
         };
-        let data_cfg = space.data.clone().ok_or_else(|| TrainCmdError::NoData {
-            file: run.space_file.display().to_string(),
-        })?;
-        let data_path = std::fs::canonicalize(&data_cfg.path).unwrap_or(data_cfg.path.clone());
+        // members by the weights they need: the trained supernet, or a FLIQS stage's copy
+        let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
         for p in todo {
-            let row = &front[p - 1];
-            let stage = fliqs_stage(&row.origin, &settings);
-            if weights.stage != stage {
-                weights = match stage {
-                    Some(s) => {
-                        let path = run
-                            .dir
-                            .join("search")
-                            .join(format!("fliqs-stage-{s}.{}", checkpoint::EXTENSION));
-                        load_weights(space, &path, &opts.device, Some(s))?
-                    }
-                    None => load_weights(space, &ck_path, &opts.device, None)?,
-                };
+            let stage = fliqs_stage(&front[p - 1].origin, &settings);
+            match groups.iter_mut().find(|(s, _)| *s == stage) {
+                Some((_, ps)) => ps.push(p),
+                None => groups.push((stage, vec![p])),
             }
-            let nets = weights.trainer.eval_nets();
-            let net = &nets[weights.trainer.net_index_for(&row.arch)];
-            let device = net.stem.bn.gamma.val().device();
-            let searched =
-                recalibrate_and_evaluate(net, &row.arch, &train, &val, cfg).map_err(|e| {
-                    ExportError::BadFront {
-                        path: run.dir.join("search").join("pareto.json"),
-                        message: e.to_string(),
-                    }
-                })?;
-            let model = net.extract(&row.arch).map_err(|e| ExportError::BadFront {
-                path: run.dir.join("search").join("pareto.json"),
-                message: e.to_string(),
-            })?;
-            // the exported network, read back from its own file: what users get
-            let weights_bytes = model
-                .to_safetensors()
-                .map_err(|source| ModelError::Weights {
-                    path: out_dir.join(model_dir_name(p)),
-                    source,
-                })?;
-            let plan = model.plan.clone();
-            let exported =
-                StaticNet::from_safetensors(plan, &weights_bytes, &device).map_err(|source| {
-                    ModelError::Weights {
-                        path: out_dir.join(model_dir_name(p)),
-                        source,
-                    }
-                })?;
-            let max_logit_difference = match val.epoch(0, &device).next() {
-                Some(b) => {
-                    let a = net.forward_plan(b.images.clone(), &model.plan, Phase::Eval);
-                    let e = exported.forward(b.images);
-                    (a - e).abs().max().into_scalar::<f32>()
+        }
+        let total_models = total;
+        for (stage, positions) in groups {
+            let path = match stage {
+                Some(s) => run
+                    .dir
+                    .join("search")
+                    .join(format!("fliqs-stage-{s}.{}", checkpoint::EXTENSION)),
+                None => ck_path.clone(),
+            };
+            let weights = load_weights(space, &path, &opts.device)?;
+            // parallel workers on the CPU backend (flex keeps about one core busy), each with
+            // its own copy of the supernet, since recalibration writes running statistics
+            let threads = if opts.device == Device::flex() {
+                std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .min(4)
+                    .min(positions.len())
+            } else {
+                1
+            };
+            let mut workers = vec![weights.eval_nets()];
+            for _ in 1..threads {
+                workers.push(crate::search_cmd::copies(space, &workers[0], &opts.device));
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            let ctx = &ctx;
+            let weights = &weights;
+            let result: Result<(), ExportError> = std::thread::scope(|scope| {
+                for (w, nets) in workers.iter().enumerate() {
+                    let mine: Vec<usize> =
+                        positions.iter().skip(w).step_by(threads).copied().collect();
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        for p in mine {
+                            let r = ctx.export_one(weights, nets, p);
+                            let failed = r.is_err();
+                            if tx.send(r).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
                 }
-                None => 0.0,
-            };
-            let validation = Measured::from(evaluate_static(&exported, val.epoch(0, &device)));
-            let test_acc = Measured::from(evaluate_static(&exported, test.epoch(0, &device)));
-            // pareto.json holds the accuracy as a decimal fraction: compare with a tolerance
-            let differs = |a: f64| (a - row.accuracy).abs() > 1e-9;
-            if differs(validation.accuracy) || differs(searched.top1()) {
-                progress.note(&format!(
-                    "member {p}: the search reported {:.4}, the supernet now gives {:.4} and the exported model {:.4}",
-                    row.accuracy,
-                    searched.top1(),
-                    validation.accuracy
-                ));
-            }
-            let cost = space.cost(&row.arch).unwrap_or_default();
-            let i = space.input;
-            let name = model_dir_name(p);
-            let mut info = ModelInfo {
-                schema: MODEL_SCHEMA.to_string(),
-                name: name.clone(),
-                space: space.name.clone(),
-                origin: row.origin.clone(),
-                input: InputInfo {
-                    channels: i.channels as usize,
-                    height: i.height as usize,
-                    width: i.width as usize,
-                },
-                classes: space.classes as usize,
-                normalization: data.normalization.clone(),
-                data: DataInfo {
-                    kind: evaluators::data::DataSpec::from(&data_cfg).kind,
-                    path: data_path.clone(),
-                    validation_fraction: data_cfg.validation_fraction,
-                    seed: data_cfg.seed,
-                    batch_size: eval_bs,
-                },
-                accuracy: AccuracyInfo {
-                    search: row.accuracy,
-                    validation,
-                    test: test_acc,
-                },
-                cost: CostInfo {
-                    macs: cost.macs,
-                    bitops: cost.bitops,
-                    params: cost.params,
-                    weight_bits: cost.weight_bits,
-                },
-                size: sizes(&exported, &weights_bytes).map_err(|source| ModelError::Weights {
-                    path: out_dir.join(&name),
-                    source,
-                })?,
-                max_logit_difference,
-                finetune_steps: 0,
-            };
-            info.size.weights_file_bytes = weights_bytes.len() as u64;
-            let dir = out_dir.join(&name);
-            write_model_dir(
-                &dir,
-                &space_src,
-                &row.arch,
-                &exported,
-                &info,
-                &weights_bytes,
-            )?;
-            let m = ExportedModel {
-                dir,
-                position: p,
-                kept: false,
-                info,
-            };
-            models.push(m);
-            progress.exported(models.len(), total, models.last().expect("just pushed"));
+                drop(tx);
+                for r in rx {
+                    let m = r?;
+                    if m.note.is_some() {
+                        progress.note(m.note.as_deref().unwrap_or_default());
+                    }
+                    models.push(m.model);
+                    progress.exported(
+                        models.len(),
+                        total_models,
+                        models.last().expect("just pushed"),
+                    );
+                }
+                Ok(())
+            });
+            result?;
         }
     }
     models.sort_by_key(|m| m.position);

@@ -333,6 +333,7 @@ pub fn write_model_dir(
     std::fs::create_dir_all(&tmp).map_err(|e| IoError::new("create folder", &tmp, e))?;
     let record = net
         .clone()
+        .with_stable_ids()
         .into_record()
         .into_bytes()
         .map_err(|e| ModelError::Info {

@@ -289,7 +289,7 @@ struct Evaluator<'a> {
 
 /// Independent copies of eval networks: through a record, so that running statistics are not
 /// shared between threads.
-fn copies(space: &Space, nets: &[Supernet], device: &Device) -> Vec<Supernet> {
+pub(crate) fn copies(space: &Space, nets: &[Supernet], device: &Device) -> Vec<Supernet> {
     nets.iter()
         .map(|n| {
             let fresh = Supernet::new(space, device);

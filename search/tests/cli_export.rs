@@ -139,6 +139,27 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
             dir.display()
         );
     }
+    // export -> load -> write: the same files, byte for byte
+    let first = PathBuf::from(models[0]["dir"].as_str().unwrap());
+    let device = burn::tensor::Device::flex();
+    let m = search::model_dir::load_model(&first, &device).unwrap();
+    let again = run.join("rewritten");
+    let space_src = std::fs::read(first.join("space.ron")).unwrap();
+    let weights = m.net.to_safetensors().unwrap();
+    search::model_dir::write_model_dir(&again, &space_src, &m.arch, &m.net, &m.info, &weights)
+        .unwrap();
+    for f in [
+        "arch.ron",
+        "space.ron",
+        "weights.safetensors",
+        "model.bpk",
+        "model.json",
+    ] {
+        assert!(
+            std::fs::read(first.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            "{f} changed in export -> load -> export"
+        );
+    }
     // smaller formats, smaller weights: code bytes follow the weight bits of the cost model
     for m in models {
         let size = m["info"]["size"]["weight_code_bytes"].as_u64().unwrap();

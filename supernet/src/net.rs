@@ -716,18 +716,121 @@ struct StaticLayers<'a>(&'a StaticNet);
 
 impl PlanLayers for StaticLayers<'_> {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
-        let net = self.0;
-        let module = match block {
-            None if layer.name == spaces::plan::STEM => &net.stem,
-            None => net.head_conv.as_ref().expect("head conv extracted"),
+        self.0.layer_module(block, layer).forward(x)
+    }
+
+    fn fc(&self, _layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
+        self.0.fc.forward(self.0.fc_quant.forward(x))
+    }
+}
+
+/// Renumbers the parameter ids of a static network in traversal order, so that its record
+/// (whose bytes include the ids, random by default) is the same for the same weights.
+struct StableIds(u64);
+
+impl StableIds {
+    fn id(&mut self) -> burn::module::ParamId {
+        self.0 += 1;
+        burn::module::ParamId::from(self.0)
+    }
+
+    fn param<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let t = p.val();
+        let (device, shape) = (t.device(), t.shape());
+        Param::uninitialized(
+            self.id(),
+            move |d: &Device, grad: bool| t.to_device(d).set_require_grad(grad),
+            device,
+            true,
+            shape,
+        )
+    }
+
+    fn state<const D: usize>(&mut self, s: RunningState<Tensor<D>>) -> RunningState<Tensor<D>> {
+        RunningState::with_id(self.id(), s.value())
+    }
+
+    fn conv_bn(&mut self, l: StaticConvBn) -> StaticConvBn {
+        let StaticConvBn {
+            quant,
+            mut conv,
+            mut bn,
+            act,
+        } = l;
+        conv.weight = self.param(conv.weight);
+        conv.bias = conv.bias.map(|b| self.param(b));
+        bn.gamma = self.param(bn.gamma);
+        bn.beta = self.param(bn.beta);
+        bn.running_mean = self.state(bn.running_mean);
+        bn.running_var = self.state(bn.running_var);
+        let quant = FrozenActQuant {
+            scale: self.state(quant.scale),
+            ..quant
+        };
+        StaticConvBn {
+            quant,
+            conv,
+            bn,
+            act,
+        }
+    }
+}
+
+impl StaticNet {
+    /// This network with its parameter ids numbered in traversal order: its record is then
+    /// reproducible (the same weights give the same bytes). For writing records; train the
+    /// network as it was.
+    pub fn with_stable_ids(self) -> StaticNet {
+        let mut ids = StableIds(0);
+        let StaticNet {
+            stem,
+            blocks,
+            head_conv,
+            mut fc,
+            fc_quant,
+            plan,
+            weight_scaling,
+        } = self;
+        let stem = ids.conv_bn(stem);
+        let blocks = blocks
+            .into_iter()
+            .map(|b| StaticBlock {
+                convs: b.convs.into_iter().map(|c| ids.conv_bn(c)).collect(),
+                shortcut: b.shortcut.map(|s| ids.conv_bn(s)),
+            })
+            .collect();
+        let head_conv = head_conv.map(|h| ids.conv_bn(h));
+        fc.weight = ids.param(fc.weight);
+        fc.bias = fc.bias.map(|b| ids.param(b));
+        let fc_quant = FrozenActQuant {
+            scale: ids.state(fc_quant.scale),
+            ..fc_quant
+        };
+        StaticNet {
+            stem,
+            blocks,
+            head_conv,
+            fc,
+            fc_quant,
+            plan,
+            weight_scaling,
+        }
+    }
+
+    /// The module of `layer` of block `block` (global position; `None` for the stem and
+    /// head), as a traversal of [`StaticNet::plan`] asks for it.
+    fn layer_module(&self, block: Option<u32>, layer: &ConvLayer) -> &StaticConvBn {
+        match block {
+            None if layer.name == spaces::plan::STEM => &self.stem,
+            None => self.head_conv.as_ref().expect("head conv extracted"),
             Some(p) => {
-                let i = net
+                let i = self
                     .plan
                     .blocks
                     .iter()
                     .position(|b| b.position == p)
                     .expect("block extracted");
-                let (bp, sb) = (&net.plan.blocks[i], &net.blocks[i]);
+                let (bp, sb) = (&self.plan.blocks[i], &self.blocks[i]);
                 if layer.name.ends_with(".shortcut") {
                     sb.shortcut.as_ref().expect("shortcut extracted")
                 } else {
@@ -739,16 +842,9 @@ impl PlanLayers for StaticLayers<'_> {
                     &sb.convs[j]
                 }
             }
-        };
-        module.forward(x)
+        }
     }
 
-    fn fc(&self, _layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
-        self.0.fc.forward(self.0.fc_quant.forward(x))
-    }
-}
-
-impl StaticNet {
     /// The network of member `arch` with zero weights and unit scales: the skeleton to load a
     /// saved record (`model.bpk` of an exported model) into, e.g.
     /// `StaticNet::init(&space, &arch, &device)?.load_file("model.bpk")`. Activation quantizers
@@ -861,40 +957,13 @@ impl StaticConvBn {
 /// The layer calls of [`StaticNet::forward_quantized`].
 struct QuantizedStaticLayers<'a>(&'a StaticNet);
 
-impl QuantizedStaticLayers<'_> {
-    /// The module of `layer` (block `block`: global position, `None` for the stem and head).
-    fn module(&self, block: Option<u32>, layer: &ConvLayer) -> &StaticConvBn {
-        let net = self.0;
-        match block {
-            None if layer.name == spaces::plan::STEM => &net.stem,
-            None => net.head_conv.as_ref().expect("head conv extracted"),
-            Some(p) => {
-                let i = net
-                    .plan
-                    .blocks
-                    .iter()
-                    .position(|b| b.position == p)
-                    .expect("block extracted");
-                let (bp, sb) = (&net.plan.blocks[i], &net.blocks[i]);
-                if layer.name.ends_with(".shortcut") {
-                    sb.shortcut.as_ref().expect("shortcut extracted")
-                } else {
-                    let j = bp
-                        .convs
-                        .iter()
-                        .position(|c| c.name == layer.name)
-                        .expect("layer extracted");
-                    &sb.convs[j]
-                }
-            }
-        }
-    }
-}
-
 impl PlanLayers for QuantizedStaticLayers<'_> {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
-        self.module(block, layer)
-            .forward_quantized(x, layer.formats.weights, self.0.weight_scaling)
+        self.0.layer_module(block, layer).forward_quantized(
+            x,
+            layer.formats.weights,
+            self.0.weight_scaling,
+        )
     }
 
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
