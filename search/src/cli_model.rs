@@ -33,6 +33,15 @@ pub struct ExportArgs {
     /// Output folder (default `<run>/export`); one `front-NN` folder per model.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also write `model.onnx`: weights in their quantized ONNX types with
+    /// DequantizeLinear, activations in QuantizeLinear/DequantizeLinear pairs (opset 21; see
+    /// docs/export.md for the formats ONNX has no type for).
+    #[arg(long)]
+    pub onnx: bool,
+    /// Export this member (an arch file, e.g. from `qnas space sample`) instead of members of
+    /// the front; the folder is named after the file.
+    #[arg(long, conflicts_with_all = ["pick", "all", "max_bitops", "min_accuracy"])]
+    pub arch: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
@@ -154,6 +163,8 @@ pub fn export(a: &ExportArgs) -> ExitCode {
         },
         out_dir: a.out.clone(),
         skip_existing: false,
+        onnx: a.onnx,
+        arch: a.arch.clone(),
         device,
     };
     match export_cmd::export(&opts, &mut ExportLines) {

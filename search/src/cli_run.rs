@@ -108,6 +108,8 @@ pub fn run(a: &RunArgs) -> ExitCode {
         },
         out_dir: None,
         skip_existing: true,
+        onnx: false,
+        arch: None,
         device: device_for_export,
     };
     let exported = match export_cmd::export(&opts, &mut crate::cli_model::ExportLines) {

@@ -18,7 +18,7 @@ use supernet::{Phase, StaticNet, Supernet, Trainer};
 use crate::fsio::IoError;
 use crate::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, INFO_FILE, InputInfo, MODEL_SCHEMA, Measured, ModelError,
-    ModelInfo, read_info, sizes, write_model_dir,
+    ModelInfo, ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir_with,
 };
 use crate::search_cmd::{Row, Settings};
 use crate::train_cmd::{TrainCmdError, checkpoint_contents, load_data, open_run};
@@ -85,6 +85,11 @@ pub struct ExportOptions {
     pub out_dir: Option<PathBuf>,
     /// Keep a model folder that already holds the same member (for resumed `qnas run`).
     pub skip_existing: bool,
+    /// Also write `model.onnx` (Q/DQ nodes; see `supernet::onnx`).
+    pub onnx: bool,
+    /// Export this member (an arch file, validated against the space) instead of members of
+    /// the front; its folder is named after the file.
+    pub arch: Option<PathBuf>,
     /// Device.
     pub device: Device,
 }
@@ -94,7 +99,7 @@ pub struct ExportOptions {
 pub struct ExportedModel {
     /// Its folder.
     pub dir: PathBuf,
-    /// Position in the front (from 1).
+    /// Position in the front (from 1; 0 for a member given with `--arch`).
     pub position: usize,
     /// Whether an existing folder was kept.
     pub kept: bool,
@@ -241,6 +246,9 @@ struct Ctx<'a> {
     cfg: EvalConfig,
     data_info: DataInfo,
     normalization: Normalization,
+    onnx: bool,
+    /// Folder name of an `--arch` export.
+    arch_name: Option<String>,
 }
 
 /// One exported model and an optional note about it.
@@ -259,7 +267,7 @@ impl Ctx<'_> {
         p: usize,
     ) -> Result<Done, ExportError> {
         let row = &self.front[p - 1];
-        let name = model_dir_name(p);
+        let name = self.arch_name.clone().unwrap_or_else(|| model_dir_name(p));
         let dir = self.out_dir.join(&name);
         let bad_front = |message: String| ExportError::BadFront {
             path: self.out_dir.to_path_buf(),
@@ -299,7 +307,12 @@ impl Ctx<'_> {
         let validation = Measured::from(evaluate_static(&exported, self.val.epoch(0, &device)));
         let test = Measured::from(evaluate_static(&exported, self.test.epoch(0, &device)));
         // pareto.json holds the accuracy as a decimal fraction: compare with a tolerance
-        let note = ((validation.accuracy - row.accuracy).abs() > 1e-9).then(|| {
+        let searched = if row.accuracy.is_nan() {
+            validation.accuracy
+        } else {
+            row.accuracy
+        };
+        let note = ((validation.accuracy - searched).abs() > 1e-9).then(|| {
             format!(
                 "member {p}: the search reported {:.4}, the exported model gives {:.4} (was the supernet trained further after the search?)",
                 row.accuracy, validation.accuracy
@@ -321,7 +334,7 @@ impl Ctx<'_> {
             normalization: self.normalization.clone(),
             data: self.data_info.clone(),
             accuracy: AccuracyInfo {
-                search: row.accuracy,
+                search: searched,
                 validation,
                 test,
             },
@@ -334,19 +347,45 @@ impl Ctx<'_> {
             size: sizes(&exported, &weights_bytes).map_err(weights_err)?,
             max_logit_difference,
             finetune_steps: 0,
+            onnx: None,
         };
-        write_model_dir(
+        let mut info = info;
+        let onnx = if self.onnx {
+            let doc = format!(
+                "qnas {} member {} of space {}: {}",
+                env!("CARGO_PKG_VERSION"),
+                info.name,
+                self.space.name,
+                row.arch.key()
+            );
+            let o = exported.to_onnx(&doc).map_err(weights_err)?;
+            info.onnx = Some(OnnxInfo {
+                file: ONNX_FILE.to_string(),
+                opset: supernet::onnx::OPSET,
+                fallbacks: o.fallbacks,
+            });
+            Some(o.bytes)
+        } else {
+            None
+        };
+        let extra: Vec<(&str, &[u8])> = onnx
+            .as_deref()
+            .map(|b| vec![(ONNX_FILE, b)])
+            .unwrap_or_default();
+        write_model_dir_with(
             &dir,
             self.space_src,
             &row.arch,
             &exported,
             &info,
             &weights_bytes,
+            &extra,
         )?;
         Ok(Done {
             model: ExportedModel {
                 dir,
-                position: p,
+                // 0: a member given with --arch, not a position in the front
+                position: if self.arch_name.is_some() { 0 } else { p },
                 kept: false,
                 info,
             },
@@ -362,11 +401,43 @@ pub fn export(
 ) -> Result<ExportReport, ExportError> {
     let run = open_run(&opts.target, &opts.run_dir)?;
     let space = &run.space;
-    let (settings, front) = read_front(space, &run.dir)?;
-    let chosen = opts
-        .selection
-        .select(&front)
-        .map_err(ExportError::Selection)?;
+    let (settings, front, chosen, arch_name) = match &opts.arch {
+        Some(path) => {
+            let arch = Arch::load(path, space).map_err(TrainCmdError::from)?;
+            let cost = space.cost(&arch).unwrap_or_default();
+            let row = Row {
+                origin: format!("arch {}", path.display()),
+                arch,
+                // measured at export
+                accuracy: f64::NAN,
+                bitops: cost.bitops,
+                macs: cost.macs,
+                params: cost.params,
+                weight_bits: cost.weight_bits,
+            };
+            let name = path
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or("member")
+                .to_string();
+            let settings = crate::search_cmd::Settings {
+                strategy: crate::search_cmd::StrategyKind::Random,
+                budget: 1,
+                seed: 0,
+                targets: Vec::new(),
+                fliqs_training: false,
+            };
+            (settings, vec![row], vec![1], Some(name))
+        }
+        None => {
+            let (settings, front) = read_front(space, &run.dir)?;
+            let chosen = opts
+                .selection
+                .select(&front)
+                .map_err(ExportError::Selection)?;
+            (settings, front, chosen, None)
+        }
+    };
     let out_dir = opts
         .out_dir
         .clone()
@@ -378,7 +449,7 @@ pub fn export(
     let mut models = Vec::new();
     let mut todo = Vec::new();
     for &p in &chosen {
-        let dir = out_dir.join(model_dir_name(p));
+        let dir = out_dir.join(arch_name.clone().unwrap_or_else(|| model_dir_name(p)));
         let row = &front[p - 1];
         let same = opts.skip_existing
             && dir.join(INFO_FILE).exists()
@@ -449,6 +520,8 @@ pub fn export(
                 batch_size: eval_bs,
             },
             normalization: data.normalization.clone(),
+            onnx: opts.onnx,
+            arch_name: arch_name.clone(),
         };
         // members by the weights they need: the trained supernet, or a FLIQS stage's copy
         let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();

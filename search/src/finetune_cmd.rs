@@ -456,6 +456,8 @@ pub fn finetune(
         size: model_dir::sizes(&model, &bytes).map_err(weights_err)?,
         max_logit_difference: 0.0,
         finetune_steps: info.finetune_steps + opts.steps,
+        // the fine-tuned folder has no ONNX model (export one with `qnas export --onnx`)
+        onnx: None,
         ..info.clone()
     };
     let space_path = m.dir.join(SPACE_FILE);

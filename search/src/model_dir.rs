@@ -46,6 +46,8 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const RECORD_FILE: &str = "model.bpk";
 /// The description.
 pub const INFO_FILE: &str = "model.json";
+/// The ONNX model (`qnas export --onnx`).
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// Input image shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +169,21 @@ pub struct ModelInfo {
     /// Fine-tuning steps applied after export (0 for a model cut from the supernet).
     #[serde(default)]
     pub finetune_steps: u64,
+    /// The ONNX model written next to the weights (`qnas export --onnx`), if any.
+    #[serde(default)]
+    pub onnx: Option<OnnxInfo>,
+}
+
+/// `model.onnx` of a model folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxInfo {
+    /// The file name.
+    pub file: String,
+    /// ONNX opset.
+    pub opset: i64,
+    /// What was not expressed with ONNX types (see `docs/export.md`).
+    pub fallbacks: Vec<String>,
 }
 
 /// Why a model folder could not be read or used.
@@ -318,6 +335,20 @@ pub fn write_model_dir(
     info: &ModelInfo,
     weights: &[u8],
 ) -> Result<(), ModelError> {
+    write_model_dir_with(dir, space_src, arch, net, info, weights, &[])
+}
+
+/// [`write_model_dir`] with further files (e.g. `model.onnx`), written into the folder before
+/// it is renamed into place.
+pub fn write_model_dir_with(
+    dir: &Path,
+    space_src: &[u8],
+    arch: &Arch,
+    net: &StaticNet,
+    info: &ModelInfo,
+    weights: &[u8],
+    extra: &[(&str, &[u8])],
+) -> Result<(), ModelError> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -353,7 +384,7 @@ pub fn write_model_dir(
         (INFO_FILE, info_text.as_bytes()),
     ];
     let result = (|| -> Result<(), IoError> {
-        for (file, bytes) in files {
+        for (file, bytes) in files.iter().chain(extra) {
             crate::fsio::write_atomic(&tmp.join(file), bytes)?;
         }
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -457,6 +488,8 @@ pub struct Prediction {
     pub probability: f32,
     /// Every class's probability (softmax of the logits).
     pub probabilities: Vec<f32>,
+    /// The logits.
+    pub logits: Vec<f32>,
 }
 
 /// What `qnas predict` reports.
@@ -499,13 +532,21 @@ pub fn predict(
             TensorData::new(buf, [chunk.len(), i.channels, i.height, i.width]),
             device,
         );
-        let probs = softmax(m.net.forward(x), 1)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
+        let logits = m.net.forward(x);
+        let vec = |t: Tensor<2>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default()
+        };
+        let probs = vec(softmax(logits.clone(), 1));
+        let logits = vec(logits);
         let classes = m.info.classes.max(1);
-        for (img, p) in chunk.iter().zip(probs.chunks(classes)) {
+        for ((img, p), l) in chunk
+            .iter()
+            .zip(probs.chunks(classes))
+            .zip(logits.chunks(classes))
+        {
             let (class, probability) = p
                 .iter()
                 .copied()
@@ -516,6 +557,7 @@ pub fn predict(
                 class,
                 probability,
                 probabilities: p.to_vec(),
+                logits: l.to_vec(),
             });
         }
     }

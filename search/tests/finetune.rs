@@ -92,6 +92,7 @@ fn untrained_model(dir: &Path) {
         size: sizes(&model, &bytes).unwrap(),
         max_logit_difference: 0.0,
         finetune_steps: 0,
+        onnx: None,
     };
     let src = std::fs::read(&space_file).unwrap();
     write_model_dir(dir, &src, &arch, &model, &info, &bytes).unwrap();

@@ -8,6 +8,7 @@
 //!   the extracted [`StaticNet`];
 //! - [`deploy`]: the real quantized codes of a [`StaticNet`] in a safetensors file, and the
 //!   network rebuilt from one;
+//! - [`onnx`]: a [`StaticNet`] as an ONNX model with QuantizeLinear/DequantizeLinear nodes;
 //! - [`Phase`]: train / recalibrate / evaluate, passed explicitly to every forward that keeps
 //!   running state.
 
@@ -16,6 +17,7 @@ pub mod deploy;
 pub mod layers;
 pub mod mixture;
 pub mod net;
+pub mod onnx;
 pub mod phase;
 pub mod quant;
 pub mod train;

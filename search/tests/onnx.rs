@@ -1,0 +1,145 @@
+//! `qnas export --onnx`: int8, int4 and fp8 (e4m3) members of a briefly trained digits run,
+//! run in onnxruntime, give the same top-1 answers as `qnas eval`'s network on the whole test
+//! set (at least 99.5% agreement), and the largest logit difference is reported.
+//!
+//! Needs Python with onnxruntime and numpy: `.ci/run` installs them from PyPI into a virtual
+//! environment and points `QNAS_PYTHON` at it; without `QNAS_PYTHON`, `python3` is used.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use burn::tensor::Device;
+use evaluators::data::{BatchLoader, DataSpec, LoaderConfig};
+use spaces::{Format, Space};
+
+fn python() -> String {
+    std::env::var("QNAS_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Test images normalized as the model says, and qnas's logits for them.
+fn inputs_and_logits(model: &Path) -> (Vec<f32>, Vec<f32>, [usize; 5]) {
+    let device = Device::flex();
+    let m = search::model_dir::load_model(model, &device).unwrap();
+    let info = &m.info;
+    let spec = DataSpec::new(info.data.kind, info.data.path.clone());
+    let test = Arc::new(spec.load_test(Path::new("")).unwrap());
+    let loader =
+        BatchLoader::new(test, info.normalization.clone(), LoaderConfig::eval(100)).unwrap();
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    let mut n = 0;
+    for b in loader.epoch(0, &device) {
+        n += b.images.dims()[0];
+        xs.extend(b.images.clone().into_data().try_to_vec::<f32>().unwrap());
+        ys.extend(
+            m.net
+                .forward(b.images)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+    }
+    let i = info.input;
+    (xs, ys, [n, i.channels, i.height, i.width, info.classes])
+}
+
+#[test]
+fn onnx_exports_match_qnas_in_onnxruntime() {
+    let probe = Command::new(python())
+        .args(["-c", "import onnxruntime, numpy"])
+        .output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "this test needs Python with onnxruntime and numpy: run .ci/run (it installs them from \
+         PyPI into a virtual environment), or set QNAS_PYTHON to such a python ({:?})",
+        probe.map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+    );
+    let d = tmp("onnx");
+    let run = d.join("run");
+    let out = qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        run.to_str().unwrap(),
+        "--steps",
+        "80",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let space = Space::load(&root().join("spaces/presets/digits.ron")).unwrap();
+    let models = d.join("models");
+    let mut report = Vec::new();
+    for (name, format) in [
+        ("int8", Format::Int(8)),
+        ("int4", Format::Int(4)),
+        ("e4m3", Format::E4M3),
+    ] {
+        let arch = space
+            .with_uniform_formats(&space.largest(), format, format)
+            .unwrap();
+        let file = d.join(format!("{name}.ron"));
+        std::fs::write(&file, arch.to_ron()).unwrap();
+        let out = qnas(&[
+            "export",
+            run.to_str().unwrap(),
+            "--arch",
+            file.to_str().unwrap(),
+            "--onnx",
+            "--out",
+            models.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let info = &r["models"][0]["info"];
+        assert_eq!(info["onnx"]["opset"], 21);
+        // every format here has an ONNX type: nothing falls back
+        assert_eq!(info["onnx"]["fallbacks"], serde_json::json!([]), "{info}");
+        let dir: PathBuf = models.join(name);
+        assert!(dir.join("model.onnx").exists());
+
+        let (xs, ys, [n, c, h, w, k]) = inputs_and_logits(&dir);
+        let (xf, yf) = (d.join(format!("{name}.x")), d.join(format!("{name}.y")));
+        std::fs::write(&xf, f32_bytes(&xs)).unwrap();
+        std::fs::write(&yf, f32_bytes(&ys)).unwrap();
+        let check = Command::new(python())
+            .arg(root().join("experiments/reference/onnx_check.py"))
+            .arg(dir.join("model.onnx"))
+            .args([&xf, &yf])
+            .args([n, c, h, w, k].map(|v| v.to_string()))
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{name}: onnxruntime failed: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+        let agree = v["top1_agreement"].as_f64().unwrap();
+        let diff = v["max_abs_diff"].as_f64().unwrap();
+        report.push(format!(
+            "{name}: {n} test images, top-1 agreement {:.2}%, max |logit difference| {diff:.3e} (onnxruntime {})",
+            agree * 100.0,
+            v["onnxruntime"].as_str().unwrap_or("?")
+        ));
+        assert!(agree >= 0.995, "{name}: {v}");
+    }
+    // the figures the issue asks to report
+    eprintln!("{}", report.join("\n"));
+    std::fs::remove_dir_all(d).unwrap();
+}
