@@ -51,6 +51,8 @@ fn inputs_and_logits(model: &Path) -> (Vec<f32>, Vec<f32>, [usize; 5]) {
 }
 
 #[test]
+// the issue asks for the largest logit difference to be reported: the test prints it
+#[allow(clippy::print_stderr)]
 fn onnx_exports_match_qnas_in_onnxruntime() {
     let probe = Command::new(python())
         .args(["-c", "import onnxruntime, numpy"])
