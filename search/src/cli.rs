@@ -60,7 +60,7 @@ enum Command {
     /// Train the supernet, search it and export the Pareto front: the whole job in one
     /// command, each stage resumed where a previous run stopped.
     #[command(
-        after_help = "Examples:\n  qnas run spaces/presets/mnist.ron\n  qnas run spaces/presets/digits.ron --run runs/digits --json\n\n\
+        after_help = "Examples:\n  qnas run spaces/presets/mnist.ron\n  qnas run spaces/presets/digits.ron --run runs/digits --json\n  qnas run spaces/presets/mnist.ron --onnx\n\n\
                       Leaves in the run folder: checkpoints/, metrics.jsonl, train.json, search/ (pareto.svg,\n\
                       pareto.png, pareto.csv, pareto.json, evaluated.csv) and export/front-NN/ per front member."
     )]

@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// Print the results as JSON (schema `qnas.run/1`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// Also write `model.onnx` for every exported model (see `qnas export --onnx`).
+    #[arg(long)]
+    pub onnx: bool,
 }
 
 /// What `qnas run --json` prints.
@@ -108,7 +111,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         },
         out_dir: None,
         skip_existing: true,
-        onnx: false,
+        onnx: a.onnx,
         arch: None,
         device: device_for_export,
     };

@@ -453,6 +453,7 @@ pub fn export(
         let row = &front[p - 1];
         let same = opts.skip_existing
             && dir.join(INFO_FILE).exists()
+            && (!opts.onnx || dir.join(ONNX_FILE).exists())
             && read_info(&dir).is_ok_and(|i| i.origin == row.origin)
             && spaces::Arch::load(&dir.join(crate::model_dir::ARCH_FILE), space)
                 .is_ok_and(|a| a == row.arch);
