@@ -127,6 +127,16 @@ pub struct Header {
     pub layers: Vec<LayerMeta>,
 }
 
+/// The tensors of a weights file and its layers' descriptions.
+fn open(bytes: &[u8]) -> Result<(safetensors::SafeTensors<'_>, Vec<LayerMeta>), DeployError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| DeployError::Format(e.to_string()))?;
+    // the tensors' view keeps its header private: read it once more for the metadata
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| DeployError::Format(e.to_string()))?;
+    Ok((st, read_header(&header)?.layers))
+}
+
 fn read_header(meta: &safetensors::tensor::Metadata) -> Result<Header, DeployError> {
     let text = meta
         .metadata()
@@ -368,7 +378,8 @@ enum LayerRef<'a> {
     Fc(&'a Linear, &'a FrozenActQuant),
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+/// The values of a tensor as `f32`, row-major.
+pub fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -376,22 +387,25 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 impl StaticNet {
-    /// Every layer with its plan name, in plan order.
-    fn named_layers(&self) -> Vec<(String, LayerRef<'_>)> {
-        let mut out = vec![(self.plan.stem.name.clone(), LayerRef::Conv(&self.stem))];
+    /// Every layer with its plan name and weight format, in plan order.
+    fn named_layers(&self) -> Vec<(String, Format, LayerRef<'_>)> {
+        let conv = |c: &ConvLayer, l| (c.name.clone(), c.formats.weights, LayerRef::Conv(l));
+        let mut out = vec![conv(&self.plan.stem, &self.stem)];
         for (bp, sb) in self.plan.blocks.iter().zip(&self.blocks) {
             for (c, l) in bp.convs.iter().zip(&sb.convs) {
-                out.push((c.name.clone(), LayerRef::Conv(l)));
+                out.push(conv(c, l));
             }
             if let (Some(s), Some(l)) = (&bp.shortcut, &sb.shortcut) {
-                out.push((s.name.clone(), LayerRef::Conv(l)));
+                out.push(conv(s, l));
             }
         }
         if let (Some(h), Some(l)) = (&self.plan.head_conv, &self.head_conv) {
-            out.push((h.name.clone(), LayerRef::Conv(l)));
+            out.push(conv(h, l));
         }
+        let fc = &self.plan.fc;
         out.push((
-            self.plan.fc.name.clone(),
+            fc.name.clone(),
+            fc.formats.weights,
             LayerRef::Fc(&self.fc, &self.fc_quant),
         ));
         out
@@ -408,15 +422,14 @@ impl StaticNet {
     pub fn weight_codes(&self) -> Result<Vec<(String, QuantCodes)>, DeployError> {
         self.named_layers()
             .into_iter()
-            .map(|(name, layer)| {
+            .map(|(name, format, layer)| {
                 let q = match layer {
                     LayerRef::Conv(l) => {
-                        let f = self.plan_formats(&name).0;
-                        quantize_codes(l.conv.weight.val(), f, 0, self.weight_scaling)
+                        quantize_codes(l.conv.weight.val(), format, 0, self.weight_scaling)
                     }
+                    // burn's Linear weight is [in, out]: the output channels are axis 1
                     LayerRef::Fc(fc, _) => {
-                        let f = self.plan.fc.formats.weights;
-                        quantize_codes(fc.weight.val(), f, 1, self.weight_scaling)
+                        quantize_codes(fc.weight.val(), format, 1, self.weight_scaling)
                     }
                 };
                 q.map(|q| (name.clone(), q))
@@ -428,23 +441,16 @@ impl StaticNet {
             .collect()
     }
 
-    /// The (weights, activations) formats of a conv layer of the plan.
-    fn plan_formats(&self, name: &str) -> (Format, Format) {
-        plan_conv(&self.plan, name).map_or((Format::FP32, Format::FP32), |l| {
-            (l.formats.weights, l.formats.activations)
-        })
-    }
-
     /// The safetensors file of this network (see the module docs).
     ///
     /// # Errors
     /// [`DeployError`] if a weight is NaN or serialization fails.
     pub fn to_safetensors(&self) -> Result<Vec<u8>, DeployError> {
-        let codes: HashMap<String, QuantCodes> = self.weight_codes()?.into_iter().collect();
+        let codes = self.weight_codes()?;
         let mut tensors: Vec<(String, Stored)> = Vec::new();
         let mut metas = Vec::new();
-        for (name, layer) in self.named_layers() {
-            let q = &codes[&name];
+        // weight_codes lists the layers in the same order
+        for ((name, _, layer), (_, q)) in self.named_layers().into_iter().zip(&codes) {
             let (wmeta, stored) = encode_weight(q);
             tensors.push((format!("{name}.weight"), stored));
             tensors.push((
@@ -456,7 +462,7 @@ impl StaticNet {
                 LayerRef::Fc(fc, quant) => (quant, fc.bias.as_ref(), None),
             };
             if let Some(b) = bias {
-                tensors.push((format!("{name}.bias"), Stored::f32(values(b.val()))));
+                tensors.push((format!("{name}.bias"), Stored::f32(tensor_values(b.val()))));
             }
             tensors.push((
                 format!("{name}.input_scale"),
@@ -464,10 +470,10 @@ impl StaticNet {
             ));
             if let Some(bn) = bn {
                 for (suffix, v) in [
-                    ("weight", values(bn.gamma.val())),
-                    ("bias", values(bn.beta.val())),
-                    ("running_mean", values(bn.running_mean.value())),
-                    ("running_var", values(bn.running_var.value())),
+                    ("weight", tensor_values(bn.gamma.val())),
+                    ("bias", tensor_values(bn.beta.val())),
+                    ("running_mean", tensor_values(bn.running_mean.value())),
+                    ("running_var", tensor_values(bn.running_var.value())),
                 ] {
                     tensors.push((format!("{name}.bn.{suffix}"), Stored::f32(v)));
                 }
@@ -512,11 +518,7 @@ impl StaticNet {
         bytes: &[u8],
         device: &Device,
     ) -> Result<StaticNet, DeployError> {
-        let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| DeployError::Format(e.to_string()))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-            .map_err(|e| DeployError::Format(e.to_string()))?;
-        let layers = read_header(&header)?.layers;
+        let (st, layers) = open(bytes)?;
         let file = WeightsFile {
             st: &st,
             layers: layers.into_iter().map(|l| (l.name.clone(), l)).collect(),
@@ -543,18 +545,6 @@ impl StaticNet {
             weight_scaling: FloatScaling::default(),
         })
     }
-}
-
-/// The conv layer of `plan` named `name`.
-fn plan_conv<'a>(plan: &'a Plan, name: &str) -> Option<&'a ConvLayer> {
-    std::iter::once(&plan.stem)
-        .chain(
-            plan.blocks
-                .iter()
-                .flat_map(|b| b.convs.iter().chain(b.shortcut.as_ref())),
-        )
-        .chain(plan.head_conv.as_ref())
-        .find(|c| c.name == name)
 }
 
 /// A safetensors file being read.
@@ -718,11 +708,7 @@ impl WeightsFile<'_> {
 /// # Errors
 /// [`DeployError`] if the file or its metadata cannot be read.
 pub fn weight_code_bytes(bytes: &[u8]) -> Result<Vec<(String, usize)>, DeployError> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| DeployError::Format(e.to_string()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
-        .map_err(|e| DeployError::Format(e.to_string()))?;
-    let layers = read_header(&header)?.layers;
+    let (st, layers) = open(bytes)?;
     layers
         .iter()
         .map(|l| {

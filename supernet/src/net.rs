@@ -16,6 +16,7 @@ use spaces::plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan, may_have_shortc
 use spaces::{Arch, ArchError, BlockType, PoolOp, Space};
 
 use crate::Phase;
+use crate::layers::elastic_conv::conv_options;
 use crate::layers::{
     ConvChoice, ElasticBatchNorm, ElasticBatchNormConfig, ElasticConv2d, ElasticConv2dConfig,
     ElasticDepthwiseConv2d, ElasticDepthwiseConv2dConfig, ElasticLinear, ElasticLinearConfig,
@@ -627,6 +628,7 @@ impl ConvBnParts {
             layer.kernel as usize,
             layer.groups as usize,
         );
+        let bn = ElasticBatchNormConfig::new(cout);
         ConvBnParts {
             weight: Tensor::zeros([cout, cin / g, k, k], device),
             bias: None,
@@ -634,8 +636,9 @@ impl ConvBnParts {
             beta: Tensor::zeros([cout], device),
             running_mean: Tensor::zeros([cout], device),
             running_var: Tensor::ones([cout], device),
-            epsilon: 1e-5,
-            momentum: 0.1,
+            // not in records: the supernet's batch-norm settings
+            epsilon: bn.epsilon,
+            momentum: bn.momentum,
             quant: FrozenActQuant::new(layer.formats.activations, 1.0, signed, device),
         }
     }
@@ -897,55 +900,38 @@ impl StaticNet {
     }
 }
 
-/// `(top, bottom), (left, right)` padding of `conv` for an input of `height` x `width`, as
-/// burn's `Conv2d::forward` computes it.
-fn conv_padding(conv: &Conv2d, height: usize, width: usize) -> [(usize, usize); 2] {
-    // burn's `Same`: out = ceil(in / stride), the padding split with the odd pixel at the end
-    let same = |k: usize, s: usize, size: usize| {
-        let out = size.div_ceil(s);
-        let total = if out > 0 {
-            ((out - 1) * s + k).saturating_sub(size)
-        } else {
-            0
-        };
-        (total / 2, total - total / 2)
-    };
-    match conv.padding {
-        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
-        PaddingConfig2d::Same => [
-            same(conv.kernel_size[0], conv.stride[0], height),
-            same(conv.kernel_size[1], conv.stride[1], width),
-        ],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
-    }
-}
-
 impl StaticConvBn {
-    /// [`StaticConvBn::forward`] with the weight fake-quantized to `format` on the fly
-    /// (per output channel, axis 0; straight-through gradient): input quantizer, convolution
-    /// with the layer's stride, padding, dilation and groups, batch norm (batch statistics on
-    /// an autodiff device, running statistics otherwise), activation.
+    /// [`StaticConvBn::forward`] with the weight fake-quantized to `layer`'s weight format on
+    /// the fly (per output channel, axis 0; straight-through gradient): input quantizer, the
+    /// convolution of `layer` (stride, padding `kernel / 2`, groups, as the elastic layers
+    /// run it), batch norm (batch statistics on an autodiff device, running statistics
+    /// otherwise), activation.
     ///
     /// # Shapes
-    /// - `x`: `[batch, in_channels, h, w]`
-    /// - output: `[batch, out_channels, h / stride, w / stride]`
+    /// - `x`: `[batch, layer.in_channels, h, w]`
+    /// - output: `[batch, layer.out_channels, layer.out_size.0, layer.out_size.1]`
     pub fn forward_quantized(
         &self,
         x: Tensor<4>,
-        format: spaces::Format,
+        layer: &ConvLayer,
         scaling: FloatScaling,
     ) -> Tensor<4> {
-        let x = self.quant.forward(x);
-        let [_, _, h, w] = x.dims();
-        let options = burn::tensor::ops::ConvOptions::new_with_padding(
-            self.conv.stride,
-            conv_padding(&self.conv, h, w),
-            self.conv.dilation,
-            self.conv.groups,
+        let options = conv_options(
+            ConvChoice::new(
+                layer.out_channels as usize,
+                layer.kernel as usize,
+                layer.stride as usize,
+            ),
+            layer.groups as usize,
         );
-        let weight = crate::quant::fake_quantize_weight(self.conv.weight.val(), format, 0, scaling);
+        let weight = crate::quant::fake_quantize_weight(
+            self.conv.weight.val(),
+            layer.formats.weights,
+            0,
+            scaling,
+        );
         let y = burn::tensor::module::conv2d(
-            x,
+            self.quant.forward(x),
             weight,
             self.conv.bias.as_ref().map(Param::val),
             options,
@@ -959,11 +945,9 @@ struct QuantizedStaticLayers<'a>(&'a StaticNet);
 
 impl PlanLayers for QuantizedStaticLayers<'_> {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
-        self.0.layer_module(block, layer).forward_quantized(
-            x,
-            layer.formats.weights,
-            self.0.weight_scaling,
-        )
+        self.0
+            .layer_module(block, layer)
+            .forward_quantized(x, layer, self.0.weight_scaling)
     }
 
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {

@@ -30,7 +30,7 @@ use burn::tensor::Tensor;
 use spaces::Format;
 use spaces::plan::{Act, ConvLayer};
 
-use crate::deploy::{DeployError, pack_bits};
+use crate::deploy::{DeployError, pack_bits, tensor_values};
 use crate::net::{StaticConvBn, StaticNet};
 use crate::quant::grid::int_code_range;
 use crate::quant::{Codes, FrozenActQuant, QuantCodes};
@@ -435,13 +435,6 @@ impl Graph {
             self.node("AveragePool", &[x], &attrs)
         }
     }
-}
-
-fn tensor_values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default()
 }
 
 fn values<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
