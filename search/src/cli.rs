@@ -302,6 +302,14 @@ fn emit<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> St
 }
 
 /// Reports an invalid space or arch file and returns exit code 2.
+/// The device of `--device`, or the exit code after reporting why it is not available.
+pub(crate) fn device(kind: BackendKind) -> Result<burn::tensor::Device, ExitCode> {
+    search::backend::device(kind).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 pub(crate) fn space_error(json: bool, e: SpaceError) -> ExitCode {
     if json {
         let body =

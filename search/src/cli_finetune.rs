@@ -4,11 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use search::backend::{self, BackendKind};
-use search::finetune_cmd::{
-    self, FinetuneError, FinetuneOptions, FinetuneProgress, FinetuneReport,
-};
+use search::backend::BackendKind;
+use search::finetune_cmd::{self, FinetuneError, FinetuneOptions, FinetuneReport};
 use search::model_dir::{Measured, ModelError};
 
 #[derive(Debug, Args)]
@@ -36,55 +33,6 @@ pub struct FinetuneArgs {
     /// Print the report as JSON (schema `qnas.finetune/1`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
-}
-
-/// Progress on stderr: a bar on a terminal, a line every few steps otherwise.
-#[derive(Default)]
-pub struct FinetuneBar {
-    bar: Option<ProgressBar>,
-    every: u64,
-}
-
-impl FinetuneProgress for FinetuneBar {
-    fn begin(&mut self, total: u64) {
-        use std::io::IsTerminal;
-        self.every = (total / 20).max(1);
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template(
-                "{spinner} [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            self.bar = Some(bar);
-        }
-    }
-
-    fn step(&mut self, step: u64, loss: f64) {
-        let msg = format!("loss {loss:.3}");
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(step);
-                bar.set_message(msg);
-            }
-            None if step.is_multiple_of(self.every) => eprintln!("step {step}: {msg}"),
-            None => {}
-        }
-    }
-
-    fn note(&mut self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
-    }
-
-    fn end(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 /// The before/after table.
@@ -130,12 +78,9 @@ pub fn finetune_table(r: &FinetuneReport) -> String {
 
 /// Runs `qnas finetune`.
 pub fn run(a: &FinetuneArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let opts = FinetuneOptions {
         model: a.model.clone(),
@@ -146,7 +91,7 @@ pub fn run(a: &FinetuneArgs) -> ExitCode {
         seed: a.seed,
         device,
     };
-    match finetune_cmd::finetune(&opts, &mut FinetuneBar::default()) {
+    match finetune_cmd::finetune(&opts, &mut crate::cli_train::Bar::default()) {
         Ok(r) => {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

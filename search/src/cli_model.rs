@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use search::backend::{self, BackendKind};
+use search::backend::BackendKind;
 use search::export_cmd::{
     self, ExportOptions, ExportProgress, ExportReport, ExportedModel, Selection,
 };
@@ -145,12 +145,9 @@ pub fn export_table(r: &ExportReport) -> String {
 
 /// Runs `qnas export`.
 pub fn export(a: &ExportArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let opts = ExportOptions {
         target: a.run.clone(),
@@ -212,12 +209,9 @@ fn print_eval(r: &EvalReport) -> String {
 
 /// Runs `qnas eval`.
 pub fn eval(a: &EvalArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = model_dir::load_model(&a.model, &device)
         .and_then(|m| model_dir::evaluate_model(&m, a.data.as_deref(), &device));
@@ -251,12 +245,9 @@ fn print_predictions(r: &PredictReport, top: usize) -> String {
 
 /// Runs `qnas predict`.
 pub fn predict(a: &PredictArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = model_dir::load_model(&a.model, &device)
         .and_then(|m| model_dir::predict(&m, &a.images, &device));

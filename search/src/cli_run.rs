@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use search::backend::{self, BackendKind};
+use search::backend::BackendKind;
 use search::export_cmd::{self, ExportOptions, Selection};
 use search::search_cmd::{self, SearchOptions};
 use search::train_cmd::{self, TrainOptions};
@@ -44,9 +44,9 @@ pub fn run(a: &RunArgs) -> ExitCode {
         eprintln!("error: {msg}");
         ExitCode::from(code)
     };
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => return fail(e.to_string(), 2),
+        Err(code) => return code,
     };
     let space = match spaces::Space::load(&a.file) {
         Ok(s) => s,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use search::backend::{self, BackendKind};
+use search::backend::BackendKind;
 use search::search_cmd::{self, Row, SearchOptions, SearchProgress, SearchReport, StrategyKind};
 
 #[derive(Debug, Args)]
@@ -105,12 +105,9 @@ pub fn table(r: &SearchReport) -> String {
 
 /// Runs `qnas search`.
 pub fn run(a: &SearchArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let opts = SearchOptions {
         file: a.file.clone(),

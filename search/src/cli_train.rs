@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use search::backend::{self, BackendKind};
+use search::backend::BackendKind;
+use search::finetune_cmd::FinetuneProgress;
 use search::train_cmd::{self, TrainCmdError, TrainOptions, TrainProgress, TrainSummary};
 use supernet::StepReport;
 
@@ -33,28 +34,63 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// Progress on stderr: a bar on a terminal, a line every few steps otherwise.
+/// Progress on stderr: a bar on a terminal, a line every few steps otherwise (training and
+/// fine-tuning).
 #[derive(Default)]
 pub struct Bar {
     bar: Option<ProgressBar>,
     every: u64,
 }
 
-impl TrainProgress for Bar {
-    fn begin(&mut self, total: u64, start: u64) {
+impl Bar {
+    /// Starts a bar of `total` steps at `start`; true when it is drawn (stderr is a terminal).
+    fn start(&mut self, total: u64, start: u64) -> bool {
         use std::io::IsTerminal;
         self.every = (total / 20).max(1);
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            bar.set_position(start);
-            let style = ProgressStyle::with_template(
-                "{spinner} [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            self.bar = Some(bar);
-        } else {
+        if !std::io::stderr().is_terminal() {
+            return false;
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_position(start);
+        let style = ProgressStyle::with_template(
+            "{spinner} [{bar:30}] step {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        self.bar = Some(bar);
+        true
+    }
+
+    /// Step `step` done, described by `msg`.
+    fn show(&self, step: u64, msg: String) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(msg);
+            }
+            None if step.is_multiple_of(self.every) => eprintln!("step {step}: {msg}"),
+            None => {}
+        }
+    }
+
+    fn println(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl TrainProgress for Bar {
+    fn begin(&mut self, total: u64, start: u64) {
+        if !self.start(total, start) {
             eprintln!("training from step {start} to {total}");
         }
     }
@@ -67,27 +103,33 @@ impl TrainProgress for Bar {
             r.smallest_accuracy * 100.0,
             ips
         );
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(r.step);
-                bar.set_message(msg);
-            }
-            None if r.step.is_multiple_of(self.every) => eprintln!("step {}: {msg}", r.step),
-            None => {}
-        }
+        self.show(r.step, msg);
     }
 
     fn note(&mut self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
-        }
+        self.println(message);
     }
 
     fn end(&mut self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.finish();
+    }
+}
+
+impl FinetuneProgress for Bar {
+    fn begin(&mut self, total: u64) {
+        self.start(total, 0);
+    }
+
+    fn step(&mut self, step: u64, loss: f64) {
+        self.show(step, format!("loss {loss:.3}"));
+    }
+
+    fn note(&mut self, message: &str) {
+        self.println(message);
+    }
+
+    fn end(&mut self) {
+        self.finish();
     }
 }
 
@@ -129,12 +171,9 @@ fn text(s: &TrainSummary) -> String {
 
 /// Runs `qnas train`.
 pub fn run(a: &TrainArgs) -> ExitCode {
-    let device = match backend::device(a.device) {
+    let device = match crate::cli::device(a.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let opts = TrainOptions {
         file: a.file.clone(),
@@ -162,7 +201,7 @@ pub fn run(a: &TrainArgs) -> ExitCode {
         }
         Err(TrainCmdError::Space(e)) => crate::cli::space_error(a.json, *e),
         Err(e) => {
-            bar.end();
+            bar.finish();
             let code = if e.is_invalid_input() { 2 } else { 1 };
             if a.json {
                 let body = serde_json::json!({ "schema": "qnas.error/1", "ok": false,

@@ -17,8 +17,8 @@ use supernet::{Phase, StaticNet, Supernet, Trainer};
 
 use crate::fsio::IoError;
 use crate::model_dir::{
-    AccuracyInfo, CostInfo, DataInfo, INFO_FILE, InputInfo, MODEL_SCHEMA, Measured, ModelError,
-    ModelInfo, ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir_with,
+    AccuracyInfo, CostInfo, DataInfo, InputInfo, MODEL_SCHEMA, Measured, ModelError, ModelInfo,
+    ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir_with,
 };
 use crate::search_cmd::{Row, Settings};
 use crate::train_cmd::{TrainCmdError, checkpoint_contents, load_data, open_run};
@@ -451,14 +451,15 @@ pub fn export(
     for &p in &chosen {
         let dir = out_dir.join(arch_name.clone().unwrap_or_else(|| model_dir_name(p)));
         let row = &front[p - 1];
-        let same = opts.skip_existing
-            && dir.join(INFO_FILE).exists()
-            && (!opts.onnx || dir.join(ONNX_FILE).exists())
-            && read_info(&dir).is_ok_and(|i| i.origin == row.origin)
-            && spaces::Arch::load(&dir.join(crate::model_dir::ARCH_FILE), space)
-                .is_ok_and(|a| a == row.arch);
-        if same {
-            let info = read_info(&dir)?;
+        let kept = (opts.skip_existing && (!opts.onnx || dir.join(ONNX_FILE).exists()))
+            .then(|| read_info(&dir).ok())
+            .flatten()
+            .filter(|i| {
+                i.origin == row.origin
+                    && Arch::load(&dir.join(crate::model_dir::ARCH_FILE), space)
+                        .is_ok_and(|a| a == row.arch)
+            });
+        if let Some(info) = kept {
             models.push(ExportedModel {
                 dir,
                 position: p,

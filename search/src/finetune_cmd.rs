@@ -20,8 +20,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::Device;
-use evaluators::data::{BatchLoader, DataSpec, LoaderConfig};
-use evaluators::evaluate_static;
+use evaluators::data::{BatchLoader, LoaderConfig};
 use serde::Serialize;
 use spaces::run::Optimizer;
 use supernet::StaticNet;
@@ -29,7 +28,7 @@ use supernet::deploy::DeployError;
 
 use crate::fsio::IoError;
 use crate::model_dir::{
-    self, AccuracyInfo, INFO_FILE, Measured, ModelError, ModelInfo, SPACE_FILE,
+    self, AccuracyInfo, EvalData, INFO_FILE, ModelError, ModelInfo, SPACE_FILE,
 };
 use crate::train_cmd::Stream;
 
@@ -271,20 +270,13 @@ fn check_out(model: &Path, out: &Path) -> Result<(), FinetuneError> {
     Ok(())
 }
 
-/// The validation and test loaders of a model, exactly as [`model_dir::evaluate_model`]
-/// builds them (its data split, normalization and batch size).
-struct Measure {
-    validation: BatchLoader,
-    test: BatchLoader,
-}
-
-impl Measure {
-    fn accuracy(&self, net: &StaticNet, search: f64, device: &Device) -> AccuracyInfo {
-        AccuracyInfo {
-            search,
-            validation: Measured::from(evaluate_static(net, self.validation.epoch(0, device))),
-            test: Measured::from(evaluate_static(net, self.test.epoch(0, device))),
-        }
+/// Validation and test accuracy of `net` on `eval`, with the search's number carried over.
+fn accuracy(eval: &EvalData, net: &StaticNet, search: f64, device: &Device) -> AccuracyInfo {
+    let (validation, test) = eval.measure(net, device);
+    AccuracyInfo {
+        search,
+        validation,
+        test,
     }
 }
 
@@ -336,44 +328,15 @@ pub fn finetune(
 
     // the data, split as the model was measured
     let info = &m.info;
-    let spec = DataSpec {
-        kind: info.data.kind,
-        path: info.data.path.clone(),
-        validation_fraction: info.data.validation_fraction,
-        seed: info.data.seed,
-        augment: None,
-    };
-    let data = spec.load(Path::new("")).map_err(ModelError::from)?;
-    let shape = data.train.shape();
-    let i = info.input;
-    if (shape.channels, shape.height, shape.width) != (i.channels, i.height, i.width) {
-        return Err(ModelError::DataShape {
-            path: spec.path.clone(),
-            message: format!(
-                "images are {}x{}x{}, the model takes {}x{}x{}",
-                shape.channels, shape.height, shape.width, i.channels, i.height, i.width
-            ),
-        }
-        .into());
-    }
-    let eval_bs = info.data.batch_size.max(1);
-    let eval_loader = |d| {
-        BatchLoader::new(d, info.normalization.clone(), LoaderConfig::eval(eval_bs))
-            .map_err(ModelError::from)
-    };
-    let test_set = Arc::new(spec.load_test(Path::new("")).map_err(ModelError::from)?);
-    let measure = Measure {
-        validation: eval_loader(Arc::clone(&data.validation))?,
-        test: eval_loader(test_set)?,
-    };
+    let eval = EvalData::load(info, None)?;
     let train = BatchLoader::new(
-        Arc::clone(&data.train),
+        Arc::clone(&eval.data.train),
         info.normalization.clone(),
-        LoaderConfig::train(batch_size, spec.augment(), opts.seed),
+        LoaderConfig::train(batch_size, eval.spec.augment(), opts.seed),
     )
     .map_err(ModelError::from)?;
 
-    let before = measure.accuracy(&m.net, info.accuracy.search, device);
+    let before = accuracy(&eval, &m.net, info.accuracy.search, device);
     if (before.validation.correct, before.test.correct)
         != (info.accuracy.validation.correct, info.accuracy.test.correct)
     {
@@ -445,7 +408,7 @@ pub fn finetune(
     let bytes = trained.to_safetensors().map_err(weights_err)?;
     let model =
         StaticNet::from_safetensors(trained.plan.clone(), &bytes, device).map_err(weights_err)?;
-    let after = measure.accuracy(&model, info.accuracy.search, device);
+    let after = accuracy(&eval, &model, info.accuracy.search, device);
 
     let name = resolved(&out)
         .file_name()
@@ -464,11 +427,9 @@ pub fn finetune(
     let space_src = std::fs::read(&space_path).map_err(|e| IoError::new("read", &space_path, e))?;
     model_dir::write_model_dir(&out, &space_src, &m.arch, &model, &new_info, &bytes)?;
 
-    // what `qnas eval` will see
-    let check = model_dir::load_model(&out, device)
-        .and_then(|w| model_dir::evaluate_model(&w, None, device));
-    let check = match check {
-        Ok(c) => c,
+    // the folder as `qnas eval` reads it, on the same data
+    let check = match model_dir::load_model(&out, device) {
+        Ok(w) => accuracy(&eval, &w.net, info.accuracy.search, device),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&out);
             return Err(e.into());

@@ -19,13 +19,14 @@ use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use evaluators::data::{
-    DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization, load_images,
+    BatchLoader, DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization,
+    SearchData, load_images,
 };
 use evaluators::{Accuracy, evaluate_static};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
-use supernet::deploy::{DeployError, weight_code_bytes};
+use supernet::deploy::{DeployError, tensor_values, weight_code_bytes};
 
 use crate::fsio::IoError;
 
@@ -404,14 +405,62 @@ pub fn write_model_dir_with(
     Ok(result?)
 }
 
-/// The data description of a model, optionally with another folder.
-fn data_spec(info: &ModelInfo, data_dir: Option<&Path>) -> DataSpec {
-    DataSpec {
-        kind: info.data.kind,
-        path: data_dir.map_or_else(|| info.data.path.clone(), Path::to_path_buf),
-        validation_fraction: info.data.validation_fraction,
-        seed: info.data.seed,
-        augment: None,
+/// The data a model is measured on: its data set (or another folder of the same format) split
+/// as when it was exported, with loaders over the validation part and the test files that use
+/// the model's own normalization and evaluation batch size.
+#[derive(Debug)]
+pub struct EvalData {
+    /// The data description (the model's, with `data_dir` if given).
+    pub spec: DataSpec,
+    /// The training files, split.
+    pub data: SearchData,
+    /// The validation part.
+    pub validation: BatchLoader,
+    /// The test files.
+    pub test: BatchLoader,
+}
+
+impl EvalData {
+    /// Loads the data of `info` (from `data_dir` instead of its folder when given) and checks
+    /// that its images fit the model.
+    pub fn load(info: &ModelInfo, data_dir: Option<&Path>) -> Result<EvalData, ModelError> {
+        let spec = DataSpec {
+            kind: info.data.kind,
+            path: data_dir.map_or_else(|| info.data.path.clone(), Path::to_path_buf),
+            validation_fraction: info.data.validation_fraction,
+            seed: info.data.seed,
+            augment: None,
+        };
+        let data = spec.load(Path::new(""))?;
+        let shape = data.train.shape();
+        let i = info.input;
+        if (shape.channels, shape.height, shape.width) != (i.channels, i.height, i.width) {
+            return Err(ModelError::DataShape {
+                path: spec.path.clone(),
+                message: format!(
+                    "images are {}x{}x{}, the model takes {}x{}x{}",
+                    shape.channels, shape.height, shape.width, i.channels, i.height, i.width
+                ),
+            });
+        }
+        let bs = info.data.batch_size.max(1);
+        let loader = |d| BatchLoader::new(d, info.normalization.clone(), LoaderConfig::eval(bs));
+        let validation = loader(Arc::clone(&data.validation))?;
+        let test = loader(Arc::new(spec.load_test(Path::new(""))?))?;
+        Ok(EvalData {
+            spec,
+            data,
+            validation,
+            test,
+        })
+    }
+
+    /// Validation and test accuracy of `net`.
+    pub fn measure(&self, net: &StaticNet, device: &Device) -> (Measured, Measured) {
+        (
+            Measured::from(evaluate_static(net, self.validation.epoch(0, device))),
+            Measured::from(evaluate_static(net, self.test.epoch(0, device))),
+        )
     }
 }
 
@@ -441,32 +490,13 @@ pub fn evaluate_model(
     data_dir: Option<&Path>,
     device: &Device,
 ) -> Result<EvalReport, ModelError> {
-    let spec = data_spec(&m.info, data_dir);
-    let data = spec.load(Path::new(""))?;
-    let shape = data.train.shape();
-    let i = m.info.input;
-    if (shape.channels, shape.height, shape.width) != (i.channels, i.height, i.width) {
-        return Err(ModelError::DataShape {
-            path: spec.path.clone(),
-            message: format!(
-                "images are {}x{}x{}, the model takes {}x{}x{}",
-                shape.channels, shape.height, shape.width, i.channels, i.height, i.width
-            ),
-        });
-    }
-    let bs = m.info.data.batch_size.max(1);
-    let loader = |d| {
-        evaluators::data::BatchLoader::new(d, m.info.normalization.clone(), LoaderConfig::eval(bs))
-    };
-    let val = loader(Arc::clone(&data.validation))?;
-    let validation = Measured::from(evaluate_static(&m.net, val.epoch(0, device)));
-    let test_set = Arc::new(spec.load_test(Path::new(""))?);
-    let test = Measured::from(evaluate_static(&m.net, loader(test_set)?.epoch(0, device)));
+    let eval = EvalData::load(&m.info, data_dir)?;
+    let (validation, test) = eval.measure(&m.net, device);
     let reported = m.info.accuracy.clone();
     Ok(EvalReport {
         schema: EVAL_SCHEMA,
         model: m.dir.clone(),
-        data: spec.path,
+        data: eval.spec.path,
         // counts, not the f64 fractions (which a JSON round trip may move by an ulp)
         matches_report: (validation.correct, validation.total)
             == (reported.validation.correct, reported.validation.total)
@@ -533,14 +563,8 @@ pub fn predict(
             device,
         );
         let logits = m.net.forward(x);
-        let vec = |t: Tensor<2>| {
-            t.into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default()
-        };
-        let probs = vec(softmax(logits.clone(), 1));
-        let logits = vec(logits);
+        let probs = tensor_values(softmax(logits.clone(), 1));
+        let logits = tensor_values(logits);
         let classes = m.info.classes.max(1);
         for ((img, p), l) in chunk
             .iter()
