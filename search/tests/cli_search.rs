@@ -280,18 +280,13 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
     );
     assert_eq!(front(&run), first);
     // --onnx re-exports the folders that lack model.onnx
-    let onnx = qnas(&[
+    let onnx = qnas_ok(&[
         "run",
         "spaces/presets/digits.ron",
         "--run",
         run.to_str().unwrap(),
         "--onnx",
     ]);
-    assert!(
-        onnx.status.success(),
-        "{}",
-        String::from_utf8_lossy(&onnx.stderr)
-    );
     assert!(!String::from_utf8_lossy(&onnx.stderr).contains("(kept)"));
     for p in 1..=n {
         assert!(run.join(format!("export/front-{p:02}/model.onnx")).exists());

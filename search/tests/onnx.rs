@@ -83,6 +83,35 @@ fn compare_in_onnxruntime(dir: &Path, scratch: &Path, name: &str) -> (f64, Strin
     (agree, line)
 }
 
+/// Exports the largest member of `space` with every format `format`, with `--arch` and
+/// `--onnx`, from `run` into `scratch/arch/NAME`: its folder and `model.json`.
+fn export_largest(
+    space: &Space,
+    format: Format,
+    run: &Path,
+    scratch: &Path,
+    name: &str,
+) -> (PathBuf, serde_json::Value) {
+    let arch = space
+        .with_uniform_formats(&space.largest(), format, format)
+        .unwrap();
+    let file = scratch.join(format!("{name}.ron"));
+    std::fs::write(&file, arch.to_ron()).unwrap();
+    let out_dir = scratch.join("arch");
+    let out = qnas_ok(&[
+        "export",
+        run.to_str().unwrap(),
+        "--arch",
+        file.to_str().unwrap(),
+        "--onnx",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (out_dir.join(name), r["models"][0]["info"].clone())
+}
+
 fn require_onnxruntime() {
     let probe = Command::new(python())
         .args(["-c", "import onnxruntime, numpy"])
@@ -105,18 +134,13 @@ fn the_default_runs_front_matches_qnas_in_onnxruntime() {
     require_onnxruntime();
     let d = tmp("onnx-default");
     let run = d.join("run");
-    let out = qnas(&[
+    qnas_ok(&[
         "run",
         "spaces/presets/mnist.ron",
         "--run",
         run.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = qnas(&[
+    let out = qnas_ok(&[
         "export",
         run.to_str().unwrap(),
         "--onnx",
@@ -124,11 +148,6 @@ fn the_default_runs_front_matches_qnas_in_onnxruntime() {
         d.join("front").to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut dirs: Vec<(String, PathBuf)> = Vec::new();
     let mut kinds = std::collections::BTreeSet::new();
@@ -152,29 +171,9 @@ fn the_default_runs_front_matches_qnas_in_onnxruntime() {
             continue;
         }
         // not on this front: the largest member in that format
-        let arch = space
-            .with_uniform_formats(&space.largest(), format, format)
-            .unwrap();
-        let file = d.join(format!("{kind}-largest.ron"));
-        std::fs::write(&file, arch.to_ron()).unwrap();
-        let out = qnas(&[
-            "export",
-            run.to_str().unwrap(),
-            "--arch",
-            file.to_str().unwrap(),
-            "--onnx",
-            "--out",
-            d.join("arch").to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dirs.push((
-            format!("{kind}-largest (--arch)"),
-            d.join("arch").join(format!("{kind}-largest")),
-        ));
+        let name = format!("{kind}-largest");
+        let (dir, _) = export_largest(&space, format, &run, &d, &name);
+        dirs.push((format!("{name} (--arch)"), dir));
     }
     let mut report = Vec::new();
     for (name, dir) in &dirs {
@@ -193,7 +192,7 @@ fn onnx_exports_match_qnas_in_onnxruntime() {
     require_onnxruntime();
     let d = tmp("onnx");
     let run = d.join("run");
-    let out = qnas(&[
+    qnas_ok(&[
         "train",
         "spaces/presets/digits.ron",
         "--run",
@@ -201,46 +200,18 @@ fn onnx_exports_match_qnas_in_onnxruntime() {
         "--steps",
         "80",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     let space = Space::load(&root().join("spaces/presets/digits.ron")).unwrap();
-    let models = d.join("models");
     let mut report = Vec::new();
     for (name, format) in [
         ("int8", Format::Int(8)),
         ("int4", Format::Int(4)),
         ("e4m3", Format::E4M3),
     ] {
-        let arch = space
-            .with_uniform_formats(&space.largest(), format, format)
-            .unwrap();
-        let file = d.join(format!("{name}.ron"));
-        std::fs::write(&file, arch.to_ron()).unwrap();
-        let out = qnas(&[
-            "export",
-            run.to_str().unwrap(),
-            "--arch",
-            file.to_str().unwrap(),
-            "--onnx",
-            "--out",
-            models.to_str().unwrap(),
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let info = &r["models"][0]["info"];
+        let (dir, info) = export_largest(&space, format, &run, &d, name);
         assert_eq!(info["onnx"]["opset"], 21);
         // every format here has an ONNX type: nothing falls back
         assert_eq!(info["onnx"]["fallbacks"], serde_json::json!([]), "{info}");
-        let dir: PathBuf = models.join(name);
         assert!(dir.join("model.onnx").exists());
 
         let (agree, line) = compare_in_onnxruntime(&dir, &d, name);

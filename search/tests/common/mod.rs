@@ -20,6 +20,18 @@ pub fn qnas(args: &[&str]) -> Output {
         .expect("run qnas")
 }
 
+/// Runs `qnas` with `args` and fails the test, with its stderr, unless it succeeds.
+pub fn qnas_ok(args: &[&str]) -> Output {
+    let out = qnas(args);
+    assert!(
+        out.status.success(),
+        "qnas {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Starts `qnas` with `args` in the background, output discarded.
 pub fn spawn_qnas(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_qnas"))
