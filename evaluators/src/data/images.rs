@@ -308,44 +308,8 @@ fn resize(src: &[u8], channels: usize, from: (usize, usize), to: (usize, usize))
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::path::PathBuf;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use super::super::idx::IDX_IMAGES_MAGIC;
+    use super::super::tests::{TempDir, gz, idx_images as idx_file};
     use super::*;
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            let dir = std::env::temp_dir().join(format!(
-                "qnas-images-{tag}-{}-{nanos}-{n}",
-                std::process::id()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-            let p = self.0.join(name);
-            std::fs::write(&p, bytes).unwrap();
-            p
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     /// A PNG of `width x height` pixels; `setup` sets colour type, depth, palette...
     fn encode_png(
@@ -375,21 +339,6 @@ mod tests {
             },
             data,
         )
-    }
-
-    fn idx_file(count: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        for w in [IDX_IMAGES_MAGIC, count, rows, cols] {
-            v.extend_from_slice(&w.to_be_bytes());
-        }
-        v.extend_from_slice(pixels);
-        v
-    }
-
-    fn gz(bytes: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(bytes).unwrap();
-        e.finish().unwrap()
     }
 
     fn one(path: &Path, shape: ImageShape) -> InputImage {
@@ -803,7 +752,7 @@ mod tests {
         let err = load_images(&empty, shape).unwrap_err();
         assert!(err.to_string().contains("the file is empty"), "{err}");
 
-        let missing = dir.0.join("missing.png");
+        let missing = dir.path().join("missing.png");
         let err = load_images(&missing, shape).unwrap_err();
         assert!(matches!(err, DataError::Missing { .. }), "{err:?}");
 
