@@ -2,9 +2,12 @@
 //! exactly what the extracted network computes (and within 1e-5 of the supernet), the weight
 //! codes take exactly their formats' bits, and writing a rebuilt network gives the same bytes.
 
+mod common;
+use common::{input, max_abs_diff};
+
 use burn::module::Module;
 use burn::store::ModuleRecord;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 use spaces::plan::Plan;
 use spaces::{Arch, Format, Rng, Space};
 use supernet::deploy::{DeployError, weight_code_bytes};
@@ -31,15 +34,11 @@ fn space() -> Space {
     Space::parse(src, "deploy.ron", "deploy").unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-fn input(batch: usize, device: &Device) -> Tensor<4> {
-    Tensor::random([batch, 1, 8, 8], Distribution::Normal(0.0, 1.0), device)
-}
-
 /// A supernet recalibrated for `arch`, and its extracted network.
 fn extracted(net: &Supernet, arch: &Arch, device: &Device) -> StaticNet {
     net.reset_running_stats();
     for n in 0..2 {
-        net.forward(input(16, device), arch, Phase::Recalibrate(n))
+        net.forward(input(&net.space, 16, device), arch, Phase::Recalibrate(n))
             .unwrap();
     }
     net.extract(arch).unwrap()
@@ -50,10 +49,6 @@ fn y_loaded_values(net: &StaticNet, x: &Tensor<4>) -> Vec<f32> {
         .into_data()
         .try_to_vec::<f32>()
         .unwrap()
-}
-
-fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
-    (a - b).abs().max().into_scalar::<f32>()
 }
 
 fn weight_sizes(plan: &Plan) -> Vec<(String, usize, Format)> {
@@ -89,7 +84,7 @@ fn weights_file_round_trips_exactly_and_takes_the_formats_bits() {
     let mut seen = std::collections::BTreeSet::new();
     for (k, arch) in archs.iter().enumerate() {
         let model = extracted(&net, arch, &device);
-        let x = input(8, &device);
+        let x = input(&space, 8, &device);
         let y_super = net.forward(x.clone(), arch, Phase::Eval).unwrap();
         let y_static = model.forward(x.clone());
         let d = max_abs_diff(y_super.clone(), y_static.clone());

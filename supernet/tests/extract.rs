@@ -1,9 +1,12 @@
 //! For many sampled members of every preset: the supernet's forward equals the forward of the
 //! extracted static network (max abs difference <= 1e-5), after recalibrating the member.
 
+mod common;
+use common::{input, max_abs_diff};
+
 use std::path::PathBuf;
 
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::Device;
 use spaces::{Rng, Space};
 use supernet::{Phase, Supernet, SupernetConfig};
 
@@ -19,24 +22,6 @@ fn presets() -> Vec<(String, Space)> {
         .into_iter()
         .map(|n| (n.clone(), Space::load(&dir.join(&n)).unwrap()))
         .collect()
-}
-
-fn input(space: &Space, batch: usize, device: &Device) -> Tensor<4> {
-    let i = space.input;
-    Tensor::random(
-        [
-            batch,
-            i.channels as usize,
-            i.height as usize,
-            i.width as usize,
-        ],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    )
-}
-
-fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
-    (a - b).abs().max().into_scalar::<f32>()
 }
 
 #[test]

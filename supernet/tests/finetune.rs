@@ -3,37 +3,22 @@
 //! weights, re-quantized through the deployment file, give the network `forward_quantized`
 //! computed.
 
+mod common;
+use common::{input, max_abs_diff};
+
 use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use spaces::{Arch, Format, Rng, Space};
 use supernet::{StaticNet, Supernet};
 
 fn preset(name: &str) -> Space {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets");
     Space::load(&dir.join(name)).unwrap()
-}
-
-fn input(space: &Space, batch: usize, device: &Device) -> Tensor<4> {
-    let i = space.input;
-    Tensor::random(
-        [
-            batch,
-            i.channels as usize,
-            i.height as usize,
-            i.width as usize,
-        ],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    )
-}
-
-fn max_abs_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
-    (a - b).abs().max().into_scalar::<f32>()
 }
 
 /// The member `arch` cut out of `net`, recalibrated on a few random batches.
