@@ -18,7 +18,7 @@ use supernet::{Phase, StaticNet, Supernet, Trainer};
 use crate::fsio::IoError;
 use crate::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, InputInfo, MODEL_SCHEMA, Measured, ModelError, ModelInfo,
-    ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir_with,
+    ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir,
 };
 use crate::search_cmd::{Row, Settings};
 use crate::train_cmd::{TrainCmdError, checkpoint_contents, load_data, open_run};
@@ -372,7 +372,7 @@ impl Ctx<'_> {
             .as_deref()
             .map(|b| vec![(ONNX_FILE, b)])
             .unwrap_or_default();
-        write_model_dir_with(
+        write_model_dir(
             &dir,
             self.space_src,
             &row.arch,

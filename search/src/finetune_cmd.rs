@@ -425,7 +425,7 @@ pub fn finetune(
     };
     let space_path = m.dir.join(SPACE_FILE);
     let space_src = std::fs::read(&space_path).map_err(|e| IoError::new("read", &space_path, e))?;
-    model_dir::write_model_dir(&out, &space_src, &m.arch, &model, &new_info, &bytes)?;
+    model_dir::write_model_dir(&out, &space_src, &m.arch, &model, &new_info, &bytes, &[])?;
 
     // the folder as `qnas eval` reads it, on the same data
     let check = match model_dir::load_model(&out, device) {

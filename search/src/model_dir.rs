@@ -327,21 +327,9 @@ pub fn sizes(net: &StaticNet, weights: &[u8]) -> Result<SizeInfo, DeployError> {
 }
 
 /// Writes a model folder atomically: into a temporary folder next to `dir`, renamed into
-/// place (an existing folder is replaced only once the new one is complete).
+/// place (an existing folder is replaced only once the new one is complete). `extra` are
+/// further files (e.g. `model.onnx`) written into it.
 pub fn write_model_dir(
-    dir: &Path,
-    space_src: &[u8],
-    arch: &Arch,
-    net: &StaticNet,
-    info: &ModelInfo,
-    weights: &[u8],
-) -> Result<(), ModelError> {
-    write_model_dir_with(dir, space_src, arch, net, info, weights, &[])
-}
-
-/// [`write_model_dir`] with further files (e.g. `model.onnx`), written into the folder before
-/// it is renamed into place.
-pub fn write_model_dir_with(
     dir: &Path,
     space_src: &[u8],
     arch: &Arch,

@@ -136,7 +136,7 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
     let again = run.join("rewritten");
     let space_src = std::fs::read(first.join("space.ron")).unwrap();
     let weights = m.net.to_safetensors().unwrap();
-    search::model_dir::write_model_dir(&again, &space_src, &m.arch, &m.net, &m.info, &weights)
+    search::model_dir::write_model_dir(&again, &space_src, &m.arch, &m.net, &m.info, &weights, &[])
         .unwrap();
     for f in [
         "arch.ron",

@@ -95,7 +95,7 @@ fn untrained_model(dir: &Path) {
         onnx: None,
     };
     let src = std::fs::read(&space_file).unwrap();
-    write_model_dir(dir, &src, &arch, &model, &info, &bytes).unwrap();
+    write_model_dir(dir, &src, &arch, &model, &info, &bytes, &[]).unwrap();
 }
 
 #[derive(Default)]
