@@ -344,7 +344,7 @@ impl Ctx<'_> {
                 params: cost.params,
                 weight_bits: cost.weight_bits,
             },
-            size: sizes(&exported, &weights_bytes).map_err(weights_err)?,
+            size: sizes(&weights_bytes).map_err(weights_err)?,
             max_logit_difference,
             finetune_steps: 0,
             onnx: None,

@@ -416,7 +416,7 @@ pub fn finetune(
     let new_info = ModelInfo {
         name,
         accuracy: after.clone(),
-        size: model_dir::sizes(&model, &bytes).map_err(weights_err)?,
+        size: model_dir::sizes(&bytes).map_err(weights_err)?,
         max_logit_difference: 0.0,
         finetune_steps: info.finetune_steps + opts.steps,
         // the fine-tuned folder has no ONNX model (export one with `qnas export --onnx`)

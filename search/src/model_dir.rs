@@ -26,7 +26,7 @@ use evaluators::{Accuracy, evaluate_static};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
-use supernet::deploy::{DeployError, tensor_values, weight_code_bytes};
+use supernet::deploy::{DeployError, tensor_values, weight_sizes};
 
 use crate::fsio::IoError;
 
@@ -312,17 +312,12 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError
 }
 
 /// Sizes of a weights file.
-pub fn sizes(net: &StaticNet, weights: &[u8]) -> Result<SizeInfo, DeployError> {
-    let codes: usize = weight_code_bytes(weights)?.iter().map(|(_, n)| n).sum();
-    let params: usize = net
-        .weight_codes()?
-        .iter()
-        .map(|(_, q)| q.shape.iter().product::<usize>())
-        .sum();
+pub fn sizes(weights: &[u8]) -> Result<SizeInfo, DeployError> {
+    let w = weight_sizes(weights)?;
     Ok(SizeInfo {
         weights_file_bytes: weights.len() as u64,
-        weight_code_bytes: codes as u64,
-        fp32_weight_bytes: 4 * params as u64,
+        weight_code_bytes: w.iter().map(|s| s.bytes as u64).sum(),
+        fp32_weight_bytes: w.iter().map(|s| 4 * s.values as u64).sum(),
     })
 }
 

@@ -89,7 +89,7 @@ fn untrained_model(dir: &Path) {
             params: cost.params,
             weight_bits: cost.weight_bits,
         },
-        size: sizes(&model, &bytes).unwrap(),
+        size: sizes(&bytes).unwrap(),
         max_logit_difference: 0.0,
         finetune_steps: 0,
         onnx: None,

@@ -702,12 +702,23 @@ impl WeightsFile<'_> {
     }
 }
 
-/// Bytes of every weight tensor's codes in a file written by [`StaticNet::to_safetensors`]
-/// (the part of the file that scales with the formats), by layer.
+/// The size of one weight tensor in a weights file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightSize {
+    /// The layer.
+    pub layer: String,
+    /// Number of weights.
+    pub values: usize,
+    /// Bytes of their codes.
+    pub bytes: usize,
+}
+
+/// Every weight tensor's size in a file written by [`StaticNet::to_safetensors`] (its codes
+/// are the part of the file that scales with the formats), by layer.
 ///
 /// # Errors
 /// [`DeployError`] if the file or its metadata cannot be read.
-pub fn weight_code_bytes(bytes: &[u8]) -> Result<Vec<(String, usize)>, DeployError> {
+pub fn weight_sizes(bytes: &[u8]) -> Result<Vec<WeightSize>, DeployError> {
     let (st, layers) = open(bytes)?;
     layers
         .iter()
@@ -716,7 +727,11 @@ pub fn weight_code_bytes(bytes: &[u8]) -> Result<Vec<(String, usize)>, DeployErr
             let v = st
                 .tensor(&name)
                 .map_err(|_| DeployError::Missing(name.clone()))?;
-            Ok((l.name.clone(), v.data().len()))
+            Ok(WeightSize {
+                layer: l.name.clone(),
+                values: l.weight.shape.iter().product(),
+                bytes: v.data().len(),
+            })
         })
         .collect()
 }

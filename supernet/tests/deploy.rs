@@ -10,7 +10,7 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use spaces::plan::Plan;
 use spaces::{Arch, Format, Rng, Space};
-use supernet::deploy::{DeployError, weight_code_bytes};
+use supernet::deploy::{DeployError, weight_sizes};
 use supernet::{Phase, StaticNet, Supernet};
 
 /// Residual and inverted-residual stages, every kind of format, one format per layer.
@@ -51,7 +51,7 @@ fn y_loaded_values(net: &StaticNet, x: &Tensor<4>) -> Vec<f32> {
         .unwrap()
 }
 
-fn weight_sizes(plan: &Plan) -> Vec<(String, usize, Format)> {
+fn expected_sizes(plan: &Plan) -> Vec<(String, usize, Format)> {
     let mut out = Vec::new();
     let conv = |c: &spaces::plan::ConvLayer| {
         let n = (c.out_channels * c.in_channels / c.groups * c.kernel * c.kernel) as usize;
@@ -141,13 +141,14 @@ fn weights_file_round_trips_exactly_and_takes_the_formats_bits() {
             .to_string())
         );
         // every weight tensor takes exactly ceil(n * bits / 8) bytes
-        let sizes = weight_code_bytes(&bytes).unwrap();
-        let expected = weight_sizes(&plan);
+        let sizes = weight_sizes(&bytes).unwrap();
+        let expected = expected_sizes(&plan);
         assert_eq!(sizes.len(), expected.len());
-        for ((name, got), (ename, n, format)) in sizes.iter().zip(&expected) {
-            assert_eq!(name, ename);
+        for (got, (name, n, format)) in sizes.iter().zip(&expected) {
+            assert_eq!(&got.layer, name);
+            assert_eq!(got.values, *n, "{name}");
             assert_eq!(
-                *got,
+                got.bytes,
                 (n * format.bits() as usize).div_ceil(8),
                 "{name}: {n} weights in {format}"
             );
