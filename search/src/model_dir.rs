@@ -266,7 +266,8 @@ pub fn read_info(dir: &Path) -> Result<ModelInfo, ModelError> {
     })?;
     let info: ModelInfo = serde_json::from_str(&text).map_err(|e| ModelError::Info {
         path: path.clone(),
-        message: format!("line {} column {}: {e}", e.line(), e.column()),
+        // serde_json's message ends with the line and column
+        message: e.to_string(),
     })?;
     if info.schema != MODEL_SCHEMA {
         return Err(ModelError::Info {
