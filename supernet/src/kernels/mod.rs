@@ -1,0 +1,92 @@
+//! Our own CPU kernels for the `flex` backend, on NHWC activations: convolution (dense and
+//! depthwise; forward, backward-data, backward-weight) and batch norm over the channel
+//! dimension. They work on plain `f32` slices, run on rayon's pool (the one `flex` uses) and
+//! are plugged into burn by the backend extension in [`ext`].
+
+pub mod conv;
+pub mod norm;
+#[allow(unsafe_code)]
+mod sgemm;
+
+/// The geometry of one convolution call on NHWC activations with "same" padding `kernel / 2`.
+///
+/// Input `[batch, height, width, in_channels]`, weight `[out_channels, in_channels / groups,
+/// kernel, kernel]` (burn's OIHW, contiguous), output `[batch, out_height, out_width,
+/// out_channels]` with `out_height = (height - 1) / stride + 1` (the same for the width).
+/// `groups` is 1 (dense) or equal to `in_channels` and `out_channels` (depthwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel size (odd).
+    pub kernel: usize,
+    /// Stride (both dimensions).
+    pub stride: usize,
+    /// 1 (dense) or the channel count (depthwise).
+    pub groups: usize,
+}
+
+impl ConvShape {
+    /// Zero padding on each side.
+    pub fn padding(&self) -> usize {
+        self.kernel / 2
+    }
+
+    /// Output height.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding() - self.kernel) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding() - self.kernel) / self.stride + 1
+    }
+
+    /// Elements of the input.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.height * self.width * self.in_channels
+    }
+
+    /// Elements of the weight.
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * (self.in_channels / self.groups) * self.kernel * self.kernel
+    }
+
+    /// Elements of the output.
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_height() * self.out_width() * self.out_channels
+    }
+
+    /// Multiply-accumulates of the forward pass.
+    pub fn macs(&self) -> u64 {
+        (self.batch * self.out_height() * self.out_width() * self.out_channels) as u64
+            * ((self.in_channels / self.groups) * self.kernel * self.kernel) as u64
+    }
+
+    /// Panics unless the shape is one the kernels support.
+    pub fn check(&self) {
+        assert!(
+            self.batch > 0 && self.height > 0 && self.width > 0,
+            "empty convolution input {self:?}"
+        );
+        assert!(
+            self.in_channels > 0 && self.out_channels > 0,
+            "no channels in {self:?}"
+        );
+        assert!(self.kernel % 2 == 1, "even kernel in {self:?}");
+        assert!(self.stride > 0, "zero stride in {self:?}");
+        assert!(
+            self.groups == 1
+                || (self.groups == self.in_channels && self.groups == self.out_channels),
+            "only dense and depthwise convolutions are supported, got {self:?}"
+        );
+    }
+}
