@@ -25,6 +25,7 @@
 use std::cell::RefCell;
 use std::ops::Range;
 
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::ConvShape;
@@ -344,6 +345,9 @@ fn col2im_add(s: &ConvShape, dpatches: &[f32], rows: Range<usize>, dx_img: &mut 
 
 /// Dense forward with the weight repacked to `[(kh, kw, ci), co]`.
 fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
+    if is_narrow(s) {
+        return narrow_forward(s, x, wr);
+    }
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;
     let mut out = vec![0.0; s.output_len()];
@@ -451,6 +455,9 @@ fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<f32> {
 
 /// Dense backward-weight as `[(kh, kw, ci), co]`: `patchesᵀ × dy` summed over the batch.
 fn dense_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if is_narrow(s) {
+        return narrow_backward_weight(s, x, dy);
+    }
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;
     let (oh_n, ow_n) = (s.out_height(), s.out_width());
@@ -497,6 +504,307 @@ fn dense_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         }
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Narrow dense convolution: direct kernels
+
+/// Vector width of the direct kernels: output channels (forward) or output-gradient channels
+/// (backward-weight) are padded to this many lanes, one AVX-512 register.
+const LANES: usize = 16;
+
+/// Output pixels per register block of the direct forward kernel.
+const BLOCK_PIXELS: usize = 8;
+
+/// Weight rows `(kh, kw, ci)` per register block of the direct backward-weight kernel.
+const BLOCK_ROWS: usize = 16;
+
+/// Whether the direct kernels handle this dense shape.
+fn is_narrow(s: &ConvShape) -> bool {
+    s.groups == 1 && s.in_channels <= LANES && s.out_channels <= LANES
+}
+
+/// What the direct kernels need of the shape.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    kernel: usize,
+    stride: usize,
+    cin: usize,
+    cout: usize,
+    /// `kernel * cin`: the weight rows of one kernel row, contiguous in a padded input row.
+    kc: usize,
+    /// Elements of one row of the padded image.
+    row: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+impl Geom {
+    fn new(s: &ConvShape) -> Self {
+        Self {
+            kernel: s.kernel,
+            stride: s.stride,
+            cin: s.in_channels,
+            cout: s.out_channels,
+            kc: s.kernel * s.in_channels,
+            row: (s.width + 2 * s.padding()) * s.in_channels,
+            out_h: s.out_height(),
+            out_w: s.out_width(),
+        }
+    }
+}
+
+/// Elements of one zero-padded input image.
+fn padded_len(s: &ConvShape) -> usize {
+    (s.height + 2 * s.padding()) * (s.width + 2 * s.padding()) * s.in_channels
+}
+
+/// Writes the zero-padded copy of one input image, `[h + 2p, w + 2p, cin]`, into `xp`.
+#[inline(always)]
+fn pad_image(s: &ConvShape, x_img: &[f32], xp: &mut [f32]) {
+    let (p, c, w) = (s.padding(), s.in_channels, s.width);
+    let row = (w + 2 * p) * c;
+    xp[..p * row].fill(0.0);
+    for (ih, src) in x_img.chunks_exact(w * c).enumerate() {
+        let dst = &mut xp[(ih + p) * row..(ih + p + 1) * row];
+        dst[..p * c].fill(0.0);
+        dst[p * c..(p + w) * c].copy_from_slice(src);
+        dst[(p + w) * c..].fill(0.0);
+    }
+    xp[(s.height + p) * row..].fill(0.0);
+}
+
+/// `P` output pixels `(oh, ow0..ow0 + P)` × all output channels, accumulated in registers.
+#[inline(always)]
+fn forward_block<S: Simd, const P: usize>(
+    simd: S,
+    g: &Geom,
+    xp: &[f32],
+    wp: &[f32],
+    oh: usize,
+    ow0: usize,
+    out_row: &mut [f32],
+) {
+    let nv = LANES / S::F32_LANES;
+    let mut acc = [[simd.splat_f32s(0.0); LANES]; P];
+    for kh in 0..g.kernel {
+        let base = (oh * g.stride + kh) * g.row + ow0 * g.stride * g.cin;
+        let xs: [&[f32]; P] = std::array::from_fn(|p| &xp[base + p * g.stride * g.cin..][..g.kc]);
+        let (wk, _) = S::as_simd_f32s(&wp[kh * g.kc * LANES..][..g.kc * LANES]);
+        for r in 0..g.kc {
+            let wv = &wk[r * nv..][..nv];
+            for p in 0..P {
+                let xv = simd.splat_f32s(xs[p][r]);
+                for v in 0..nv {
+                    acc[p][v] = simd.mul_add_f32s(xv, wv[v], acc[p][v]);
+                }
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        let mut tmp = [0.0f32; LANES];
+        let (t, _) = S::as_mut_simd_f32s(&mut tmp);
+        t.copy_from_slice(&a[..nv]);
+        out_row[(ow0 + p) * g.cout..][..g.cout].copy_from_slice(&tmp[..g.cout]);
+    }
+}
+
+/// The direct forward pass over one image.
+struct ForwardImage<'a> {
+    s: &'a ConvShape,
+    g: Geom,
+    x_img: &'a [f32],
+    xp: &'a mut [f32],
+    wp: &'a [f32],
+    out_img: &'a mut [f32],
+}
+
+impl WithSimd for ForwardImage<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            s,
+            g,
+            x_img,
+            xp,
+            wp,
+            out_img,
+        } = self;
+        pad_image(s, x_img, xp);
+        for (oh, out_row) in out_img.chunks_exact_mut(g.out_w * g.cout).enumerate() {
+            let mut ow = 0;
+            while g.out_w - ow >= BLOCK_PIXELS {
+                forward_block::<S, BLOCK_PIXELS>(simd, &g, xp, wp, oh, ow, out_row);
+                ow += BLOCK_PIXELS;
+            }
+            if g.out_w - ow >= 4 {
+                forward_block::<S, 4>(simd, &g, xp, wp, oh, ow, out_row);
+                ow += 4;
+            }
+            if g.out_w - ow >= 2 {
+                forward_block::<S, 2>(simd, &g, xp, wp, oh, ow, out_row);
+                ow += 2;
+            }
+            if g.out_w - ow >= 1 {
+                forward_block::<S, 1>(simd, &g, xp, wp, oh, ow, out_row);
+            }
+        }
+    }
+}
+
+/// Dense forward for narrow layers with the weight repacked to `[(kh, kw, ci), co]`.
+fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
+    let g = Geom::new(s);
+    let kkc = g.kernel * g.kc;
+    let mut wp = vec![0.0; kkc * LANES];
+    for (dst, src) in wp.chunks_exact_mut(LANES).zip(wr.chunks_exact(g.cout)) {
+        dst[..g.cout].copy_from_slice(src);
+    }
+    let img_in = s.height * s.width * g.cin;
+    let mut out = vec![0.0; s.output_len()];
+    out.par_chunks_mut(g.out_h * g.out_w * g.cout)
+        .enumerate()
+        .for_each(|(b, out_img)| {
+            with_scratch(padded_len(s), |xp| {
+                pulp::Arch::new().dispatch(ForwardImage {
+                    s,
+                    g,
+                    x_img: &x[b * img_in..(b + 1) * img_in],
+                    xp,
+                    wp: &wp,
+                    out_img,
+                })
+            });
+        });
+    out
+}
+
+/// Adds `Σ_pixels xp[pixel, (kh, r0..r0 + R)] ⊗ dy[pixel, :]` to the `R` weight-gradient rows
+/// `acc` (`[R, LANES]`), the sums held in registers over the whole image.
+#[inline(always)]
+fn weight_block<S: Simd, const R: usize>(
+    simd: S,
+    g: &Geom,
+    xp: &[f32],
+    dyp: &[f32],
+    kh: usize,
+    r0: usize,
+    acc: &mut [f32],
+) {
+    let nv = LANES / S::F32_LANES;
+    let mut sum = [[simd.splat_f32s(0.0); LANES]; R];
+    for oh in 0..g.out_h {
+        let base = (oh * g.stride + kh) * g.row + r0;
+        let (dy_row, _) = S::as_simd_f32s(&dyp[oh * g.out_w * LANES..][..g.out_w * LANES]);
+        for ow in 0..g.out_w {
+            let gv = &dy_row[ow * nv..][..nv];
+            let xr: &[f32; R] = xp[base + ow * g.stride * g.cin..][..R].try_into().unwrap();
+            for j in 0..R {
+                let xv = simd.splat_f32s(xr[j]);
+                for v in 0..nv {
+                    sum[j][v] = simd.mul_add_f32s(xv, gv[v], sum[j][v]);
+                }
+            }
+        }
+    }
+    let (a, _) = S::as_mut_simd_f32s(&mut acc[..R * LANES]);
+    for j in 0..R {
+        for v in 0..nv {
+            a[j * nv + v] = simd.add_f32s(a[j * nv + v], sum[j][v]);
+        }
+    }
+}
+
+/// The direct backward-weight pass over a range of images, added to `acc`
+/// (`[(kh, kw, ci), LANES]`).
+struct WeightImages<'a> {
+    s: &'a ConvShape,
+    g: Geom,
+    x: &'a [f32],
+    dy: &'a [f32],
+    images: Range<usize>,
+    xp: &'a mut [f32],
+    dyp: &'a mut [f32],
+    acc: &'a mut [f32],
+}
+
+impl WithSimd for WeightImages<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            s,
+            g,
+            x,
+            dy,
+            images,
+            xp,
+            dyp,
+            acc,
+        } = self;
+        let img_in = s.height * s.width * g.cin;
+        let pixels = g.out_h * g.out_w;
+        dyp.fill(0.0);
+        for b in images {
+            pad_image(s, &x[b * img_in..(b + 1) * img_in], xp);
+            let dy_img = &dy[b * pixels * g.cout..(b + 1) * pixels * g.cout];
+            for (d, src) in dyp.chunks_exact_mut(LANES).zip(dy_img.chunks_exact(g.cout)) {
+                d[..g.cout].copy_from_slice(src);
+            }
+            for kh in 0..g.kernel {
+                let rows = &mut acc[kh * g.kc * LANES..(kh + 1) * g.kc * LANES];
+                let mut r = 0;
+                while g.kc - r >= BLOCK_ROWS {
+                    let a = &mut rows[r * LANES..];
+                    weight_block::<S, BLOCK_ROWS>(simd, &g, xp, dyp, kh, r, a);
+                    r += BLOCK_ROWS;
+                }
+                for step in [8, 4, 2, 1] {
+                    if g.kc - r >= step {
+                        let a = &mut rows[r * LANES..];
+                        match step {
+                            8 => weight_block::<S, 8>(simd, &g, xp, dyp, kh, r, a),
+                            4 => weight_block::<S, 4>(simd, &g, xp, dyp, kh, r, a),
+                            2 => weight_block::<S, 2>(simd, &g, xp, dyp, kh, r, a),
+                            _ => weight_block::<S, 1>(simd, &g, xp, dyp, kh, r, a),
+                        }
+                        r += step;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dense backward-weight for narrow layers, as `[(kh, kw, ci), co]`.
+fn narrow_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let g = Geom::new(s);
+    let kkc = g.kernel * g.kc;
+    let xp_len = padded_len(s);
+    let dyp_len = g.out_h * g.out_w * LANES;
+    let padded = partitioned_sum(s.batch, kkc * LANES, |images, acc| {
+        with_scratch(xp_len + dyp_len, |scratch| {
+            let (xp, dyp) = scratch.split_at_mut(xp_len);
+            pulp::Arch::new().dispatch(WeightImages {
+                s,
+                g,
+                x,
+                dy,
+                images,
+                xp,
+                dyp,
+                acc,
+            });
+        })
+    });
+    let mut dwr = vec![0.0; kkc * g.cout];
+    for (dst, src) in dwr.chunks_exact_mut(g.cout).zip(padded.chunks_exact(LANES)) {
+        dst.copy_from_slice(&src[..g.cout]);
+    }
+    dwr
 }
 
 // ---------------------------------------------------------------------------------------------
