@@ -242,10 +242,9 @@ fn valid_taps(o: usize, stride: usize, pad: usize, k: usize, len: usize) -> Rang
     lo..hi.max(lo)
 }
 
-/// Output rows per im2col tile.
-fn tile_rows(s: &ConvShape) -> usize {
-    let row = s.out_width() * s.kernel * s.kernel * s.in_channels;
-    (TILE_ELEMS / row.max(1)).clamp(1, s.out_height())
+/// Output pixels per im2col tile (tiles run over the flattened `(b, oh, ow)` pixels).
+fn tile_pixels(s: &ConvShape) -> usize {
+    (TILE_ELEMS / (s.kernel * s.kernel * s.in_channels)).max(16)
 }
 
 /// Splits `0..n` into at most `parts` contiguous near-equal ranges (depends on `n` and
@@ -284,57 +283,54 @@ fn partitioned_sum(
     total
 }
 
-/// Writes the im2col rows of output rows `rows` of one image into `patches`
-/// (`[(oh, ow), (kh, kw, ci)]`, zeros for the padding).
-fn im2col(s: &ConvShape, x_img: &[f32], rows: Range<usize>, patches: &mut [f32]) {
+/// Writes the im2col rows of the output pixels `pixels` (flattened `(b, oh, ow)` indices
+/// over the images of `x`) into `patches` (`[pixel, (kh, kw, ci)]`, zeros for the padding).
+fn im2col(s: &ConvShape, x: &[f32], pixels: Range<usize>, patches: &mut [f32]) {
     let (k, st, pad, cin) = (s.kernel, s.stride, s.padding(), s.in_channels);
-    let (h, w, ow_n) = (s.height, s.width, s.out_width());
+    let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
+    let img_in = h * w * cin;
     let kkc = k * k * cin;
-    let mut chunks = patches.chunks_exact_mut(kkc);
-    for oh in rows {
-        for ow in 0..ow_n {
-            let dst = chunks.next().expect("patch buffer too short");
-            let kws = valid_taps(ow, st, pad, k, w);
-            let khs = valid_taps(oh, st, pad, k, h);
-            for kh in 0..k {
-                let row = &mut dst[kh * k * cin..(kh + 1) * k * cin];
-                if !khs.contains(&kh) {
-                    row.fill(0.0);
-                    continue;
-                }
-                let ih = oh * st + kh - pad;
-                row[..kws.start * cin].fill(0.0);
-                let iw = ow * st + kws.start - pad;
-                let src = (ih * w + iw) * cin;
-                row[kws.start * cin..kws.end * cin]
-                    .copy_from_slice(&x_img[src..src + kws.len() * cin]);
-                row[kws.end * cin..].fill(0.0);
+    for (p, dst) in pixels.zip(patches.chunks_exact_mut(kkc)) {
+        let (b, oh, ow) = (p / (oh_n * ow_n), p / ow_n % oh_n, p % ow_n);
+        let x_img = &x[b * img_in..(b + 1) * img_in];
+        let kws = valid_taps(ow, st, pad, k, w);
+        let khs = valid_taps(oh, st, pad, k, h);
+        for (kh, row) in dst.chunks_exact_mut(k * cin).enumerate() {
+            if !khs.contains(&kh) {
+                row.fill(0.0);
+                continue;
             }
+            let ih = oh * st + kh - pad;
+            row[..kws.start * cin].fill(0.0);
+            let iw = ow * st + kws.start - pad;
+            let src = (ih * w + iw) * cin;
+            row[kws.start * cin..kws.end * cin].copy_from_slice(&x_img[src..src + kws.len() * cin]);
+            row[kws.end * cin..].fill(0.0);
         }
     }
 }
 
-/// Adds the patch gradients of output rows `rows` (`[(oh, ow), (kh, kw, ci)]`) into the input
-/// gradient of one image (the adjoint of [`im2col`]).
+/// Adds the patch gradients of the output pixels `pixels` (`[pixel, (kh, kw, ci)]`, flattened
+/// `(b, oh, ow)` indices over the images of `dx`) into the input gradient `dx` (the adjoint of
+/// [`im2col`]).
 #[inline(always)]
-fn col2im_add(s: &ConvShape, dpatches: &[f32], rows: Range<usize>, dx_img: &mut [f32]) {
+fn col2im_add(s: &ConvShape, dpatches: &[f32], pixels: Range<usize>, dx: &mut [f32]) {
     let (k, st, pad, cin) = (s.kernel, s.stride, s.padding(), s.in_channels);
-    let (h, w, ow_n) = (s.height, s.width, s.out_width());
+    let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
+    let img_in = h * w * cin;
     let kkc = k * k * cin;
-    let mut chunks = dpatches.chunks_exact(kkc);
-    for oh in rows {
-        for ow in 0..ow_n {
-            let src = chunks.next().expect("patch buffer too short");
-            let kws = valid_taps(ow, st, pad, k, w);
-            for kh in valid_taps(oh, st, pad, k, h) {
-                let ih = oh * st + kh - pad;
-                let iw = ow * st + kws.start - pad;
-                let d = (ih * w + iw) * cin;
-                let dst = &mut dx_img[d..d + kws.len() * cin];
-                let sr = &src[(kh * k + kws.start) * cin..(kh * k + kws.end) * cin];
-                for (a, b) in dst.iter_mut().zip(sr) {
-                    *a += b;
-                }
+    for (p, src) in pixels.zip(dpatches.chunks_exact(kkc)) {
+        let (b, oh, ow) = (p / (oh_n * ow_n), p / ow_n % oh_n, p % ow_n);
+        let dx_img = &mut dx[b * img_in..(b + 1) * img_in];
+        let kws = valid_taps(ow, st, pad, k, w);
+        for kh in valid_taps(oh, st, pad, k, h) {
+            let ih = oh * st + kh - pad;
+            let iw = ow * st + kws.start - pad;
+            let d = (ih * w + iw) * cin;
+            let dst = &mut dx_img[d..d + kws.len() * cin];
+            let sr = &src[(kh * k + kws.start) * cin..(kh * k + kws.end) * cin];
+            for (a, b) in dst.iter_mut().zip(sr) {
+                *a += b;
             }
         }
     }
@@ -350,62 +346,43 @@ fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     }
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;
+    let pointwise = s.kernel == 1 && s.stride == 1;
+    let tile = tile_pixels(s);
     let mut out = vec![0.0; s.output_len()];
     let wmat = Src {
         data: wr,
         rs: cout,
         cs: 1,
     };
-    if s.kernel == 1 && s.stride == 1 {
-        let rows = (TILE_ELEMS / cin.max(cout)).max(16);
-        out.par_chunks_mut(rows * cout)
-            .zip(x.par_chunks(rows * cin))
-            .for_each(|(o, xi)| {
-                let m = xi.len() / cin;
-                let dst = Dst {
-                    data: o,
-                    rs: cout,
-                    cs: 1,
-                    accumulate: false,
-                };
+    out.par_chunks_mut(tile * cout)
+        .enumerate()
+        .for_each(|(t, o)| {
+            let m = o.len() / cout;
+            let pixels = t * tile..t * tile + m;
+            let dst = Dst {
+                data: o,
+                rs: cout,
+                cs: 1,
+                accumulate: false,
+            };
+            if pointwise {
                 let lhs = Src {
-                    data: xi,
+                    data: &x[pixels.start * cin..pixels.end * cin],
                     rs: cin,
                     cs: 1,
                 };
                 sgemm(m, cout, cin, dst, lhs, wmat, false);
-            });
-        return out;
-    }
-    let (oh_n, ow_n) = (s.out_height(), s.out_width());
-    let img_in = s.height * s.width * cin;
-    let tr = tile_rows(s);
-    out.par_chunks_mut(oh_n * ow_n * cout)
-        .enumerate()
-        .for_each(|(b, out_img)| {
-            let x_img = &x[b * img_in..(b + 1) * img_in];
-            out_img
-                .par_chunks_mut(tr * ow_n * cout)
-                .enumerate()
-                .for_each(|(t, o)| {
-                    let rows = t * tr..(t * tr + tr).min(oh_n);
-                    let m = rows.len() * ow_n;
-                    with_scratch(m * kkc, |patches| {
-                        im2col(s, x_img, rows, patches);
-                        let dst = Dst {
-                            data: o,
-                            rs: cout,
-                            cs: 1,
-                            accumulate: false,
-                        };
-                        let lhs = Src {
-                            data: patches,
-                            rs: kkc,
-                            cs: 1,
-                        };
-                        sgemm(m, cout, kkc, dst, lhs, wmat, false);
-                    });
+            } else {
+                with_scratch(m * kkc, |patches| {
+                    im2col(s, x, pixels, patches);
+                    let lhs = Src {
+                        data: patches,
+                        rs: kkc,
+                        cs: 1,
+                    };
+                    sgemm(m, cout, kkc, dst, lhs, wmat, false);
                 });
+            }
         });
     out
 }
@@ -414,20 +391,22 @@ fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
 fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<f32> {
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;
-    let (oh_n, ow_n) = (s.out_height(), s.out_width());
-    let img_out = oh_n * ow_n * cout;
-    let tr = tile_rows(s);
+    let img_pixels = s.out_height() * s.out_width();
+    let tile = tile_pixels(s);
+    // Tasks own whole images (col2im adds into neighbouring pixels), about a tile each.
+    let images = tile.div_ceil(img_pixels).max(1);
     let mut dx = vec![0.0; s.input_len()];
-    dx.par_chunks_mut(s.height * s.width * cin)
+    dx.par_chunks_mut(images * s.height * s.width * cin)
         .enumerate()
-        .for_each(|(b, dx_img)| {
-            let dy_img = &dy[b * img_out..(b + 1) * img_out];
-            for t in 0..oh_n.div_ceil(tr) {
-                let rows = t * tr..(t * tr + tr).min(oh_n);
-                let m = rows.len() * ow_n;
+        .for_each(|(g, dx_group)| {
+            let first = g * images * img_pixels;
+            let n = dx_group.len() / (s.height * s.width * cin) * img_pixels;
+            for start in (0..n).step_by(tile) {
+                let pixels = start..(start + tile).min(n);
+                let m = pixels.len();
                 with_scratch(m * kkc, |dpatches| {
                     let lhs = Src {
-                        data: &dy_img[rows.start * ow_n * cout..rows.end * ow_n * cout],
+                        data: &dy[(first + pixels.start) * cout..(first + pixels.end) * cout],
                         rs: cout,
                         cs: 1,
                     };
@@ -445,7 +424,7 @@ fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<f32> {
                     sgemm(m, kkc, cout, dst, lhs, rhs, false);
                     simd(
                         #[inline(always)]
-                        || col2im_add(s, dpatches, rows, dx_img),
+                        || col2im_add(s, dpatches, pixels, dx_group),
                     );
                 });
             }
@@ -460,40 +439,34 @@ fn dense_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     }
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;
-    let (oh_n, ow_n) = (s.out_height(), s.out_width());
-    let (img_in, img_out) = (s.height * s.width * cin, oh_n * ow_n * cout);
+    let n = s.batch * s.out_height() * s.out_width();
     let pointwise = s.kernel == 1 && s.stride == 1;
-    let tr = if pointwise { oh_n } else { tile_rows(s) };
-    let tiles = oh_n.div_ceil(tr);
-    partitioned_sum(s.batch * tiles, kkc * cout, |units, acc| {
-        for u in units {
-            let (b, t) = (u / tiles, u % tiles);
-            let rows = t * tr..(t * tr + tr).min(oh_n);
-            let m = rows.len() * ow_n;
-            let x_img = &x[b * img_in..(b + 1) * img_in];
-            let dy_tile =
-                &dy[b * img_out + rows.start * ow_n * cout..b * img_out + rows.end * ow_n * cout];
+    let tile = tile_pixels(s);
+    partitioned_sum(n.div_ceil(tile), kkc * cout, |tiles, acc| {
+        for t in tiles {
+            let pixels = t * tile..(t * tile + tile).min(n);
+            let m = pixels.len();
             let rhs = Src {
-                data: dy_tile,
+                data: &dy[pixels.start * cout..pixels.end * cout],
                 rs: cout,
                 cs: 1,
             };
             let dst = Dst {
-                data: acc,
+                data: &mut *acc,
                 rs: cout,
                 cs: 1,
                 accumulate: true,
             };
             if pointwise {
                 let lhs = Src {
-                    data: x_img,
+                    data: &x[pixels.start * cin..pixels.end * cin],
                     rs: 1,
                     cs: cin,
                 };
                 sgemm(kkc, cout, m, dst, lhs, rhs, false);
             } else {
                 with_scratch(m * kkc, |patches| {
-                    im2col(s, x_img, rows, patches);
+                    im2col(s, x, pixels, patches);
                     let lhs = Src {
                         data: patches,
                         rs: 1,
@@ -815,127 +788,227 @@ fn depthwise_rows_per_task(s: &ConvShape, row_elems: usize) -> usize {
     (16 * 1024 / (row_elems * s.kernel * s.kernel).max(1)).max(1)
 }
 
-/// `acc[c] += a[c] * b[c]`.
+/// Channel vectors per register block of the depthwise kernels.
+const DW_VECTORS: usize = 4;
+
+/// `out[ch] (+)= Σ_(i, j) ∈ terms a[i + ch] * b[j + ch]` for `ch < c`, the sums of each block of
+/// channels held in registers.
 #[inline(always)]
-fn fma_rows(acc: &mut [f32], a: &[f32], b: &[f32]) {
-    for ((o, x), y) in acc.iter_mut().zip(a).zip(b) {
-        *o = x.mul_add(*y, *o);
+fn dot_channels<S: Simd>(
+    simd: S,
+    c: usize,
+    terms: &[(usize, usize)],
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let lanes = S::F32_LANES;
+    let out = &mut out[..c];
+    let mut c0 = 0;
+    while c - c0 >= DW_VECTORS * lanes {
+        let n = DW_VECTORS * lanes;
+        let (o, _) = S::as_mut_simd_f32s(&mut out[c0..c0 + n]);
+        let mut acc = [simd.splat_f32s(0.0); DW_VECTORS];
+        if accumulate {
+            acc.copy_from_slice(&o[..DW_VECTORS]);
+        }
+        for &(i, j) in terms {
+            let (av, _) = S::as_simd_f32s(&a[i + c0..][..n]);
+            let (bv, _) = S::as_simd_f32s(&b[j + c0..][..n]);
+            for v in 0..DW_VECTORS {
+                acc[v] = simd.mul_add_f32s(av[v], bv[v], acc[v]);
+            }
+        }
+        o[..DW_VECTORS].copy_from_slice(&acc);
+        c0 += n;
+    }
+    while c - c0 >= lanes {
+        let (o, _) = S::as_mut_simd_f32s(&mut out[c0..c0 + lanes]);
+        let mut acc = if accumulate {
+            o[0]
+        } else {
+            simd.splat_f32s(0.0)
+        };
+        for &(i, j) in terms {
+            let (av, _) = S::as_simd_f32s(&a[i + c0..][..lanes]);
+            let (bv, _) = S::as_simd_f32s(&b[j + c0..][..lanes]);
+            acc = simd.mul_add_f32s(av[0], bv[0], acc);
+        }
+        o[0] = acc;
+        c0 += lanes;
+    }
+    for ch in c0..c {
+        let mut acc = if accumulate { out[ch] } else { 0.0 };
+        for &(i, j) in terms {
+            acc = a[i + ch].mul_add(b[j + ch], acc);
+        }
+        out[ch] = acc;
+    }
+}
+
+/// Which depthwise pass a [`DepthwiseRows`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DwPass {
+    /// Output rows `rows` (over the batch) into `dst` from the input `a`.
+    Forward,
+    /// Input-gradient rows `rows` into `dst` from the output gradient `a`.
+    BackwardData,
+    /// Weight gradient `[(kh, kw), c]` added into `dst` from the input `a` and the output
+    /// gradient `b` of output rows `rows`.
+    BackwardWeight,
+}
+
+/// One depthwise task: a range of rows (over the batch) of one pass.
+struct DepthwiseRows<'a> {
+    s: &'a ConvShape,
+    pass: DwPass,
+    rows: Range<usize>,
+    a: &'a [f32],
+    b: &'a [f32],
+    dst: &'a mut [f32],
+}
+
+impl WithSimd for DepthwiseRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Self {
+            s,
+            pass,
+            rows,
+            a,
+            b,
+            dst,
+        } = self;
+        let (k, st, pad, c) = (s.kernel, s.stride, s.padding(), s.in_channels);
+        let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
+        let (img_in, img_out) = (h * w * c, oh_n * ow_n * c);
+        let mut terms: Vec<(usize, usize)> = Vec::with_capacity(k * k.max(ow_n));
+        match pass {
+            DwPass::Forward => {
+                for (r, orow) in rows.zip(dst.chunks_exact_mut(ow_n * c)) {
+                    let (bi, oh) = (r / oh_n, r % oh_n);
+                    let x_img = &a[bi * img_in..(bi + 1) * img_in];
+                    for (ow, opix) in orow.chunks_exact_mut(c).enumerate() {
+                        terms.clear();
+                        let kws = valid_taps(ow, st, pad, k, w);
+                        for kh in valid_taps(oh, st, pad, k, h) {
+                            let ih = oh * st + kh - pad;
+                            for kw in kws.clone() {
+                                let iw = ow * st + kw - pad;
+                                terms.push(((ih * w + iw) * c, (kh * k + kw) * c));
+                            }
+                        }
+                        dot_channels(simd, c, &terms, x_img, b, opix, false);
+                    }
+                }
+            }
+            DwPass::BackwardData => {
+                // The output positions `o` with `o * st + kt - pad == i` for a tap `kt`.
+                let tap = |i: usize, kt: usize, n: usize| -> Option<usize> {
+                    let v = (i + pad).checked_sub(kt)?;
+                    (v % st == 0 && v / st < n).then_some(v / st)
+                };
+                for (r, drow) in rows.zip(dst.chunks_exact_mut(w * c)) {
+                    let (bi, ih) = (r / h, r % h);
+                    let dy_img = &a[bi * img_out..(bi + 1) * img_out];
+                    for (iw, dpix) in drow.chunks_exact_mut(c).enumerate() {
+                        terms.clear();
+                        for kh in 0..k {
+                            let Some(oh) = tap(ih, kh, oh_n) else {
+                                continue;
+                            };
+                            for kw in 0..k {
+                                if let Some(ow) = tap(iw, kw, ow_n) {
+                                    terms.push(((oh * ow_n + ow) * c, (kh * k + kw) * c));
+                                }
+                            }
+                        }
+                        dot_channels(simd, c, &terms, dy_img, b, dpix, false);
+                    }
+                }
+            }
+            DwPass::BackwardWeight => {
+                for r in rows {
+                    let (bi, oh) = (r / oh_n, r % oh_n);
+                    let x_img = &a[bi * img_in..(bi + 1) * img_in];
+                    let dy_row = &b[r * ow_n * c..(r + 1) * ow_n * c];
+                    for kh in valid_taps(oh, st, pad, k, h) {
+                        let ih = oh * st + kh - pad;
+                        for kw in 0..k {
+                            terms.clear();
+                            for ow in 0..ow_n {
+                                if valid_taps(ow, st, pad, k, w).contains(&kw) {
+                                    let iw = ow * st + kw - pad;
+                                    terms.push(((ih * w + iw) * c, ow * c));
+                                }
+                            }
+                            let acc = &mut dst[(kh * k + kw) * c..];
+                            dot_channels(simd, c, &terms, x_img, dy_row, acc, true);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
 /// Depthwise forward with the weight as `[(kh, kw), c]`.
 fn depthwise_forward(s: &ConvShape, x: &[f32], wt: &[f32]) -> Vec<f32> {
-    let (k, st, pad, c) = (s.kernel, s.stride, s.padding(), s.in_channels);
-    let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
-    let img_in = h * w * c;
-    let row = ow_n * c;
+    let row = s.out_width() * s.in_channels;
+    let per_task = depthwise_rows_per_task(s, row);
     let mut out = vec![0.0; s.output_len()];
-    out.par_chunks_mut(depthwise_rows_per_task(s, row) * row)
+    out.par_chunks_mut(per_task * row)
         .enumerate()
-        .for_each(|(t, o)| {
-            let first = t * depthwise_rows_per_task(s, row);
-            simd(
-                #[inline(always)]
-                || {
-                    for (r, orow) in o.chunks_exact_mut(row).enumerate() {
-                        let (b, oh) = ((first + r) / oh_n, (first + r) % oh_n);
-                        let x_img = &x[b * img_in..(b + 1) * img_in];
-                        for (ow, opix) in orow.chunks_exact_mut(c).enumerate() {
-                            let kws = valid_taps(ow, st, pad, k, w);
-                            for kh in valid_taps(oh, st, pad, k, h) {
-                                let ih = oh * st + kh - pad;
-                                for kw in kws.clone() {
-                                    let iw = ow * st + kw - pad;
-                                    let xi = &x_img[(ih * w + iw) * c..(ih * w + iw + 1) * c];
-                                    fma_rows(
-                                        opix,
-                                        xi,
-                                        &wt[(kh * k + kw) * c..(kh * k + kw + 1) * c],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                },
-            )
+        .for_each(|(t, dst)| {
+            let first = t * per_task;
+            pulp::Arch::new().dispatch(DepthwiseRows {
+                s,
+                pass: DwPass::Forward,
+                rows: first..first + dst.len() / row,
+                a: x,
+                b: wt,
+                dst,
+            });
         });
     out
 }
 
 /// Depthwise backward-data (gather form, any stride) with the weight as `[(kh, kw), c]`.
 fn depthwise_backward_data(s: &ConvShape, dy: &[f32], wt: &[f32]) -> Vec<f32> {
-    let (k, st, pad, c) = (s.kernel, s.stride, s.padding(), s.in_channels);
-    let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
-    let img_out = oh_n * ow_n * c;
-    let row = w * c;
+    let row = s.width * s.in_channels;
+    let per_task = depthwise_rows_per_task(s, row);
     let mut dx = vec![0.0; s.input_len()];
-    // The output positions `o` with `o * st + kt - pad == i` for some tap `kt < k`.
-    let taps = move |i: usize, kt: usize, n: usize| -> Option<usize> {
-        let v = (i + pad).checked_sub(kt)?;
-        (v % st == 0 && v / st < n).then_some(v / st)
-    };
-    dx.par_chunks_mut(depthwise_rows_per_task(s, row) * row)
+    dx.par_chunks_mut(per_task * row)
         .enumerate()
-        .for_each(|(t, d)| {
-            let first = t * depthwise_rows_per_task(s, row);
-            simd(
-                #[inline(always)]
-                || {
-                    for (r, drow) in d.chunks_exact_mut(row).enumerate() {
-                        let (b, ih) = ((first + r) / h, (first + r) % h);
-                        let dy_img = &dy[b * img_out..(b + 1) * img_out];
-                        for (iw, dpix) in drow.chunks_exact_mut(c).enumerate() {
-                            for kh in 0..k {
-                                let Some(oh) = taps(ih, kh, oh_n) else {
-                                    continue;
-                                };
-                                for kw in 0..k {
-                                    let Some(ow) = taps(iw, kw, ow_n) else {
-                                        continue;
-                                    };
-                                    let g = &dy_img[(oh * ow_n + ow) * c..(oh * ow_n + ow + 1) * c];
-                                    fma_rows(
-                                        dpix,
-                                        g,
-                                        &wt[(kh * k + kw) * c..(kh * k + kw + 1) * c],
-                                    );
-                                }
-                            }
-                        }
-                    }
-                },
-            )
+        .for_each(|(t, dst)| {
+            let first = t * per_task;
+            pulp::Arch::new().dispatch(DepthwiseRows {
+                s,
+                pass: DwPass::BackwardData,
+                rows: first..first + dst.len() / row,
+                a: dy,
+                b: wt,
+                dst,
+            });
         });
     dx
 }
 
 /// Depthwise backward-weight as `[(kh, kw), c]`.
 fn depthwise_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let (k, st, pad, c) = (s.kernel, s.stride, s.padding(), s.in_channels);
-    let (h, w, oh_n, ow_n) = (s.height, s.width, s.out_height(), s.out_width());
-    let img_in = h * w * c;
-    partitioned_sum(s.batch * oh_n, k * k * c, |units, acc| {
-        simd(
-            #[inline(always)]
-            || {
-                for u in units {
-                    let (b, oh) = (u / oh_n, u % oh_n);
-                    let x_img = &x[b * img_in..(b + 1) * img_in];
-                    let dy_row = &dy[u * ow_n * c..(u + 1) * ow_n * c];
-                    for (ow, g) in dy_row.chunks_exact(c).enumerate() {
-                        let kws = valid_taps(ow, st, pad, k, w);
-                        for kh in valid_taps(oh, st, pad, k, h) {
-                            let ih = oh * st + kh - pad;
-                            for kw in kws.clone() {
-                                let iw = ow * st + kw - pad;
-                                let xi = &x_img[(ih * w + iw) * c..(ih * w + iw + 1) * c];
-                                fma_rows(&mut acc[(kh * k + kw) * c..(kh * k + kw + 1) * c], xi, g);
-                            }
-                        }
-                    }
-                }
-            },
-        )
+    let (k, c) = (s.kernel, s.in_channels);
+    partitioned_sum(s.batch * s.out_height(), k * k * c, |rows, acc| {
+        pulp::Arch::new().dispatch(DepthwiseRows {
+            s,
+            pass: DwPass::BackwardWeight,
+            rows,
+            a: x,
+            b: dy,
+            dst: acc,
+        });
     })
 }
 
@@ -1115,6 +1188,10 @@ mod tests {
             (3, 4, 4, 17, 1, 5, 1, false),
             (1, 18, 20, 16, 16, 3, 1, false),
             (1, 13, 11, 16, 8, 5, 2, false),
+            // im2col tiles smaller than an image, and spanning image boundaries
+            (2, 13, 13, 40, 24, 7, 1, false),
+            (3, 12, 11, 40, 24, 7, 2, false),
+            (5, 3, 3, 64, 20, 5, 1, false),
         ];
         for (batch, height, width, cin, cout, kernel, stride, dw) in shapes {
             let s = ConvShape {
