@@ -4,6 +4,7 @@
 //! are plugged into burn by the backend extension in [`ext`].
 
 pub mod conv;
+pub mod ext;
 pub mod norm;
 #[allow(unsafe_code)]
 mod sgemm;
@@ -89,4 +90,25 @@ impl ConvShape {
             "only dense and depthwise convolutions are supported, got {self:?}"
         );
     }
+}
+
+static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns our kernels on (the default) or off for this process. Off, the supernet runs on
+/// burn's own NCHW ops (the portable path every backend has); on, a supernet on a `flex`
+/// device keeps its activations NHWC and convolves and normalizes with these kernels. Other
+/// devices always take burn's path. Set it before building or running networks.
+pub fn set_enabled(enabled: bool) {
+    DISABLED.store(!enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether our kernels are on for this process (see [`set_enabled`]).
+pub fn enabled() -> bool {
+    !DISABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether networks on `device` run on our kernels: they are on and the device is `flex`
+/// (with or without autodiff).
+pub fn active(device: &burn::tensor::Device) -> bool {
+    enabled() && device.clone().inner() == burn::tensor::Device::flex()
 }
