@@ -112,3 +112,60 @@ pub fn enabled() -> bool {
 pub fn active(device: &burn::tensor::Device) -> bool {
     enabled() && device.clone().inner() == burn::tensor::Device::flex()
 }
+
+/// The machine's measured `f32` matrix-multiply throughput: the yardstick of `qnas bench`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SgemmPeak {
+    /// Best throughput seen, GFLOP/s (`2·n³` per product).
+    pub gflop_per_s: f64,
+    /// How it was measured.
+    pub method: String,
+}
+
+/// Measures the sgemm peak: square products of size 1024 on rayon's current pool with the
+/// gemm the kernels use, one warm-up then the best of 8 (the machine's capability, not its
+/// typical load).
+pub fn sgemm_peak() -> SgemmPeak {
+    const N: usize = 1024;
+    const REPS: usize = 8;
+    let a: Vec<f32> = (0..N * N).map(|i| ((i % 97) as f32) * 0.01).collect();
+    let b: Vec<f32> = (0..N * N).map(|i| ((i % 89) as f32) * 0.01).collect();
+    let mut c = vec![0.0f32; N * N];
+    let mut best = f64::INFINITY;
+    for rep in 0..=REPS {
+        let t = std::time::Instant::now();
+        sgemm::sgemm(
+            N,
+            N,
+            N,
+            sgemm::Dst {
+                data: &mut c,
+                rs: N,
+                cs: 1,
+                accumulate: false,
+            },
+            sgemm::Src {
+                data: &a,
+                rs: N,
+                cs: 1,
+            },
+            sgemm::Src {
+                data: &b,
+                rs: N,
+                cs: 1,
+            },
+            true,
+        );
+        if rep > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    std::hint::black_box(&c);
+    SgemmPeak {
+        gflop_per_s: 2.0 * (N as f64).powi(3) / best / 1e9,
+        method: format!(
+            "best of {REPS} f32 {N}x{N}x{N} products, gemm 0.19 on {} threads",
+            rayon::current_num_threads()
+        ),
+    }
+}
