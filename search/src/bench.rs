@@ -21,7 +21,9 @@
 //! `3 x 2 x MACs` for training (forward, input gradient and weight gradient each cost about one
 //! forward). MACs are those of the cost model (convolutions and the classifier; batch norm,
 //! activation, pooling and quantizer arithmetic are not counted). `fake_quant_overhead` is the
-//! int4 median step time over the fp32 one. Warm-up steps are run and reported to the progress
+//! int4 median step time over the fp32 one. `peak_share` is the achieved GFLOP/s over the
+//! machine's sgemm throughput, measured at the start of the run on the same thread pool
+//! ([`supernet::kernels::sgemm_peak`]). Warm-up steps are run and reported to the progress
 //! callback but excluded from the figures.
 
 use std::collections::BTreeMap;
@@ -145,6 +147,9 @@ pub struct Measurement {
     pub step_s: Vec<f64>,
     /// Achieved GFLOP/s under [`FLOP_CONVENTION`].
     pub gflop_per_s: f64,
+    /// `gflop_per_s` over the machine's measured sgemm peak
+    /// ([`BenchReport::sgemm_peak_gflop_per_s`]).
+    pub peak_share: f64,
 }
 
 /// Both variants of one mode.
@@ -167,8 +172,16 @@ pub struct BenchReport {
     pub implementation: String,
     /// The backend.
     pub device: BackendKind,
+    /// Whose convolution and batch-norm kernels ran: `qnas` (ours, NHWC, on `flex`) or
+    /// `burn`.
+    pub kernels: &'static str,
     /// Worker threads of the CPU backend's pool (rayon).
     pub threads: usize,
+    /// The machine's sgemm throughput measured before the steps (GFLOP/s), the yardstick of
+    /// `peak_share`.
+    pub sgemm_peak_gflop_per_s: f64,
+    /// How the peak was measured.
+    pub sgemm_peak_method: String,
     /// The space file.
     pub file: String,
     /// The space's name.
@@ -253,21 +266,30 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// Builds a [`Measurement`] from step times, the batch size and the FLOP per image.
-pub fn measurement(step_s: Vec<f64>, batch: usize, flop_per_image: f64) -> Measurement {
+/// Builds a [`Measurement`] from step times, the batch size, the FLOP per image and the sgemm
+/// peak (GFLOP/s).
+pub fn measurement(step_s: Vec<f64>, batch: usize, flop_per_image: f64, peak: f64) -> Measurement {
     let median_s = median(&step_s);
     let img_per_s = batch as f64 / median_s;
+    let gflop_per_s = flop_per_image * img_per_s / 1e9;
     Measurement {
         img_per_s,
         median_s,
         step_s,
-        gflop_per_s: flop_per_image * img_per_s / 1e9,
+        gflop_per_s,
+        peak_share: gflop_per_s / peak,
     }
 }
 
-fn mode_report(fp32: Vec<f64>, int4: Vec<f64>, batch: usize, flop_per_image: f64) -> ModeReport {
-    let fp32 = measurement(fp32, batch, flop_per_image);
-    let int4 = measurement(int4, batch, flop_per_image);
+fn mode_report(
+    fp32: Vec<f64>,
+    int4: Vec<f64>,
+    batch: usize,
+    flop_per_image: f64,
+    peak: f64,
+) -> ModeReport {
+    let fp32 = measurement(fp32, batch, flop_per_image, peak);
+    let int4 = measurement(int4, batch, flop_per_image, peak);
     ModeReport {
         fake_quant_overhead: int4.median_s / fp32.median_s,
         fp32,
@@ -387,6 +409,12 @@ pub fn run(
         return Err(BenchError::Setting("--steps must be at least 1".into()));
     }
     let device = backend::device(kind)?;
+    let kernels = if supernet::kernels::active(&device) {
+        "qnas"
+    } else {
+        "burn"
+    };
+    let peak = supernet::kernels::sgemm_peak();
     let largest = space.largest();
     let int4 = space
         .with_uniform_formats(&largest, Format::Int(4), Format::Int(4))
@@ -468,7 +496,10 @@ pub fn run(
         schema: BENCH_SCHEMA,
         implementation: format!("qnas {} (burn 0.22.1)", env!("CARGO_PKG_VERSION")),
         device: kind,
+        kernels,
         threads: rayon::current_num_threads(),
+        sgemm_peak_gflop_per_s: peak.gflop_per_s,
+        sgemm_peak_method: peak.method,
         file: file.to_string(),
         space: space.name.clone(),
         member: "largest",
@@ -481,8 +512,20 @@ pub fn run(
         warmup: opts.warmup,
         steps: opts.steps,
         flop_convention: FLOP_CONVENTION,
-        train: mode_report(train_fp32, train_int4, opts.batch, 6.0 * macs),
-        infer: mode_report(infer_fp32, infer_int4, opts.batch, 2.0 * macs),
+        train: mode_report(
+            train_fp32,
+            train_int4,
+            opts.batch,
+            6.0 * macs,
+            peak.gflop_per_s,
+        ),
+        infer: mode_report(
+            infer_fp32,
+            infer_int4,
+            opts.batch,
+            2.0 * macs,
+            peak.gflop_per_s,
+        ),
     })
 }
 
@@ -511,10 +554,11 @@ mod tests {
 
     #[test]
     fn measurement_uses_the_median_and_the_flop_convention() {
-        let m = measurement(vec![0.5, 2.0, 1.0], 128, 6.0 * 40.0e6);
+        let m = measurement(vec![0.5, 2.0, 1.0], 128, 6.0 * 40.0e6, 61.44);
         assert_eq!(m.median_s, 1.0);
         assert_eq!(m.img_per_s, 128.0);
         assert!((m.gflop_per_s - 128.0 * 240.0e6 / 1e9).abs() < 1e-9);
+        assert!((m.peak_share - 0.5).abs() < 1e-9);
     }
 
     fn digits() -> Space {

@@ -30,6 +30,19 @@ const EXIT_INVALID: u8 = 2;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Convolution and batch-norm kernels on the CPU (`flex`) backend: `qnas` (ours, NHWC;
+    /// the default) or `burn` (burn's own, the portable path every backend takes).
+    #[arg(long, value_enum, global = true, default_value_t = Kernels::Qnas)]
+    kernels: Kernels,
+}
+
+/// The `--kernels` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Kernels {
+    /// Our NHWC convolution and batch-norm kernels (on `flex`).
+    Qnas,
+    /// burn's own ops.
+    Burn,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +182,7 @@ struct BenchArgs {
 /// Runs the CLI.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    supernet::kernels::set_enabled(cli.kernels == Kernels::Qnas);
     match cli.command {
         Command::Space(SpaceCommand::Check(a)) => match space_report::check(&a.file) {
             Ok(report) => emit(a.json, &report, |r| print_check(r, a.layers)),
@@ -401,8 +415,8 @@ fn print_check(r: &CheckReport, layers: bool) -> String {
 fn print_bench(r: &BenchReport) -> String {
     let mut s = String::new();
     s += &format!(
-        "qnas bench: largest member of `{}` ({}) on {}, {} threads\n",
-        r.space, r.file, r.device, r.threads
+        "qnas bench: largest member of `{}` ({}) on {} with {} kernels, {} threads\n",
+        r.space, r.file, r.device, r.kernels, r.threads
     );
     s += &format!(
         "member: {} MACs, {} params per image; batch {}, {} warm-up + {} measured steps (median)\n",
@@ -420,13 +434,16 @@ fn print_bench(r: &BenchReport) -> String {
         );
     }
     s += &format!(
-        "\n  {:<6} {:<7} {:>10} {:>10} {:>9}\n",
-        "mode", "variant", "img/s", "median s", "GFLOP/s"
+        "\n  {:<6} {:<7} {:>10} {:>10} {:>9} {:>6}\n",
+        "mode", "variant", "img/s", "median s", "GFLOP/s", "peak"
     );
     let row = |mode: &str, variant: &str, m: &Measurement| {
         format!(
-            "  {mode:<6} {variant:<7} {:>10.1} {:>10.4} {:>9.2}\n",
-            m.img_per_s, m.median_s, m.gflop_per_s
+            "  {mode:<6} {variant:<7} {:>10.1} {:>10.4} {:>9.2} {:>5.1}%\n",
+            m.img_per_s,
+            m.median_s,
+            m.gflop_per_s,
+            100.0 * m.peak_share
         )
     };
     s += &row("train", "fp32", &r.train.fp32);
@@ -438,6 +455,10 @@ fn print_bench(r: &BenchReport) -> String {
         r.train.fake_quant_overhead, r.infer.fake_quant_overhead
     );
     s += &format!("GFLOP/s convention: {}\n", r.flop_convention);
+    s += &format!(
+        "peak: share of the machine's sgemm peak, measured now: {:.1} GFLOP/s ({})\n",
+        r.sgemm_peak_gflop_per_s, r.sgemm_peak_method
+    );
     s
 }
 

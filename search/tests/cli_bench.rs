@@ -33,7 +33,15 @@ fn bench_json_has_every_field() {
     assert_eq!(r["steps"], 2);
     assert_eq!(r["warmup"], 1);
     assert_eq!(r["input"], serde_json::json!([1, 8, 8]));
-    for key in ["threads", "macs", "params", "classes"] {
+    assert_eq!(r["kernels"], "qnas");
+    assert!(r["sgemm_peak_method"].as_str().unwrap().contains("1024"));
+    for key in [
+        "threads",
+        "macs",
+        "params",
+        "classes",
+        "sgemm_peak_gflop_per_s",
+    ] {
         assert!(positive(&r[key]), "{key}: {}", r[key]);
     }
     assert!(r["flop_convention"].as_str().unwrap().contains("2*MACs"));
@@ -41,7 +49,7 @@ fn bench_json_has_every_field() {
     for mode in ["train", "infer"] {
         for variant in ["fp32", "int4"] {
             let m = &r[mode][variant];
-            for key in ["img_per_s", "median_s", "gflop_per_s"] {
+            for key in ["img_per_s", "median_s", "gflop_per_s", "peak_share"] {
                 assert!(positive(&m[key]), "{mode}.{variant}.{key}: {m}");
             }
             let steps = m["step_s"].as_array().unwrap();
@@ -63,6 +71,32 @@ fn bench_json_has_every_field() {
         12,
         "{stderr}"
     );
+}
+
+#[test]
+fn kernels_burn_selects_burns_path() {
+    let out = qnas(&[
+        "bench",
+        "--space",
+        "spaces/presets/digits.ron",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--kernels",
+        "burn",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["kernels"], "burn");
+    assert!(positive(&r["train"]["fp32"]["img_per_s"]), "{r}");
 }
 
 #[test]

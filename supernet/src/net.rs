@@ -16,6 +16,7 @@ use spaces::plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan, may_have_shortc
 use spaces::{Arch, ArchError, BlockType, PoolOp, Space};
 
 use crate::Phase;
+use crate::kernels::norm::NormAct;
 use crate::layers::elastic_conv::conv_options;
 use crate::layers::{
     ConvChoice, ElasticBatchNorm, ElasticBatchNormConfig, ElasticConv2d, ElasticConv2dConfig,
@@ -118,6 +119,36 @@ impl ConvBn {
             ),
         };
         activate(self.bn.forward(y, phase), layer.act)
+    }
+
+    /// [`ConvBn::forward`] on NHWC activations, on our kernels (the device must be `flex`):
+    /// the activation is fused into the batch norm.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, h, w, layer.in_channels]`
+    /// - output: `[batch, layer.out_size.0, layer.out_size.1, layer.out_channels]`
+    pub fn forward_nhwc(&self, x: Tensor<4>, layer: &ConvLayer, phase: Phase) -> Tensor<4> {
+        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
+        let y = match &self.conv {
+            SuperConv::Dense(c) => c.forward_nhwc(
+                x,
+                ConvChoice::new(
+                    layer.out_channels as usize,
+                    layer.kernel as usize,
+                    layer.stride as usize,
+                ),
+                precision,
+                phase,
+            ),
+            SuperConv::Depthwise(c) => c.forward_nhwc(
+                x,
+                layer.kernel as usize,
+                layer.stride as usize,
+                precision,
+                phase,
+            ),
+        };
+        self.bn.forward_nhwc(y, phase, norm_act(layer.act))
     }
 
     /// The static twin of this layer as `layer` uses it.
@@ -347,6 +378,7 @@ impl Supernet {
     /// - `x`: `[batch, channels, height, width]`
     /// - output: `[batch, classes]`
     pub fn forward_plan(&self, x: Tensor<4>, plan: &Plan, phase: Phase) -> Tensor<2> {
+        let x_device = x.device();
         run_plan(
             plan,
             x,
@@ -354,6 +386,7 @@ impl Supernet {
                 net: self,
                 phase,
                 dropout: 0.0,
+                nhwc: crate::kernels::active(&x_device),
             },
         )
     }
@@ -371,6 +404,7 @@ impl Supernet {
         phase: Phase,
         p: f64,
     ) -> Tensor<2> {
+        let x_device = x.device();
         run_plan(
             plan,
             x,
@@ -378,6 +412,7 @@ impl Supernet {
                 net: self,
                 phase,
                 dropout: p,
+                nhwc: crate::kernels::active(&x_device),
             },
         )
     }
@@ -482,12 +517,19 @@ pub trait PlanLayers {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4>;
     /// The classifier on pooled features.
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2>;
+    /// Whether [`PlanLayers::conv`] takes and returns NHWC activations (`[batch, height,
+    /// width, channels]`) instead of NCHW; [`run_plan`] converts its input once.
+    fn nhwc(&self) -> bool {
+        false
+    }
 }
 
 struct SuperLayers<'a> {
     net: &'a Supernet,
     phase: Phase,
     dropout: f64,
+    /// Activations NHWC on our kernels (see [`crate::kernels::active`]).
+    nhwc: bool,
 }
 
 impl PlanLayers for SuperLayers<'_> {
@@ -504,7 +546,15 @@ impl PlanLayers for SuperLayers<'_> {
                 }
             }
         };
-        module.forward(x, layer, self.phase)
+        if self.nhwc {
+            module.forward_nhwc(x, layer, self.phase)
+        } else {
+            module.forward(x, layer, self.phase)
+        }
+    }
+
+    fn nhwc(&self) -> bool {
+        self.nhwc
     }
 
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
@@ -530,6 +580,8 @@ fn activate(x: Tensor<4>, act: Act) -> Tensor<4> {
 /// - `x`: `[batch, channels, height, width]`
 /// - output: `[batch, classes]`
 pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2> {
+    let nhwc = layers.nhwc();
+    let x = if nhwc { x.permute([0, 2, 3, 1]) } else { x };
     let mut x = layers.conv(None, &plan.stem, x);
     if let Some(p) = plan.stem_pool {
         let (k, s, pad) = (
@@ -537,26 +589,32 @@ pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2
             p.stride as usize,
             (p.kernel / 2) as usize,
         );
-        x = if p.max {
-            max_pool2d(
-                x,
-                MaxPoolOptions::new([k, k])
-                    .with_stride([s, s])
-                    .with_padding([pad, pad]),
-            )
-        } else {
-            avg_pool2d(
-                x,
-                AvgPoolOptions::new([k, k])
-                    .with_stride([s, s])
-                    .with_padding([pad, pad]),
-            )
-        };
+        x = in_nchw(nhwc, x, |x| {
+            if p.max {
+                max_pool2d(
+                    x,
+                    MaxPoolOptions::new([k, k])
+                        .with_stride([s, s])
+                        .with_padding([pad, pad]),
+                )
+            } else {
+                avg_pool2d(
+                    x,
+                    AvgPoolOptions::new([k, k])
+                        .with_stride([s, s])
+                        .with_padding([pad, pad]),
+                )
+            }
+        });
     }
     for b in &plan.blocks {
         x = match b.pool_before {
-            Some(PoolOp::MaxPool) => max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2])),
-            Some(PoolOp::AvgPool) => avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2])),
+            Some(PoolOp::MaxPool) => in_nchw(nhwc, x, |x| {
+                max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
+            }),
+            Some(PoolOp::AvgPool) => in_nchw(nhwc, x, |x| {
+                avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
+            }),
             _ => x,
         };
         let input = x.clone();
@@ -576,9 +634,23 @@ pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2
     if let Some(h) = &plan.head_conv {
         x = layers.conv(None, h, x);
     }
-    let [n, c, _, _] = x.dims();
-    let pooled = adaptive_avg_pool2d(x, [1, 1]).reshape([n, c]);
+    let pooled = if nhwc {
+        let [n, h, w, c] = x.dims();
+        x.reshape([n, h * w, c]).mean_dim(1).reshape([n, c])
+    } else {
+        let [n, c, _, _] = x.dims();
+        adaptive_avg_pool2d(x, [1, 1]).reshape([n, c])
+    };
     layers.fc(&plan.fc, pooled)
+}
+
+/// Applies an NCHW-only op (pooling) to `x`, which is NHWC when `nhwc`.
+fn in_nchw(nhwc: bool, x: Tensor<4>, op: impl FnOnce(Tensor<4>) -> Tensor<4>) -> Tensor<4> {
+    if nhwc {
+        op(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1])
+    } else {
+        op(x)
+    }
 }
 
 /// A static conv-BN-activation with a frozen input quantizer.
@@ -683,6 +755,46 @@ impl StaticConvBn {
             self.act,
         )
     }
+
+    /// [`StaticConvBn::forward`] in inference on NHWC activations, on our kernels (the device
+    /// must be `flex`), with the arithmetic of [`ConvBn::forward_nhwc`] in [`Phase::Eval`].
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, h, w, in_channels]`
+    /// - output: `[batch, h / stride, w / stride, out_channels]`
+    pub fn forward_nhwc(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_nhwc_with(x, self.conv.weight.val())
+    }
+
+    /// [`StaticConvBn::forward_nhwc`] with `weight` in place of the stored weight.
+    fn forward_nhwc_with(&self, x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
+        let x = self.quant.forward(x);
+        let y = crate::kernels::ext::conv2d(x, weight, self.conv.stride[0], self.conv.groups);
+        let y = match &self.conv.bias {
+            Some(b) => {
+                let c = b.dims()[0];
+                y + b.val().reshape([1, 1, 1, c])
+            }
+            None => y,
+        };
+        let device = y.device();
+        let (scale, shift) = crate::layers::elastic_bn::inference_affine(
+            self.bn.gamma.val(),
+            self.bn.beta.val(),
+            self.bn.running_mean.value_sync().to_device(&device),
+            self.bn.running_var.value_sync().to_device(&device),
+            self.bn.epsilon,
+        );
+        crate::kernels::ext::channel_affine(y, scale, shift, norm_act(self.act))
+    }
+}
+
+fn norm_act(act: Act) -> NormAct {
+    match act {
+        Act::None => NormAct::None,
+        Act::Relu => NormAct::Relu,
+        Act::Relu6 => NormAct::Relu6,
+    }
 }
 
 /// A static block.
@@ -715,15 +827,28 @@ pub struct StaticNet {
     pub weight_scaling: FloatScaling,
 }
 
-struct StaticLayers<'a>(&'a StaticNet);
+/// The layer calls of [`StaticNet::forward`]; NHWC on our kernels when `nhwc`.
+struct StaticLayers<'a> {
+    net: &'a StaticNet,
+    nhwc: bool,
+}
 
 impl PlanLayers for StaticLayers<'_> {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
-        self.0.layer_module(block, layer).forward(x)
+        let module = self.net.layer_module(block, layer);
+        if self.nhwc {
+            module.forward_nhwc(x)
+        } else {
+            module.forward(x)
+        }
+    }
+
+    fn nhwc(&self) -> bool {
+        self.nhwc
     }
 
     fn fc(&self, _layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
-        self.0.fc.forward(self.0.fc_quant.forward(x))
+        self.net.fc.forward(self.net.fc_quant.forward(x))
     }
 }
 
@@ -896,7 +1021,17 @@ impl StaticNet {
     /// - `x`: `[batch, channels, height, width]`
     /// - output: `[batch, classes]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        run_plan(&self.plan, x, &StaticLayers(self))
+        // Inference runs on our kernels where the supernet does, with the same arithmetic, so
+        // that an extracted member computes exactly what the supernet computed for it. With
+        // gradients (batch statistics in the batch norms) it takes burn's path.
+        let nhwc = self.inference_on_kernels(&x.device());
+        run_plan(&self.plan, x, &StaticLayers { net: self, nhwc })
+    }
+
+    /// Whether inference on `device` runs on our kernels: where the supernet's does, except
+    /// with gradients (the batch norms then use batch statistics, on burn's path).
+    fn inference_on_kernels(&self, device: &Device) -> bool {
+        crate::kernels::active(device) && !device.is_autodiff()
     }
 }
 
@@ -910,11 +1045,15 @@ impl StaticConvBn {
     /// # Shapes
     /// - `x`: `[batch, layer.in_channels, h, w]`
     /// - output: `[batch, layer.out_channels, layer.out_size.0, layer.out_size.1]`
+    ///
+    /// With `nhwc` (inference only), `x` and the output are NHWC and the layer runs on our
+    /// kernels as [`StaticConvBn::forward_nhwc`] does.
     pub fn forward_quantized(
         &self,
         x: Tensor<4>,
         layer: &ConvLayer,
         scaling: FloatScaling,
+        nhwc: bool,
     ) -> Tensor<4> {
         let options = conv_options(
             ConvChoice::new(
@@ -930,6 +1069,9 @@ impl StaticConvBn {
             0,
             scaling,
         );
+        if nhwc {
+            return self.forward_nhwc_with(x, weight);
+        }
         let y = burn::tensor::module::conv2d(
             self.quant.forward(x),
             weight,
@@ -941,17 +1083,27 @@ impl StaticConvBn {
 }
 
 /// The layer calls of [`StaticNet::forward_quantized`].
-struct QuantizedStaticLayers<'a>(&'a StaticNet);
+struct QuantizedStaticLayers<'a> {
+    net: &'a StaticNet,
+    nhwc: bool,
+}
 
 impl PlanLayers for QuantizedStaticLayers<'_> {
     fn conv(&self, block: Option<u32>, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
-        self.0
-            .layer_module(block, layer)
-            .forward_quantized(x, layer, self.0.weight_scaling)
+        self.net.layer_module(block, layer).forward_quantized(
+            x,
+            layer,
+            self.net.weight_scaling,
+            self.nhwc,
+        )
+    }
+
+    fn nhwc(&self) -> bool {
+        self.nhwc
     }
 
     fn fc(&self, layer: &LinearLayer, x: Tensor<2>) -> Tensor<2> {
-        let net = self.0;
+        let net = self.net;
         // burn's Linear weight is [in, out]: the output channels are axis 1
         let weight = crate::quant::fake_quantize_weight(
             net.fc.weight.val(),
@@ -979,6 +1131,7 @@ impl StaticNet {
     /// - `x`: `[batch, channels, height, width]`
     /// - output: `[batch, classes]`
     pub fn forward_quantized(&self, x: Tensor<4>) -> Tensor<2> {
-        run_plan(&self.plan, x, &QuantizedStaticLayers(self))
+        let nhwc = self.inference_on_kernels(&x.device());
+        run_plan(&self.plan, x, &QuantizedStaticLayers { net: self, nhwc })
     }
 }

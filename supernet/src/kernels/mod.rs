@@ -4,6 +4,7 @@
 //! are plugged into burn by the backend extension in [`ext`].
 
 pub mod conv;
+pub mod ext;
 pub mod norm;
 #[allow(unsafe_code)]
 mod sgemm;
@@ -88,5 +89,83 @@ impl ConvShape {
                 || (self.groups == self.in_channels && self.groups == self.out_channels),
             "only dense and depthwise convolutions are supported, got {self:?}"
         );
+    }
+}
+
+static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns our kernels on (the default) or off for this process. Off, the supernet runs on
+/// burn's own NCHW ops (the portable path every backend has); on, a supernet on a `flex`
+/// device keeps its activations NHWC and convolves and normalizes with these kernels. Other
+/// devices always take burn's path. Set it before building or running networks.
+pub fn set_enabled(enabled: bool) {
+    DISABLED.store(!enabled, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether our kernels are on for this process (see [`set_enabled`]).
+pub fn enabled() -> bool {
+    !DISABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether networks on `device` run on our kernels: they are on and the device is `flex`
+/// (with or without autodiff).
+pub fn active(device: &burn::tensor::Device) -> bool {
+    enabled() && device.clone().inner() == burn::tensor::Device::flex()
+}
+
+/// The machine's measured `f32` matrix-multiply throughput: the yardstick of `qnas bench`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SgemmPeak {
+    /// Best throughput seen, GFLOP/s (`2·n³` per product).
+    pub gflop_per_s: f64,
+    /// How it was measured.
+    pub method: String,
+}
+
+/// Measures the sgemm peak: square products of size 1024 on rayon's current pool with the
+/// gemm the kernels use, one warm-up then the best of 8 (the machine's capability, not its
+/// typical load).
+pub fn sgemm_peak() -> SgemmPeak {
+    const N: usize = 1024;
+    const REPS: usize = 8;
+    let a: Vec<f32> = (0..N * N).map(|i| ((i % 97) as f32) * 0.01).collect();
+    let b: Vec<f32> = (0..N * N).map(|i| ((i % 89) as f32) * 0.01).collect();
+    let mut c = vec![0.0f32; N * N];
+    let mut best = f64::INFINITY;
+    for rep in 0..=REPS {
+        let t = std::time::Instant::now();
+        sgemm::sgemm(
+            N,
+            N,
+            N,
+            sgemm::Dst {
+                data: &mut c,
+                rs: N,
+                cs: 1,
+                accumulate: false,
+            },
+            sgemm::Src {
+                data: &a,
+                rs: N,
+                cs: 1,
+            },
+            sgemm::Src {
+                data: &b,
+                rs: N,
+                cs: 1,
+            },
+            true,
+        );
+        if rep > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    std::hint::black_box(&c);
+    SgemmPeak {
+        gflop_per_s: 2.0 * (N as f64).powi(3) / best / 1e9,
+        method: format!(
+            "best of {REPS} f32 {N}x{N}x{N} products, gemm 0.19 on {} threads",
+            rayon::current_num_threads()
+        ),
     }
 }

@@ -8,6 +8,8 @@ use burn::tensor::module::{batch_norm, batch_norm_train};
 use burn::tensor::{Device, Tensor};
 
 use crate::Phase;
+use crate::kernels::ext;
+use crate::kernels::norm::NormAct;
 
 /// Configuration to create an [elastic batch norm](ElasticBatchNorm).
 #[derive(Config, Debug)]
@@ -118,6 +120,45 @@ impl ElasticBatchNorm {
         }
     }
 
+    /// [`ElasticBatchNorm::forward`] over the last dimension of an NHWC input, followed by
+    /// `act`, fused, on our kernels ([`crate::kernels::ext`]; the device must be `flex`).
+    ///
+    /// # Shapes
+    /// - `input`: `[batch_size, height, width, channels]`, `channels <= max_channels`
+    /// - output: the shape of `input`
+    ///
+    /// # Panics
+    /// Panics if the input has more channels than the layer, or on a device other than `flex`.
+    pub fn forward_nhwc(&self, input: Tensor<4>, phase: Phase, act: NormAct) -> Tensor<4> {
+        let c = input.dims()[3];
+        let max = self.gamma.dims()[0];
+        assert!(
+            (1..=max).contains(&c),
+            "{c} channels for a batch norm of {max}"
+        );
+        let device = input.device();
+        let gamma = self.gamma.val().slice(0..c);
+        let beta = self.beta.val().slice(0..c);
+        match phase.momentum(self.momentum) {
+            None => {
+                let mean = self
+                    .running_mean
+                    .value_sync()
+                    .to_device(&device)
+                    .slice(0..c);
+                let var = self.running_var.value_sync().to_device(&device).slice(0..c);
+                let (scale, shift) = inference_affine(gamma, beta, mean, var, self.epsilon);
+                ext::channel_affine(input, scale, shift, act)
+            }
+            Some(momentum) => {
+                let out = ext::batch_norm_train(input, gamma, beta, self.epsilon, act);
+                update_prefix(&self.running_mean, out.mean, c, momentum, &device);
+                update_prefix(&self.running_var, out.variance, c, momentum, &device);
+                out.output
+            }
+        }
+    }
+
     /// Resets the running statistics (mean 0, variance 1) of every channel. Recalibration of a
     /// sub-network: reset, then run `N` batches with [`Phase::Recalibrate`]`(n)` for
     /// `n = 0..N`; the running statistics become the average of the `N` batch statistics.
@@ -152,6 +193,21 @@ impl ElasticBatchNorm {
             epsilon: self.epsilon,
         }
     }
+}
+
+/// Batch norm in inference as a per-channel affine map: `(scale, shift)` with
+/// `scale = gamma / sqrt(var + epsilon)` and `shift = beta - mean * scale`. The elastic layer
+/// and its extracted twin both use it on the NHWC path, so they compute the same bits.
+pub(crate) fn inference_affine(
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    mean: Tensor<1>,
+    var: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<1>, Tensor<1>) {
+    let scale = gamma * var.add_scalar(epsilon).sqrt().recip();
+    let shift = beta - mean * scale.clone();
+    (scale, shift)
 }
 
 /// `state[..c] = (1 - m) * state[..c] + m * batch`, leaving `state[c..]` alone.

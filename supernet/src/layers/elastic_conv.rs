@@ -149,6 +149,33 @@ impl ElasticConv2d {
         conv2d(input, weight, bias, conv_options(choice, 1))
     }
 
+    /// [`ElasticConv2d::forward`] on an NHWC input, on our kernels
+    /// ([`crate::kernels::ext::conv2d`]; the device must be `flex`). The weight stays in its
+    /// stored layout: only its used slice is read.
+    ///
+    /// # Shapes
+    /// - `input`: `[batch_size, height, width, in_channels]`, `in_channels <= max_in_channels`
+    /// - output: `[batch_size, ceil(height / stride), ceil(width / stride), out_channels]`
+    ///
+    /// # Panics
+    /// As [`ElasticConv2d::forward`], and on a device other than `flex`.
+    pub fn forward_nhwc(
+        &self,
+        input: Tensor<4>,
+        choice: ConvChoice,
+        precision: Precision,
+        phase: Phase,
+    ) -> Tensor<4> {
+        let in_channels = input.dims()[3];
+        let input = self.input_quant.forward(input, precision.act, phase);
+        let weight = self.active_weight(in_channels, choice, precision.weight);
+        let y = crate::kernels::ext::conv2d(input, weight, choice.stride, 1);
+        match self.active_bias(choice.out_channels) {
+            Some(b) => y + b.reshape([1, 1, 1, choice.out_channels]),
+            None => y,
+        }
+    }
+
     /// The weight `forward` uses: sliced, centre-cropped and fake-quantized.
     ///
     /// # Shapes

@@ -114,6 +114,33 @@ impl ElasticDepthwiseConv2d {
         conv2d(input, weight, bias, conv_options(choice, channels))
     }
 
+    /// [`ElasticDepthwiseConv2d::forward`] on an NHWC input, on our kernels
+    /// ([`crate::kernels::ext::conv2d`]; the device must be `flex`).
+    ///
+    /// # Shapes
+    /// - `input`: `[batch_size, height, width, channels]`, `channels <= max_channels`
+    /// - output: `[batch_size, ceil(height / stride), ceil(width / stride), channels]`
+    ///
+    /// # Panics
+    /// As [`ElasticDepthwiseConv2d::forward`], and on a device other than `flex`.
+    pub fn forward_nhwc(
+        &self,
+        input: Tensor<4>,
+        kernel: usize,
+        stride: usize,
+        precision: Precision,
+        phase: Phase,
+    ) -> Tensor<4> {
+        let channels = input.dims()[3];
+        let input = self.input_quant.forward(input, precision.act, phase);
+        let weight = self.active_weight(channels, kernel, precision.weight);
+        let y = crate::kernels::ext::conv2d(input, weight, stride, channels);
+        match self.active_bias(channels) {
+            Some(b) => y + b.reshape([1, 1, 1, channels]),
+            None => y,
+        }
+    }
+
     /// The weight `forward` uses: the first `channels` filters, centre-cropped to `kernel`,
     /// fake-quantized.
     ///
