@@ -369,16 +369,23 @@ const RELU6: u8 = 2;
 fn activate<const A: u8>(v: f32) -> f32 {
     match A {
         NONE => v,
+        // written so that NaN passes through (as burn's relu and clamp do): a non-finite
+        // loss must stay visible
         RELU => {
-            if v > 0.0 {
-                v
-            } else {
+            if v < 0.0 {
                 0.0
+            } else {
+                v
             }
         }
         _ => {
-            let v = if v > 0.0 { v } else { 0.0 };
-            if v < 6.0 { v } else { 6.0 }
+            if v < 0.0 {
+                0.0
+            } else if v > 6.0 {
+                6.0
+            } else {
+                v
+            }
         }
     }
 }
@@ -1150,5 +1157,15 @@ mod tests {
     #[should_panic(expected = "`beta` has 2 values for 3 channels")]
     fn wrong_parameter_length_panics() {
         let _ = batch_norm_train(&[1.0; 9], 3, &[1.0; 3], &[0.0; 2], EPS, NormAct::Relu);
+    }
+
+    #[test]
+    fn nan_passes_through_the_activations() {
+        for act in [NormAct::None, NormAct::Relu, NormAct::Relu6] {
+            let y = affine(&[f32::NAN, -1.0, 7.0], 1, &[1.0], &[0.0], act);
+            assert!(y[0].is_nan(), "{act:?}");
+            let (y, _) = batch_norm_train(&[f32::NAN, 1.0, 2.0], 1, &[1.0], &[0.0], 1e-5, act);
+            assert!(y.iter().all(|v| v.is_nan()), "{act:?}: {y:?}");
+        }
     }
 }
