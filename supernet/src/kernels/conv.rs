@@ -1246,6 +1246,7 @@ mod tests {
             (2, 13, 13, 40, 24, 7, 1, false),
             (3, 12, 11, 40, 24, 7, 2, false),
             (5, 3, 3, 64, 20, 5, 1, false),
+            (2, 5, 5, 96, 24, 3, 1, false),
         ];
         for (batch, height, width, cin, cout, kernel, stride, dw) in shapes {
             let s = ConvShape {
@@ -1269,6 +1270,8 @@ mod tests {
             (5, 10, 9, 16, 16, 3, 1, 1),
             (4, 12, 12, 32, 24, 3, 2, 1),
             (3, 9, 9, 40, 40, 1, 1, 1),
+            (3, 9, 9, 40, 48, 3, 1, 1),
+            (3, 9, 9, 40, 48, 3, 2, 1),
             (4, 9, 8, 24, 24, 5, 1, 24),
         ];
         for (batch, height, width, cin, cout, kernel, stride, groups) in shapes {
