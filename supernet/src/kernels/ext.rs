@@ -18,6 +18,7 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 use super::ConvShape;
 use super::conv;
 use super::norm::{self, NormAct, NormStats};
+use super::quant::{self, IntGrid};
 
 /// NHWC convolution and batch norm, implemented for `flex` by our kernels and for autodiff by
 /// hand-written backward passes.
@@ -49,6 +50,19 @@ pub trait NhwcBackend: Backend {
         epsilon: f64,
         act: NormAct,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Integer fake quantization with one scale (`scale` has one element; it gets no
+    /// gradient): see [`super::quant`].
+    ///
+    /// # Shapes
+    /// - `x`: any; `scale`: one element
+    /// - output: the shape of `x`
+    fn fake_quantize_int(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        bits: u8,
+        signed: bool,
+    ) -> FloatTensor<Self>;
 
     /// `act(x * scale + shift)` per channel (the last dimension): batch norm in inference.
     ///
@@ -123,6 +137,18 @@ fn conv_shape(x: &FlexTensor, w: &FlexTensor, stride: usize, groups: usize) -> C
     shape
 }
 
+fn int_grid(scale: FlexTensor, bits: u8, signed: bool) -> IntGrid {
+    let scale = contiguous(scale, "the quantization scale");
+    let values = values(&scale);
+    assert_eq!(
+        values.len(),
+        1,
+        "fused fake quantization takes one scale, got {}",
+        values.len()
+    );
+    IntGrid::new(bits, signed, values[0])
+}
+
 impl NhwcBackend for Flex {
     fn conv2d_nhwc(x: FlexTensor, weight: FlexTensor, stride: usize, groups: usize) -> FlexTensor {
         let x = contiguous(x, "the convolution input");
@@ -142,6 +168,13 @@ impl NhwcBackend for Flex {
         let (y, stats) = bn_forward(&x, gamma, beta, epsilon, act);
         let c = stats.mean.len();
         (y, flex(stats.mean, [c]), flex(stats.var, [c]))
+    }
+
+    fn fake_quantize_int(x: FlexTensor, scale: FlexTensor, bits: u8, signed: bool) -> FlexTensor {
+        let shape = x.layout().shape().clone();
+        let x = contiguous(x, "the quantizer input");
+        let q = quant::fake_quantize_int(values(&x), int_grid(scale, bits, signed));
+        flex(q, shape)
     }
 
     fn channel_affine_nhwc(
@@ -274,6 +307,28 @@ impl Backward<Flex, 3> for BnBackward {
     }
 }
 
+#[derive(Debug)]
+struct QuantBackward;
+
+impl Backward<Flex, 1> for QuantBackward {
+    type State = (FlexTensor, IntGrid);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
+        let (x, grid) = ops.state;
+        if let Some(node) = node_x {
+            let dx = quant::fake_quantize_int_backward(values(&x), values(&dy), grid);
+            grads.register::<Flex>(node.id, flex(dx, x.layout().shape().clone()));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
     fn conv2d_nhwc(
         x: FloatTensor<Self>,
@@ -335,6 +390,26 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
         (out, mean, var)
     }
 
+    fn fake_quantize_int(
+        x: FloatTensor<Self>,
+        scale: FloatTensor<Self>,
+        bits: u8,
+        signed: bool,
+    ) -> FloatTensor<Self> {
+        let prep = QuantBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful();
+        let grid = int_grid(scale.into_primitive(), bits, signed);
+        let x = contiguous(x.into_primitive(), "the quantizer input");
+        let shape = x.layout().shape().clone();
+        let q = flex(quant::fake_quantize_int(values(&x), grid), shape);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((x, grid), q),
+            OpsKind::UnTracked(prep) => prep.finish(q),
+        }
+    }
+
     fn channel_affine_nhwc(
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,
@@ -373,6 +448,30 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, groups: usize) -> 
         weight.into_dispatch(),
         stride,
         groups,
+    ))
+}
+
+/// Integer fake quantization of `x` with the one-element `scale` (which gets no gradient),
+/// fused: see [`super::quant`]. Its values equal [`crate::quant::fake_quantize`]'s.
+///
+/// # Shapes
+/// - `x`: any; `scale`: one element
+/// - output: the shape of `x`
+///
+/// # Panics
+/// Panics on a device other than `flex`, if `scale` has more than one element, or unless
+/// `2 <= bits <= 24`.
+pub fn fake_quantize_int<const D: usize>(
+    x: Tensor<D>,
+    scale: Tensor<1>,
+    bits: u8,
+    signed: bool,
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as NhwcBackend>::fake_quantize_int(
+        x.into_dispatch(),
+        scale.into_dispatch(),
+        bits,
+        signed,
     ))
 }
 
@@ -596,6 +695,60 @@ mod tests {
                 let ours = channel_affine(x.clone(), scale.clone(), shift.clone(), act);
                 assert!(max_rel_diff(ours, expected) < 1e-6);
             }
+        }
+    }
+
+    #[test]
+    fn fused_fake_quantization_equals_the_tensor_ops_with_gradients() {
+        use spaces::Format;
+        let device = device();
+        for (bits, signed, range) in [
+            (4, false, 3.0),
+            (4, true, 2.0),
+            (2, true, 1.0),
+            (8, false, 5.0),
+        ] {
+            // values on and between grid points, ties included, some saturating
+            let x0 = random([2, 5, 7, 3], &device).mul_scalar(range);
+            let grid_max = if signed {
+                2f32.powi(bits - 1) - 1.0
+            } else {
+                2f32.powi(bits) - 1.0
+            };
+            let scale = Tensor::<1>::from_floats([range / grid_max], &device);
+            let ties = Tensor::<1>::from_floats([0.5, 1.5, -2.5, 3.5], &device)
+                .mul(scale.clone())
+                .reshape([1, 1, 4, 1]);
+            let x0 = x0.slice_assign([0..1, 0..1, 0..4, 0..1], ties);
+            let r = random([2, 5, 7, 3], &device);
+
+            let x = x0.clone().require_grad();
+            let reference = crate::quant::fake_quantize_ops(
+                x.clone(),
+                Format::Int(bits as u8),
+                Some(scale.clone().reshape([1, 1, 1, 1])),
+                signed,
+            );
+            let grads = (reference.clone() * r.clone()).sum().backward();
+            let expected_grad = x.grad(&grads).unwrap();
+
+            let x = x0.require_grad();
+            let ours = fake_quantize_int(x.clone(), scale, bits as u8, signed);
+            let grads = (ours.clone() * r).sum().backward();
+            assert_eq!(
+                ours.inner().into_data().try_to_vec::<f32>().unwrap(),
+                reference.inner().into_data().try_to_vec::<f32>().unwrap(),
+                "int{bits} signed {signed}"
+            );
+            assert_eq!(
+                x.grad(&grads)
+                    .unwrap()
+                    .into_data()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+                expected_grad.into_data().try_to_vec::<f32>().unwrap(),
+                "int{bits} signed {signed}"
+            );
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Our own CPU kernels for the `flex` backend, on NHWC activations: convolution (dense and
 //! depthwise; forward, backward-data, backward-weight) and batch norm over the channel
-//! dimension. They work on plain `f32` slices, run on rayon's pool (the one `flex` uses) and
+//! dimension, fused integer fake quantization. They work on plain `f32` slices, run on rayon's pool (the one `flex` uses) and
 //! are plugged into burn by the backend extension in [`ext`].
 
 pub mod conv;
 pub mod ext;
 pub mod norm;
+pub mod quant;
 #[allow(unsafe_code)]
 mod sgemm;
 
