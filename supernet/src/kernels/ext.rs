@@ -64,6 +64,14 @@ pub trait NhwcBackend: Backend {
         signed: bool,
     ) -> FloatTensor<Self>;
 
+    /// The observed range of an activation: `max |x|` (`signed`) or `max(max x, 0)`, as a
+    /// one-element tensor without gradient.
+    ///
+    /// # Shapes
+    /// - `x`: any
+    /// - output: `[1]`
+    fn range_max(x: FloatTensor<Self>, signed: bool) -> FloatTensor<Self>;
+
     /// `act(x * scale + shift)` per channel (the last dimension): batch norm in inference.
     ///
     /// # Shapes
@@ -168,6 +176,11 @@ impl NhwcBackend for Flex {
         let (y, stats) = bn_forward(&x, gamma, beta, epsilon, act);
         let c = stats.mean.len();
         (y, flex(stats.mean, [c]), flex(stats.var, [c]))
+    }
+
+    fn range_max(x: FlexTensor, signed: bool) -> FlexTensor {
+        let x = contiguous(x, "the quantizer input");
+        flex(vec![quant::range_max(values(&x), signed)], [1])
     }
 
     fn fake_quantize_int(x: FlexTensor, scale: FlexTensor, bits: u8, signed: bool) -> FlexTensor {
@@ -390,6 +403,10 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
         (out, mean, var)
     }
 
+    fn range_max(x: FloatTensor<Self>, signed: bool) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(Flex::range_max(x.into_primitive(), signed))
+    }
+
     fn fake_quantize_int(
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,
@@ -471,6 +488,22 @@ pub fn fake_quantize_int<const D: usize>(
         x.into_dispatch(),
         scale.into_dispatch(),
         bits,
+        signed,
+    ))
+}
+
+/// The observed range of an activation, `max |x|` (`signed`) or `max(max x, 0)`, in one
+/// pass; no gradient.
+///
+/// # Shapes
+/// - `x`: any
+/// - output: `[1]`
+///
+/// # Panics
+/// Panics on a device other than `flex`.
+pub fn range_max<const D: usize>(x: Tensor<D>, signed: bool) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as NhwcBackend>::range_max(
+        x.into_dispatch(),
         signed,
     ))
 }

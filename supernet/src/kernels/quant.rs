@@ -124,6 +124,41 @@ pub fn fake_quantize_int_backward(x: &[f32], dy: &[f32], grid: IntGrid) -> Vec<f
     dx
 }
 
+struct RangeMax<'a> {
+    x: &'a [f32],
+    signed: bool,
+}
+
+impl pulp::WithSimd for RangeMax<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f32 {
+        // 16 independent lanes so that the loop vectorizes; max is exact in any order
+        let mut acc = [0.0f32; 16];
+        let mut blocks = self.x.chunks_exact(16);
+        for block in &mut blocks {
+            for (a, &v) in acc.iter_mut().zip(block) {
+                let m = if self.signed { v.abs() } else { v };
+                *a = if m > *a { m } else { *a };
+            }
+        }
+        for &v in blocks.remainder() {
+            let m = if self.signed { v.abs() } else { v };
+            acc[0] = if m > acc[0] { m } else { acc[0] };
+        }
+        acc.into_iter().fold(0.0, f32::max)
+    }
+}
+
+/// The range an activation quantizer observes in a batch: `max |x|` (`signed`) or
+/// `max(max x, 0)`, in one pass without a temporary. NaN values are skipped.
+pub fn range_max(x: &[f32], signed: bool) -> f32 {
+    x.par_chunks(CHUNK)
+        .map(|x| pulp::Arch::new().dispatch(RangeMax { x, signed }))
+        .reduce(|| 0.0, f32::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +208,21 @@ mod tests {
             let r = (x / 0.37f32).round_ties_even().clamp(-3.0, 3.0);
             assert_eq!(*q, r * 0.37);
         }
+    }
+
+    #[test]
+    fn range_max_of_signed_and_unsigned_inputs() {
+        let mut x: Vec<f32> = (0..CHUNK * 2 + 5)
+            .map(|i| (i % 100) as f32 * 0.01 - 0.7)
+            .collect();
+        let expect = |f: fn(f32) -> f32| x.iter().map(|&v| f(v)).fold(0.0, f32::max);
+        assert_eq!(range_max(&x, false), expect(|v| v.max(0.0)));
+        assert_eq!(range_max(&x, true), expect(f32::abs));
+        x[CHUNK + 3] = -9.0;
+        x[2 * CHUNK + 4] = 3.0;
+        assert_eq!(range_max(&x, true), 9.0);
+        assert_eq!(range_max(&x, false), 3.0);
+        assert_eq!(range_max(&[-1.0, -2.0], false), 0.0);
+        assert_eq!(range_max(&[], true), 0.0);
     }
 }

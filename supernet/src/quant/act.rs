@@ -277,6 +277,12 @@ impl ActQuantizer {
     /// The range of one batch, shape `[1]`, detached.
     fn batch_range<const D: usize>(&self, x: Tensor<D>) -> Tensor<1> {
         let x = x.detach();
+        if !matches!(self.method, ActScaleMethod::Percentile { .. })
+            && crate::kernels::active(&x.device())
+        {
+            // one pass, no temporary: the same maximum
+            return crate::kernels::ext::range_max(x, self.signed);
+        }
         let magnitude = if self.signed {
             x.abs()
         } else {
