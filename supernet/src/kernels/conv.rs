@@ -57,6 +57,18 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
+/// A zeroed vector, written by all of rayon's threads when it is large (a reused heap block
+/// would otherwise be cleared by one thread in `calloc`, fresh pages faulted in by one thread).
+fn zeroed(n: usize) -> Vec<f32> {
+    if n < 1 << 16 {
+        vec![0.0; n]
+    } else {
+        rayon::iter::repeat_n(0.0f32, n)
+            .with_min_len(1 << 14)
+            .collect()
+    }
+}
+
 /// Runs `f` compiled for the best SIMD instruction set of the CPU (AVX-512, AVX2 or the
 /// baseline). Everything `f` calls should be `#[inline(always)]` to benefit.
 #[inline(always)]
@@ -348,7 +360,7 @@ fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     let kkc = s.kernel * s.kernel * cin;
     let pointwise = s.kernel == 1 && s.stride == 1;
     let tile = tile_pixels(s);
-    let mut out = vec![0.0; s.output_len()];
+    let mut out = zeroed(s.output_len());
     let wmat = Src {
         data: wr,
         rs: cout,
@@ -395,7 +407,7 @@ fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<f32> {
     let tile = tile_pixels(s);
     // Tasks own whole images (col2im adds into neighbouring pixels), about a tile each.
     let images = tile.div_ceil(img_pixels).max(1);
-    let mut dx = vec![0.0; s.input_len()];
+    let mut dx = zeroed(s.input_len());
     dx.par_chunks_mut(images * s.height * s.width * cin)
         .enumerate()
         .for_each(|(g, dx_group)| {
@@ -673,7 +685,7 @@ fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
         dst[..g.cout].copy_from_slice(src);
     }
     let img_in = s.height * s.width * g.cin;
-    let mut out = vec![0.0; s.output_len()];
+    let mut out = zeroed(s.output_len());
     out.par_chunks_mut(g.out_h * g.out_w * g.cout)
         .enumerate()
         .for_each(|(b, out_img)| {
@@ -1013,7 +1025,7 @@ impl WithSimd for DepthwiseRows<'_> {
 fn depthwise_forward(s: &ConvShape, x: &[f32], wt: &[f32]) -> Vec<f32> {
     let row = s.out_width() * s.in_channels;
     let per_task = depthwise_rows_per_task(s, row);
-    let mut out = vec![0.0; s.output_len()];
+    let mut out = zeroed(s.output_len());
     out.par_chunks_mut(per_task * row)
         .enumerate()
         .for_each(|(t, dst)| {
@@ -1034,7 +1046,7 @@ fn depthwise_forward(s: &ConvShape, x: &[f32], wt: &[f32]) -> Vec<f32> {
 fn depthwise_backward_data(s: &ConvShape, dy: &[f32], wt: &[f32]) -> Vec<f32> {
     let row = s.width * s.in_channels;
     let per_task = depthwise_rows_per_task(s, row);
-    let mut dx = vec![0.0; s.input_len()];
+    let mut dx = zeroed(s.input_len());
     dx.par_chunks_mut(per_task * row)
         .enumerate()
         .for_each(|(t, dst)| {
