@@ -9,9 +9,11 @@
 //!   gradient with the flipped, transposed weight; with a larger stride it is a gemm to patch
 //!   gradients followed by a col2im scatter-add. Backward-weight is `patchesᵀ × dy`
 //!   accumulated over the batch.
-//! - Narrow dense layers (both channel counts ≤ 16) use direct kernels instead, register
-//!   blocked over several output pixels × 16 output channels, on a zero-padded copy of each
-//!   input image: no patch matrix at all.
+//! - Narrow dense layers (≤ 32 output channels, ≤ 64 input channels; this includes the
+//!   stride-1 backward-data of a layer with ≤ 32 input channels) use direct kernels instead,
+//!   on a zero-padded copy of each input image, with no patch matrix: the forward kernel holds
+//!   8 output pixels × 16 or 32 output channels in registers, the backward-weight kernel
+//!   16 (or 12) weight rows `(kh, kw, ci)` × 16 (or 32) output channels over a whole image.
 //! - Depthwise layers use direct loops vectorized over the channels (innermost in NHWC).
 //!
 //! Every pass runs on rayon's current pool, over images or tiles of output rows, with the
