@@ -18,7 +18,8 @@ use burn::tensor::{DType, Shape, Tensor, TensorData};
 use super::ConvShape;
 use super::conv;
 use super::norm::{self, NormAct, NormStats};
-use super::quant::{self, IntGrid};
+use super::quant::{self, Grid};
+use spaces::Format;
 
 /// NHWC convolution and batch norm, implemented for `flex` by our kernels and for autodiff by
 /// hand-written backward passes.
@@ -51,16 +52,16 @@ pub trait NhwcBackend: Backend {
         act: NormAct,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// Integer fake quantization with one scale (`scale` has one element; it gets no
+    /// Fake quantization to `format` with one scale (`scale` has one element; it gets no
     /// gradient): see [`super::quant`].
     ///
     /// # Shapes
     /// - `x`: any; `scale`: one element
     /// - output: the shape of `x`
-    fn fake_quantize_int(
+    fn fake_quantize_nhwc(
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,
-        bits: u8,
+        format: Format,
         signed: bool,
     ) -> FloatTensor<Self>;
 
@@ -145,7 +146,7 @@ fn conv_shape(x: &FlexTensor, w: &FlexTensor, stride: usize, groups: usize) -> C
     shape
 }
 
-fn int_grid(scale: FlexTensor, bits: u8, signed: bool) -> IntGrid {
+fn grid(scale: FlexTensor, format: Format, signed: bool) -> Grid {
     let scale = contiguous(scale, "the quantization scale");
     let values = values(&scale);
     assert_eq!(
@@ -154,7 +155,7 @@ fn int_grid(scale: FlexTensor, bits: u8, signed: bool) -> IntGrid {
         "fused fake quantization takes one scale, got {}",
         values.len()
     );
-    IntGrid::new(bits, signed, values[0])
+    Grid::new(format, signed, values[0])
 }
 
 impl NhwcBackend for Flex {
@@ -183,10 +184,15 @@ impl NhwcBackend for Flex {
         flex(vec![quant::range_max(values(&x), signed)], [1])
     }
 
-    fn fake_quantize_int(x: FlexTensor, scale: FlexTensor, bits: u8, signed: bool) -> FlexTensor {
+    fn fake_quantize_nhwc(
+        x: FlexTensor,
+        scale: FlexTensor,
+        format: Format,
+        signed: bool,
+    ) -> FlexTensor {
         let shape = x.layout().shape().clone();
         let x = contiguous(x, "the quantizer input");
-        let q = quant::fake_quantize_int(values(&x), int_grid(scale, bits, signed));
+        let q = quant::fake_quantize(values(&x), grid(scale, format, signed));
         flex(q, shape)
     }
 
@@ -324,7 +330,7 @@ impl Backward<Flex, 3> for BnBackward {
 struct QuantBackward;
 
 impl Backward<Flex, 1> for QuantBackward {
-    type State = (FlexTensor, IntGrid);
+    type State = (FlexTensor, Grid);
 
     fn backward(
         self,
@@ -336,7 +342,7 @@ impl Backward<Flex, 1> for QuantBackward {
         let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
         let (x, grid) = ops.state;
         if let Some(node) = node_x {
-            let dx = quant::fake_quantize_int_backward(values(&x), values(&dy), grid);
+            let dx = quant::fake_quantize_backward(values(&x), values(&dy), grid);
             grads.register::<Flex>(node.id, flex(dx, x.layout().shape().clone()));
         }
     }
@@ -407,20 +413,20 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
         FloatTensor::<Self>::new(Flex::range_max(x.into_primitive(), signed))
     }
 
-    fn fake_quantize_int(
+    fn fake_quantize_nhwc(
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,
-        bits: u8,
+        format: Format,
         signed: bool,
     ) -> FloatTensor<Self> {
         let prep = QuantBackward
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful();
-        let grid = int_grid(scale.into_primitive(), bits, signed);
+        let grid = grid(scale.into_primitive(), format, signed);
         let x = contiguous(x.into_primitive(), "the quantizer input");
         let shape = x.layout().shape().clone();
-        let q = flex(quant::fake_quantize_int(values(&x), grid), shape);
+        let q = flex(quant::fake_quantize(values(&x), grid), shape);
         match prep {
             OpsKind::Tracked(prep) => prep.finish((x, grid), q),
             OpsKind::UnTracked(prep) => prep.finish(q),
@@ -468,26 +474,27 @@ pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, groups: usize) -> 
     ))
 }
 
-/// Integer fake quantization of `x` with the one-element `scale` (which gets no gradient),
-/// fused: see [`super::quant`]. Its values equal [`crate::quant::fake_quantize`]'s.
+/// Fake quantization of `x` to `format` with the one-element `scale` (which gets no
+/// gradient), fused: see [`super::quant`]. Its values equal
+/// [`crate::quant::fake_quantize`]'s.
 ///
 /// # Shapes
 /// - `x`: any; `scale`: one element
 /// - output: the shape of `x`
 ///
 /// # Panics
-/// Panics on a device other than `flex`, if `scale` has more than one element, or unless
-/// `2 <= bits <= 24`.
-pub fn fake_quantize_int<const D: usize>(
+/// Panics on a device other than `flex`, if `scale` has more than one element, for fp32 or
+/// for integers wider than 24 bits.
+pub fn fake_quantize<const D: usize>(
     x: Tensor<D>,
     scale: Tensor<1>,
-    bits: u8,
+    format: Format,
     signed: bool,
 ) -> Tensor<D> {
-    Tensor::from_dispatch(<Dispatch as NhwcBackend>::fake_quantize_int(
+    Tensor::from_dispatch(<Dispatch as NhwcBackend>::fake_quantize_nhwc(
         x.into_dispatch(),
         scale.into_dispatch(),
-        bits,
+        format,
         signed,
     ))
 }
@@ -733,21 +740,19 @@ mod tests {
 
     #[test]
     fn fused_fake_quantization_equals_the_tensor_ops_with_gradients() {
-        use spaces::Format;
         let device = device();
-        for (bits, signed, range) in [
-            (4, false, 3.0),
-            (4, true, 2.0),
-            (2, true, 1.0),
-            (8, false, 5.0),
+        for (format, signed, range) in [
+            (Format::Int(4), false, 3.0),
+            (Format::Int(4), true, 2.0),
+            (Format::Int(2), true, 1.0),
+            (Format::Int(8), false, 5.0),
+            (Format::E4M3, true, 3.0),
+            (Format::E2M1, true, 2.0),
+            (Format::E5M2, true, 1.0),
         ] {
             // values on and between grid points, ties included, some saturating
             let x0 = random([2, 5, 7, 3], &device).mul_scalar(range);
-            let grid_max = if signed {
-                2f32.powi(bits - 1) - 1.0
-            } else {
-                2f32.powi(bits) - 1.0
-            };
+            let grid_max = crate::quant::grid::grid_max(format, signed) as f32;
             let scale = Tensor::<1>::from_floats([range / grid_max], &device);
             let ties = Tensor::<1>::from_floats([0.5, 1.5, -2.5, 3.5], &device)
                 .mul(scale.clone())
@@ -758,7 +763,7 @@ mod tests {
             let x = x0.clone().require_grad();
             let reference = crate::quant::fake_quantize_ops(
                 x.clone(),
-                Format::Int(bits as u8),
+                format,
                 Some(scale.clone().reshape([1, 1, 1, 1])),
                 signed,
             );
@@ -766,12 +771,13 @@ mod tests {
             let expected_grad = x.grad(&grads).unwrap();
 
             let x = x0.require_grad();
-            let ours = fake_quantize_int(x.clone(), scale, bits as u8, signed);
+            let ours = fake_quantize(x.clone(), scale, format, signed);
             let grads = (ours.clone() * r).sum().backward();
             assert_eq!(
                 ours.inner().into_data().try_to_vec::<f32>().unwrap(),
                 reference.inner().into_data().try_to_vec::<f32>().unwrap(),
-                "int{bits} signed {signed}"
+                "{} signed {signed}",
+                format.name()
             );
             assert_eq!(
                 x.grad(&grads)
@@ -780,7 +786,8 @@ mod tests {
                     .try_to_vec::<f32>()
                     .unwrap(),
                 expected_grad.into_data().try_to_vec::<f32>().unwrap(),
-                "int{bits} signed {signed}"
+                "{} signed {signed}",
+                format.name()
             );
         }
     }

@@ -378,15 +378,8 @@ fn activate<const A: u8>(v: f32) -> f32 {
                 v
             }
         }
-        _ => {
-            if v < 0.0 {
-                0.0
-            } else if v > 6.0 {
-                6.0
-            } else {
-                v
-            }
-        }
+        // f32::clamp keeps NaN
+        _ => v.clamp(0.0, 6.0),
     }
 }
 

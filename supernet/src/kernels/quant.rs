@@ -1,43 +1,121 @@
-//! Fused integer fake quantization with one per-tensor scale: one pass forward, one pass
-//! backward, instead of the dozen elementwise tensor ops of [`crate::quant::fake_quantize`]
-//! (whose values it reproduces bit for bit).
+//! Fused fake quantization with one per-tensor scale, onto an integer or a floating-point
+//! grid: one pass forward, one pass backward, instead of the dozen (integer) to two dozen
+//! (minifloat) elementwise tensor ops of [`crate::quant::fake_quantize`], whose values it
+//! reproduces bit for bit.
 //!
-//! Forward: `q = clamp(round_ties_even(x / scale), lo, hi) * scale`; backward (clipped
-//! straight-through estimator): `dx = dy` where `x / scale` lies in `[lo - 1/2, hi + 1/2]`, 0
-//! elsewhere. NaN stays NaN.
+//! Forward: `q = round(x / scale) * scale`, where `round` is the format's rounding
+//! ([`crate::quant::round`]: nearest code, ties to even, saturating); backward (clipped
+//! straight-through estimator): `dx = dy` where `x / scale` lies inside the format's
+//! [`saturation_bounds`](crate::quant::grid::saturation_bounds), 0 elsewhere. NaN stays NaN.
 
 use rayon::prelude::*;
+use spaces::Format;
 
 /// Elements per parallel task (independent of the thread count).
 const CHUNK: usize = 1 << 15;
 
-/// The integer grid of one quantizer call.
+/// How values are rounded in code units.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct IntGrid {
-    /// Scale (real units per code), positive.
-    pub scale: f32,
-    /// Smallest code.
-    pub lo: f32,
-    /// Largest code.
-    pub hi: f32,
+enum Rounding {
+    /// Nearest integer (ties to even), clamped to `[lo, hi]`.
+    Int { lo: f32, hi: f32 },
+    /// Nearest value of a floating-point grid with `man` mantissa bits (ties to even), the
+    /// binade of the smallest normal extended down to zero (subnormals), saturating at `max`.
+    Float {
+        man: i32,
+        min_normal: f32,
+        cap: f32,
+        max: f32,
+    },
 }
 
-impl IntGrid {
-    /// The grid of `bits`-bit codes ([`crate::quant::grid::int_code_range`]: symmetric
-    /// `[-(2^(b-1) - 1), 2^(b-1) - 1]` signed, `[0, 2^b - 1]` unsigned) with `scale`.
+/// The grid of one quantizer call: a format, whether it is signed, and the scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grid {
+    /// Real units per code unit (1 for unscaled formats), positive.
+    pub scale: f32,
+    rounding: Rounding,
+    /// Inputs (in code units) inside `[sat_lo, sat_hi]` pass the gradient.
+    sat_lo: f32,
+    sat_hi: f32,
+}
+
+impl Grid {
+    /// The grid of `format` (not fp32) with `scale`: integer codes of
+    /// [`int_code_range`](crate::quant::grid::int_code_range), or the values of a
+    /// floating-point format.
     ///
     /// # Panics
-    /// Panics unless `2 <= bits <= 24` (codes exact in `f32`).
-    pub fn new(bits: u8, signed: bool, scale: f32) -> IntGrid {
-        assert!(
-            (2..=24).contains(&bits),
-            "integer fake quantization of {bits} bits"
-        );
-        let (lo, hi) = crate::quant::grid::int_code_range(bits, signed);
-        IntGrid {
+    /// Panics for fp32, and for integer formats wider than 24 bits (codes not exact in `f32`).
+    pub fn new(format: Format, signed: bool, scale: f32) -> Grid {
+        assert!(!format.is_full_precision(), "fp32 is not fake-quantized");
+        let rounding = match format {
+            Format::Int(bits) => {
+                assert!(bits <= 24, "integer fake quantization of {bits} bits");
+                let (lo, hi) = crate::quant::grid::int_code_range(bits, signed);
+                Rounding::Int {
+                    lo: lo as f32,
+                    hi: hi as f32,
+                }
+            }
+            Format::Float { man, .. } => {
+                // as crate::quant::round::round_to_float computes them
+                let bias = format.exponent_bias().unwrap_or(0);
+                let max = format.max_finite().unwrap_or(f64::from(f32::MAX));
+                Rounding::Float {
+                    man: i32::from(man),
+                    min_normal: 2f64.powi(1 - bias) as f32,
+                    cap: (2.0 * max).min(f64::from(f32::MAX)) as f32,
+                    max: max as f32,
+                }
+            }
+        };
+        let (lo, hi) = crate::quant::grid::saturation_bounds(format, signed);
+        Grid {
             scale,
-            lo: lo as f32,
-            hi: hi as f32,
+            rounding,
+            sat_lo: lo as f32,
+            sat_hi: hi as f32,
+        }
+    }
+}
+
+/// `2^e` for `e` in the normal range of `f32`.
+#[inline(always)]
+fn pow2(e: i32) -> f32 {
+    f32::from_bits(((e + 127) as u32) << 23)
+}
+
+/// `y` rounded onto the grid, in code units. NaN stays NaN.
+#[inline(always)]
+fn round(y: f32, rounding: Rounding) -> f32 {
+    match rounding {
+        Rounding::Int { lo, hi } => {
+            let r = y.round_ties_even();
+            // written so that NaN passes through
+            if r < lo {
+                lo
+            } else if r > hi {
+                hi
+            } else {
+                r
+            }
+        }
+        Rounding::Float {
+            man,
+            min_normal,
+            cap,
+            max,
+        } => {
+            let a = y.abs();
+            let a = if a > cap { cap } else { a };
+            let a_normal = if a < min_normal { min_normal } else { a };
+            // floor(log2(a_normal)), exact: a_normal is a normal f32
+            let e = ((a_normal.to_bits() >> 23) & 0xff) as i32 - 127;
+            let ulp = pow2(e - man);
+            let q = (a / ulp).round_ties_even() * ulp;
+            let q = if q > max { max } else { q };
+            q.copysign(y)
         }
     }
 }
@@ -45,7 +123,7 @@ impl IntGrid {
 struct Forward<'a> {
     x: &'a [f32],
     q: &'a mut [f32],
-    grid: IntGrid,
+    grid: Grid,
 }
 
 impl pulp::WithSimd for Forward<'_> {
@@ -53,18 +131,11 @@ impl pulp::WithSimd for Forward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let IntGrid { scale, lo, hi } = self.grid;
+        let Grid {
+            scale, rounding, ..
+        } = self.grid;
         for (q, &x) in self.q.iter_mut().zip(self.x) {
-            let r = (x / scale).round_ties_even();
-            // written so that NaN passes through
-            let r = if r < lo {
-                lo
-            } else if r > hi {
-                hi
-            } else {
-                r
-            };
-            *q = r * scale;
+            *q = round(x / scale, rounding) * scale;
         }
     }
 }
@@ -73,7 +144,7 @@ struct Backward<'a> {
     x: &'a [f32],
     dy: &'a [f32],
     dx: &'a mut [f32],
-    grid: IntGrid,
+    grid: Grid,
 }
 
 impl pulp::WithSimd for Backward<'_> {
@@ -81,11 +152,15 @@ impl pulp::WithSimd for Backward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let IntGrid { scale, lo, hi } = self.grid;
-        let (lo, hi) = (lo - 0.5, hi + 0.5);
+        let Grid {
+            scale,
+            sat_lo,
+            sat_hi,
+            ..
+        } = self.grid;
         for ((dx, &x), &dy) in self.dx.iter_mut().zip(self.x).zip(self.dy) {
             let y = x / scale;
-            *dx = if y >= lo && y <= hi { dy } else { 0.0 };
+            *dx = if y >= sat_lo && y <= sat_hi { dy } else { 0.0 };
         }
     }
 }
@@ -94,7 +169,7 @@ impl pulp::WithSimd for Backward<'_> {
 ///
 /// # Shapes
 /// - `x`: any length; output: the length of `x`
-pub fn fake_quantize_int(x: &[f32], grid: IntGrid) -> Vec<f32> {
+pub fn fake_quantize(x: &[f32], grid: Grid) -> Vec<f32> {
     let mut q = vec![0.0f32; x.len()];
     q.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
@@ -102,14 +177,14 @@ pub fn fake_quantize_int(x: &[f32], grid: IntGrid) -> Vec<f32> {
     q
 }
 
-/// The input gradient of [`fake_quantize_int`] (clipped straight-through estimator).
+/// The input gradient of [`fake_quantize`] (clipped straight-through estimator).
 ///
 /// # Shapes
 /// - `x`, `dy`: the same length; output: that length
 ///
 /// # Panics
 /// Panics if the lengths differ.
-pub fn fake_quantize_int_backward(x: &[f32], dy: &[f32], grid: IntGrid) -> Vec<f32> {
+pub fn fake_quantize_backward(x: &[f32], dy: &[f32], grid: Grid) -> Vec<f32> {
     assert_eq!(
         x.len(),
         dy.len(),
@@ -164,47 +239,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn grids_of_signed_and_unsigned_codes() {
-        let g = IntGrid::new(4, true, 0.5);
-        assert_eq!((g.lo, g.hi), (-7.0, 7.0));
-        let g = IntGrid::new(4, false, 0.5);
-        assert_eq!((g.lo, g.hi), (0.0, 15.0));
-        let g = IntGrid::new(2, true, 1.0);
-        assert_eq!((g.lo, g.hi), (-1.0, 1.0));
-    }
-
-    #[test]
-    fn rounds_ties_to_even_saturates_and_keeps_nan() {
-        let grid = IntGrid::new(4, false, 0.5);
+    fn integer_grids_round_ties_to_even_saturate_and_keep_nan() {
+        let grid = Grid::new(Format::Int(4), false, 0.5);
         let x = [-1.0, -0.2, 0.25, 0.75, 1.25, 3.0, 7.7, 7.8, 100.0, f32::NAN];
-        let q = fake_quantize_int(&x, grid);
+        let q = fake_quantize(&x, grid);
         // ties: 0.25 / 0.5 = 0.5 -> 0, 0.75 -> 1.5 -> 2, 1.25 -> 2.5 -> 2
         assert_eq!(&q[..9], &[0.0, -0.0, 0.0, 1.0, 1.0, 3.0, 7.5, 7.5, 7.5]);
         assert!(q[9].is_nan());
-        let dx = fake_quantize_int_backward(&x, &[1.0; 10], grid);
+        let dx = fake_quantize_backward(&x, &[1.0; 10], grid);
         // rounding range [-0.25, 7.75] in real units
         assert_eq!(dx, [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
+        // signed codes are symmetric
+        let q = fake_quantize(&[-100.0, 100.0], Grid::new(Format::Int(4), true, 1.0));
+        assert_eq!(q, [-7.0, 7.0]);
     }
 
     #[test]
-    fn long_inputs_match_the_scalar_rule_on_any_thread_count() {
+    fn float_grids_match_the_scalar_rounding_of_every_format() {
+        for format in [
+            Format::E4M3,
+            Format::E5M2,
+            Format::E2M1,
+            Format::FP16,
+            Format::BF16,
+        ] {
+            let grid = Grid::new(format, true, 1.0);
+            let max = format.max_finite().unwrap() as f32;
+            let mut x: Vec<f32> = (0..20000)
+                .map(|i| ((i as f32 - 10000.0) / 10000.0).powi(3) * 2.5 * max)
+                .collect();
+            x.extend([
+                0.0,
+                -0.0,
+                max,
+                -max,
+                3.0 * max,
+                f32::INFINITY,
+                1e-30,
+                -1e-30,
+            ]);
+            let q = fake_quantize(&x, grid);
+            for (&x, &q) in x.iter().zip(&q) {
+                let expected = crate::quant::grid::round_scalar(x, format, true);
+                assert_eq!(q, expected, "{} of {x}", format.name());
+            }
+        }
+        assert!(fake_quantize(&[f32::NAN], Grid::new(Format::E4M3, true, 1.0))[0].is_nan());
+    }
+
+    #[test]
+    fn long_inputs_are_the_same_on_any_thread_count() {
         let n = 3 * CHUNK + 17;
         let x: Vec<f32> = (0..n)
             .map(|i| ((i * 7919) % 2001) as f32 * 0.01 - 10.0)
             .collect();
-        let grid = IntGrid::new(3, true, 0.37);
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| fake_quantize_int(&x, grid));
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-            .install(|| fake_quantize_int(&x, grid));
-        assert_eq!(one, two);
-        for (q, x) in one.iter().zip(&x) {
+        for grid in [
+            Grid::new(Format::Int(3), true, 0.37),
+            Grid::new(Format::E4M3, true, 0.01),
+        ] {
+            let on = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| fake_quantize(&x, grid))
+            };
+            assert_eq!(on(1), on(2));
+        }
+        let q = fake_quantize(&x, Grid::new(Format::Int(3), true, 0.37));
+        for (q, x) in q.iter().zip(&x) {
             let r = (x / 0.37f32).round_ties_even().clamp(-3.0, 3.0);
             assert_eq!(*q, r * 0.37);
         }

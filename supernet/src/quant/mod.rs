@@ -131,13 +131,21 @@ pub fn fake_quantize<const D: usize>(
     if format.is_full_precision() {
         return x;
     }
-    // One fused pass on our kernels for the common case (integer grid, one scale); the same
-    // values and gradient as the tensor ops below.
-    if let (Format::Int(bits), Some(s)) = (format, &scale)
-        && s.shape().num_elements() == 1
-        && crate::kernels::active(&x.device())
-    {
-        return crate::kernels::ext::fake_quantize_int(x, s.clone().reshape([1]), bits, signed);
+    // One fused pass on our kernels for a per-tensor scale (or none); the same values and
+    // gradient as the tensor ops below.
+    let narrow = !matches!(format, Format::Int(bits) if bits > 24);
+    if narrow && crate::kernels::active(&x.device()) {
+        match &scale {
+            Some(s) if s.shape().num_elements() == 1 => {
+                let s = s.clone().reshape([1]);
+                return crate::kernels::ext::fake_quantize(x, s, format, signed);
+            }
+            None => {
+                let one = Tensor::<1>::ones([1], &x.device());
+                return crate::kernels::ext::fake_quantize(x, one, format, signed);
+            }
+            Some(_) => {}
+        }
     }
     fake_quantize_ops(x, format, scale, signed)
 }
