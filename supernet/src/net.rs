@@ -622,14 +622,19 @@ pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2
         for c in &b.convs {
             y = layers.conv(Some(b.position), c, y);
         }
-        if b.residual {
+        x = if b.residual {
             let skip = match &b.shortcut {
                 Some(s) => layers.conv(Some(b.position), s, input),
                 None => input,
             };
-            y = y + skip;
-        }
-        x = activate(y, b.post_act);
+            if nhwc {
+                crate::kernels::ext::add_act(y, skip, norm_act(b.post_act))
+            } else {
+                activate(y + skip, b.post_act)
+            }
+        } else {
+            activate(y, b.post_act)
+        };
     }
     if let Some(h) = &plan.head_conv {
         x = layers.conv(None, h, x);

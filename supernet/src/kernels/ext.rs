@@ -73,6 +73,13 @@ pub trait NhwcBackend: Backend {
     /// - output: `[1]`
     fn range_max(x: FloatTensor<Self>, signed: bool) -> FloatTensor<Self>;
 
+    /// `act(a + b)`: a residual connection and the activation after it.
+    ///
+    /// # Shapes
+    /// - `a`, `b`: the same shape
+    /// - output: that shape
+    fn add_act_nhwc(a: FloatTensor<Self>, b: FloatTensor<Self>, act: NormAct) -> FloatTensor<Self>;
+
     /// `act(x * scale + shift)` per channel (the last dimension): batch norm in inference.
     ///
     /// # Shapes
@@ -177,6 +184,18 @@ impl NhwcBackend for Flex {
         let (y, stats) = bn_forward(&x, gamma, beta, epsilon, act);
         let c = stats.mean.len();
         (y, flex(stats.mean, [c]), flex(stats.var, [c]))
+    }
+
+    fn add_act_nhwc(a: FlexTensor, b: FlexTensor, act: NormAct) -> FlexTensor {
+        let shape = a.layout().shape().clone();
+        assert_eq!(
+            &shape,
+            b.layout().shape(),
+            "a residual connection of two shapes"
+        );
+        let a = contiguous(a, "the residual input");
+        let b = contiguous(b, "the residual input");
+        flex(norm::add_act(values(&a), values(&b), act), shape)
     }
 
     fn range_max(x: FlexTensor, signed: bool) -> FlexTensor {
@@ -327,6 +346,34 @@ impl Backward<Flex, 3> for BnBackward {
 }
 
 #[derive(Debug)]
+struct AddActBackward;
+
+impl Backward<Flex, 2> for AddActBackward {
+    type State = (FlexTensor, NormAct);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_a, node_b] = ops.parents;
+        let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
+        let (y, act) = ops.state;
+        let g = flex(
+            norm::act_backward(values(&y), values(&dy), act),
+            y.layout().shape().clone(),
+        );
+        if let Some(node) = node_a {
+            grads.register::<Flex>(node.id, g.clone());
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, g);
+        }
+    }
+}
+
+#[derive(Debug)]
 struct QuantBackward;
 
 impl Backward<Flex, 1> for QuantBackward {
@@ -407,6 +454,18 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         };
         (out, mean, var)
+    }
+
+    fn add_act_nhwc(a: FloatTensor<Self>, b: FloatTensor<Self>, act: NormAct) -> FloatTensor<Self> {
+        let prep = AddActBackward
+            .prepare::<C>([a.node(), b.node()])
+            .compute_bound()
+            .stateful();
+        let y = Flex::add_act_nhwc(a.into_primitive(), b.into_primitive(), act);
+        match prep {
+            OpsKind::Tracked(prep) => prep.finish((y.clone(), act), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
     }
 
     fn range_max(x: FloatTensor<Self>, signed: bool) -> FloatTensor<Self> {
@@ -512,6 +571,22 @@ pub fn range_max<const D: usize>(x: Tensor<D>, signed: bool) -> Tensor<1> {
     Tensor::from_dispatch(<Dispatch as NhwcBackend>::range_max(
         x.into_dispatch(),
         signed,
+    ))
+}
+
+/// `act(a + b)` in one pass (a residual connection and the activation after it).
+///
+/// # Shapes
+/// - `a`, `b`: the same shape
+/// - output: that shape
+///
+/// # Panics
+/// Panics on a device other than `flex`, or if the shapes differ.
+pub fn add_act<const D: usize>(a: Tensor<D>, b: Tensor<D>, act: NormAct) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as NhwcBackend>::add_act_nhwc(
+        a.into_dispatch(),
+        b.into_dispatch(),
+        act,
     ))
 }
 
@@ -789,6 +864,34 @@ mod tests {
                 "{} signed {signed}",
                 format.name()
             );
+        }
+    }
+
+    #[test]
+    fn add_act_matches_burn_with_gradients() {
+        let device = device();
+        for act in [NormAct::None, NormAct::Relu, NormAct::Relu6] {
+            let a0 = random([2, 3, 4, 5], &device).mul_scalar(4.0);
+            let b0 = random([2, 3, 4, 5], &device).mul_scalar(4.0);
+            let r = random([2, 3, 4, 5], &device);
+            let (a, b) = (a0.clone().require_grad(), b0.clone().require_grad());
+            let sum = a.clone() + b.clone();
+            let reference = match act {
+                NormAct::None => sum,
+                NormAct::Relu => burn::tensor::activation::relu(sum),
+                NormAct::Relu6 => sum.clamp(0.0, 6.0),
+            };
+            let grads = (reference.clone() * r.clone()).sum().backward();
+            let (ga, gb) = (a.grad(&grads).unwrap(), b.grad(&grads).unwrap());
+            let (a, b) = (a0.require_grad(), b0.require_grad());
+            let ours = add_act(a.clone(), b.clone(), act);
+            let grads = (ours.clone() * r).sum().backward();
+            assert!(
+                max_rel_diff(ours.inner(), reference.inner()) == 0.0,
+                "{act:?}"
+            );
+            assert!(max_rel_diff(a.grad(&grads).unwrap(), ga) == 0.0, "{act:?}");
+            assert!(max_rel_diff(b.grad(&grads).unwrap(), gb) == 0.0, "{act:?}");
         }
     }
 }
