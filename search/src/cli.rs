@@ -181,6 +181,7 @@ struct BenchArgs {
 
 /// Runs the CLI.
 pub fn main() -> ExitCode {
+    supernet::kernels::tune_allocator();
     let cli = Cli::parse();
     supernet::kernels::set_enabled(cli.kernels == Kernels::Qnas);
     match cli.command {

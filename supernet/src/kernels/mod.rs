@@ -93,6 +93,23 @@ impl ConvShape {
     }
 }
 
+/// Keeps freed tensor memory in the process (glibc): raises the size above which blocks are
+/// `mmap`ed to its maximum (32 MiB) and the free memory kept before returning it to the system
+/// to 1 GiB. With glibc's defaults a training step hands its activations back to the system
+/// and faults them in again, zeroed, in the next step; on ResNet-20 (batch 128, 2 cores) that
+/// cost a quarter of the step. Call it once at program start, before other threads allocate
+/// (the `qnas` binary does); it changes nothing elsewhere than Linux with glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only sets allocator parameters (valid constants and values here); it is
+    // thread-safe in glibc and has no memory-safety preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 static DISABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Turns our kernels on (the default) or off for this process. Off, the supernet runs on
