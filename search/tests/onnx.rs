@@ -124,10 +124,26 @@ fn require_onnxruntime() {
     );
 }
 
+/// The ONNX fallbacks of an exported model that leave activations unquantized (formats without
+/// an ONNX type), from its model.json.
+fn unquantized_activations(dir: &Path) -> Vec<String> {
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    info["onnx"]["fallbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .filter(|f| f.contains("left unquantized"))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The default job (`qnas run` on the default space and the bundled MNIST data), its front
-/// exported with `--onnx`: every member runs in onnxruntime with the same answers, and an int8,
-/// an int4 and an fp8 member are among those checked (fp8 exported with `--arch` when the front
-/// has none).
+/// exported with `--onnx`: every member runs in onnxruntime with the same answers (except
+/// members whose activations in a format without an ONNX type are left unquantized, a
+/// documented fallback: reported, not required), and an int8, an int4 and an fp8 member are
+/// among those checked (exported with `--arch` when the front has none).
 #[test]
 #[allow(clippy::print_stderr)]
 fn the_default_runs_front_matches_qnas_in_onnxruntime() {
@@ -154,8 +170,9 @@ fn the_default_runs_front_matches_qnas_in_onnxruntime() {
     for m in r["models"].as_array().unwrap() {
         let dir = PathBuf::from(m["dir"].as_str().unwrap());
         let arch = std::fs::read_to_string(dir.join("arch.ron")).unwrap();
+        let checked = unquantized_activations(&dir).is_empty();
         for kind in ["int8", "int4", "e4m3", "e5m2"] {
-            if arch.contains(&format!("\"{kind}\"")) {
+            if checked && arch.contains(&format!("\"{kind}\"")) {
                 kinds.insert(kind.replace("e4m3", "fp8").replace("e5m2", "fp8"));
             }
         }
@@ -176,12 +193,27 @@ fn the_default_runs_front_matches_qnas_in_onnxruntime() {
         dirs.push((format!("{name} (--arch)"), dir));
     }
     let mut report = Vec::new();
+    let mut checked = 0;
     for (name, dir) in &dirs {
         let (agree, line) = compare_in_onnxruntime(dir, &d, name);
-        report.push(line);
-        assert!(agree >= 0.995, "{}", report.join("\n"));
+        // Activations in a format ONNX has no type for (e2m1, ...) are left unquantized in
+        // the ONNX model, a documented fallback listed in model.json: such a member computes
+        // something else by design and is reported, not required to agree.
+        let unquantized = unquantized_activations(dir);
+        if unquantized.is_empty() {
+            report.push(line);
+            assert!(agree >= 0.995, "{}", report.join("\n"));
+            checked += 1;
+        } else {
+            report.push(format!("{line} [not required: {}]", unquantized.join("; ")));
+        }
     }
     eprintln!("{}", report.join("\n"));
+    assert!(
+        checked >= 4,
+        "too few members without activation fallbacks:\n{}",
+        report.join("\n")
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 

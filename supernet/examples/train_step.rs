@@ -6,6 +6,9 @@
 //! Defaults: spaces/presets/resnet20.ron, fp32, 10 steps, batch 128. FORMAT is a format name
 //! of the space language (`fp32`, `int4`, `e4m3`, ...). Prints the median step time and img/s.
 
+// a benchmark prints its numbers
+#![allow(clippy::print_stdout)]
+
 use std::time::Instant;
 
 use burn::nn::loss::CrossEntropyLossConfig;

@@ -726,6 +726,26 @@ mod tests {
     }
 
     #[test]
+    fn conv_matches_burn_on_random_shapes() {
+        // a seeded splitmix64 walk over batch, channels, sizes, kernel, stride and groups
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) % n) as usize
+        };
+        for _ in 0..16 {
+            let shape = [1 + next(3), 1 + next(20), 1 + next(12), 1 + next(12)];
+            let out = 1 + next(40);
+            let kernel = [1, 3, 5, 7][next(4)];
+            let stride = 1 + next(3);
+            check_conv(shape, out, kernel, stride, next(3) == 0);
+        }
+    }
+
+    #[test]
     fn conv_works_on_strided_views() {
         // A sliced, permuted input and a centre-cropped weight: not contiguous in memory.
         let device = Device::flex();
