@@ -98,26 +98,7 @@ impl ConvBn {
     /// - `x`: `[batch, layer.in_channels, h, w]`
     /// - output: `[batch, layer.out_channels, layer.out_size.0, layer.out_size.1]`
     pub fn forward(&self, x: Tensor<4>, layer: &ConvLayer, phase: Phase) -> Tensor<4> {
-        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
-        let y = match &self.conv {
-            SuperConv::Dense(c) => c.forward(
-                x,
-                ConvChoice::new(
-                    layer.out_channels as usize,
-                    layer.kernel as usize,
-                    layer.stride as usize,
-                ),
-                precision,
-                phase,
-            ),
-            SuperConv::Depthwise(c) => c.forward(
-                x,
-                layer.kernel as usize,
-                layer.stride as usize,
-                precision,
-                phase,
-            ),
-        };
+        let y = self.conv_forward(x, layer, phase, false);
         activate(self.bn.forward(y, phase), layer.act)
     }
 
@@ -128,27 +109,26 @@ impl ConvBn {
     /// - `x`: `[batch, h, w, layer.in_channels]`
     /// - output: `[batch, layer.out_size.0, layer.out_size.1, layer.out_channels]`
     pub fn forward_nhwc(&self, x: Tensor<4>, layer: &ConvLayer, phase: Phase) -> Tensor<4> {
-        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
-        let y = match &self.conv {
-            SuperConv::Dense(c) => c.forward_nhwc(
-                x,
-                ConvChoice::new(
-                    layer.out_channels as usize,
-                    layer.kernel as usize,
-                    layer.stride as usize,
-                ),
-                precision,
-                phase,
-            ),
-            SuperConv::Depthwise(c) => c.forward_nhwc(
-                x,
-                layer.kernel as usize,
-                layer.stride as usize,
-                precision,
-                phase,
-            ),
-        };
+        let y = self.conv_forward(x, layer, phase, true);
         self.bn.forward_nhwc(y, phase, norm_act(layer.act))
+    }
+
+    /// The convolution of `layer`, NCHW on burn's ops or NHWC on our kernels.
+    fn conv_forward(&self, x: Tensor<4>, layer: &ConvLayer, phase: Phase, nhwc: bool) -> Tensor<4> {
+        let precision = Precision::new(layer.formats.weights, layer.formats.activations);
+        let (kernel, stride) = (layer.kernel as usize, layer.stride as usize);
+        match &self.conv {
+            SuperConv::Dense(c) => {
+                let choice = ConvChoice::new(layer.out_channels as usize, kernel, stride);
+                if nhwc {
+                    c.forward_nhwc(x, choice, precision, phase)
+                } else {
+                    c.forward(x, choice, precision, phase)
+                }
+            }
+            SuperConv::Depthwise(c) if nhwc => c.forward_nhwc(x, kernel, stride, precision, phase),
+            SuperConv::Depthwise(c) => c.forward(x, kernel, stride, precision, phase),
+        }
     }
 
     /// The static twin of this layer as `layer` uses it.
@@ -774,14 +754,13 @@ impl StaticConvBn {
     /// [`StaticConvBn::forward_nhwc`] with `weight` in place of the stored weight.
     fn forward_nhwc_with(&self, x: Tensor<4>, weight: Tensor<4>) -> Tensor<4> {
         let x = self.quant.forward(x);
-        let y = crate::kernels::ext::conv2d(x, weight, self.conv.stride[0], self.conv.groups);
-        let y = match &self.conv.bias {
-            Some(b) => {
-                let c = b.dims()[0];
-                y + b.val().reshape([1, 1, 1, c])
-            }
-            None => y,
-        };
+        let y = crate::kernels::ext::conv2d(
+            x,
+            weight,
+            self.conv.bias.as_ref().map(Param::val),
+            self.conv.stride[0],
+            self.conv.groups,
+        );
         let device = y.device();
         let (scale, shift) = crate::layers::elastic_bn::inference_affine(
             self.bn.gamma.val(),

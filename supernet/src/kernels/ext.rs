@@ -514,23 +514,37 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
     }
 }
 
-/// Convolution of an NHWC input with an OIHW weight, "same" padding `kernel / 2`, on our
-/// kernels (differentiable on an autodiff device).
+/// Convolution of an NHWC input with an OIHW weight and an optional bias, "same" padding
+/// `kernel / 2`, on our kernels (differentiable on an autodiff device).
 ///
 /// # Shapes
 /// - `x`: `[batch, height, width, in_channels]`
 /// - `weight`: `[out_channels, in_channels / groups, kernel, kernel]`
+/// - `bias`: `[out_channels]`
 /// - output: `[batch, ceil(height / stride), ceil(width / stride), out_channels]`
 ///
 /// # Panics
 /// Panics on a device other than `flex`, or on inconsistent shapes.
-pub fn conv2d(x: Tensor<4>, weight: Tensor<4>, stride: usize, groups: usize) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as NhwcBackend>::conv2d_nhwc(
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    groups: usize,
+) -> Tensor<4> {
+    let y = Tensor::from_dispatch(<Dispatch as NhwcBackend>::conv2d_nhwc(
         x.into_dispatch(),
         weight.into_dispatch(),
         stride,
         groups,
-    ))
+    ));
+    match bias {
+        Some(b) => {
+            let c = b.dims()[0];
+            y + b.reshape([1, 1, 1, c])
+        }
+        None => y,
+    }
 }
 
 /// Fake quantization of `x` to `format` with the one-element `scale` (which gets no
@@ -700,7 +714,7 @@ mod tests {
         let (gx, gw) = (x.grad(&grads).unwrap(), wt.grad(&grads).unwrap());
 
         let (x, wt) = (x0.require_grad(), w0.require_grad());
-        let ours = conv2d(nhwc(x.clone()), wt.clone(), stride, groups);
+        let ours = conv2d(nhwc(x.clone()), wt.clone(), None, stride, groups);
         let grads = (ours.clone() * nhwc(r)).sum().backward();
         let what = format!("{n}x{c}x{h}x{w} -> {out}, k{kernel} s{stride} g{groups}");
         let d = max_rel_diff(ours.inner(), nhwc(reference.inner()));
@@ -754,7 +768,7 @@ mod tests {
         let crop = w.clone().slice([0..4, 0..3, 1..4, 1..4]);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         let reference = burn_conv2d(x.clone().slice([0..2, 0..3]), crop.clone(), None, options);
-        let ours = conv2d(nhwc(x).slice([0..2, 0..8, 0..8, 0..3]), crop, 1, 1);
+        let ours = conv2d(nhwc(x).slice([0..2, 0..8, 0..8, 0..3]), crop, None, 1, 1);
         assert!(max_rel_diff(ours, nhwc(reference)) < 1e-4);
     }
 

@@ -93,22 +93,11 @@ impl ElasticBatchNorm {
     pub fn forward<const D: usize>(&self, input: Tensor<D>, phase: Phase) -> Tensor<D> {
         assert!(D >= 2, "batch norm needs an input of rank 2 or more");
         let c = input.dims()[1];
-        let max = self.gamma.dims()[0];
-        assert!(
-            (1..=max).contains(&c),
-            "{c} channels for a batch norm of {max}"
-        );
         let device = input.device();
-        let gamma = self.gamma.val().slice(0..c);
-        let beta = self.beta.val().slice(0..c);
+        let (gamma, beta) = self.affine_prefix(c);
         match phase.momentum(self.momentum) {
             None => {
-                let mean = self
-                    .running_mean
-                    .value_sync()
-                    .to_device(&device)
-                    .slice(0..c);
-                let var = self.running_var.value_sync().to_device(&device).slice(0..c);
+                let (mean, var) = self.running_prefix(c, &device);
                 batch_norm(input, gamma, beta, mean, var, self.epsilon)
             }
             Some(momentum) => {
@@ -131,22 +120,11 @@ impl ElasticBatchNorm {
     /// Panics if the input has more channels than the layer, or on a device other than `flex`.
     pub fn forward_nhwc(&self, input: Tensor<4>, phase: Phase, act: NormAct) -> Tensor<4> {
         let c = input.dims()[3];
-        let max = self.gamma.dims()[0];
-        assert!(
-            (1..=max).contains(&c),
-            "{c} channels for a batch norm of {max}"
-        );
         let device = input.device();
-        let gamma = self.gamma.val().slice(0..c);
-        let beta = self.beta.val().slice(0..c);
+        let (gamma, beta) = self.affine_prefix(c);
         match phase.momentum(self.momentum) {
             None => {
-                let mean = self
-                    .running_mean
-                    .value_sync()
-                    .to_device(&device)
-                    .slice(0..c);
-                let var = self.running_var.value_sync().to_device(&device).slice(0..c);
+                let (mean, var) = self.running_prefix(c, &device);
                 let (scale, shift) = inference_affine(gamma, beta, mean, var, self.epsilon);
                 ext::channel_affine(input, scale, shift, act)
             }
@@ -157,6 +135,25 @@ impl ElasticBatchNorm {
                 out.output
             }
         }
+    }
+
+    /// Gamma and beta of the first `c` channels.
+    ///
+    /// # Panics
+    /// Panics if `c` is zero or more than the layer's channels.
+    fn affine_prefix(&self, c: usize) -> (Tensor<1>, Tensor<1>) {
+        let max = self.gamma.dims()[0];
+        assert!(
+            (1..=max).contains(&c),
+            "{c} channels for a batch norm of {max}"
+        );
+        (self.gamma.val().slice(0..c), self.beta.val().slice(0..c))
+    }
+
+    /// Running mean and variance of the first `c` channels, on `device`.
+    fn running_prefix(&self, c: usize, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        let prefix = |s: &RunningState<Tensor<1>>| s.value_sync().to_device(device).slice(0..c);
+        (prefix(&self.running_mean), prefix(&self.running_var))
     }
 
     /// Resets the running statistics (mean 0, variance 1) of every channel. Recalibration of a

@@ -169,11 +169,8 @@ impl ElasticConv2d {
         let in_channels = input.dims()[3];
         let input = self.input_quant.forward(input, precision.act, phase);
         let weight = self.active_weight(in_channels, choice, precision.weight);
-        let y = crate::kernels::ext::conv2d(input, weight, choice.stride, 1);
-        match self.active_bias(choice.out_channels) {
-            Some(b) => y + b.reshape([1, 1, 1, choice.out_channels]),
-            None => y,
-        }
+        let bias = self.active_bias(choice.out_channels);
+        crate::kernels::ext::conv2d(input, weight, bias, choice.stride, 1)
     }
 
     /// The weight `forward` uses: sliced, centre-cropped and fake-quantized.

@@ -134,11 +134,8 @@ impl ElasticDepthwiseConv2d {
         let channels = input.dims()[3];
         let input = self.input_quant.forward(input, precision.act, phase);
         let weight = self.active_weight(channels, kernel, precision.weight);
-        let y = crate::kernels::ext::conv2d(input, weight, stride, channels);
-        match self.active_bias(channels) {
-            Some(b) => y + b.reshape([1, 1, 1, channels]),
-            None => y,
-        }
+        let bias = self.active_bias(channels);
+        crate::kernels::ext::conv2d(input, weight, bias, stride, channels)
     }
 
     /// The weight `forward` uses: the first `channels` filters, centre-cropped to `kernel`,
