@@ -24,6 +24,7 @@ pub mod encode;
 pub mod error;
 pub mod format;
 pub mod locate;
+pub mod member;
 pub mod plan;
 pub mod raw;
 pub mod rng;

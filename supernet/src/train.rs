@@ -44,6 +44,9 @@ pub enum TrainError {
     /// Training state does not fit this trainer.
     #[error("cannot restore training state: {0}")]
     State(String),
+    /// The member to train alone is not a member of the space.
+    #[error(transparent)]
+    Member(#[from] spaces::ArchError),
 }
 
 /// What one step did.
@@ -111,6 +114,8 @@ pub struct Trainer {
     pub state: TrainState,
     space: Space,
     device: Device,
+    /// The one member a stand-alone trainer trains (see [`Trainer::for_member`]).
+    member: Option<Arch>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -119,6 +124,7 @@ impl std::fmt::Debug for Trainer {
             .field("space", &self.space.name)
             .field("supernets", &self.nets.len())
             .field("state", &self.state)
+            .field("member", &self.member.as_ref().map(Arch::key))
             .finish()
     }
 }
@@ -234,25 +240,71 @@ fn batch_accuracy(logits: Tensor<2>, labels: Tensor<1, Int>) -> f64 {
     pred.equal(labels).int().sum().into_scalar::<i64>() as f64 / n as f64
 }
 
+/// Runs `f` right after seeding `device`'s generator with `seed`, with no other call of
+/// `seeded` in between: burn's generator is one per device, so two trainers built at the same
+/// time on different threads (`qnas correlate` trains members side by side) would otherwise
+/// draw each other's initial weights, and a trainer's weights would depend on the schedule.
+pub fn seeded<T>(device: &Device, seed: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // a panic elsewhere while holding the lock leaves nothing half-done that matters here
+    let _guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    device.seed(seed);
+    f()
+}
+
+/// Draws every parameter's initial value (burn draws it lazily, at first use).
+struct Materialize;
+
+impl burn::module::ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+
+    fn visit_int<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D, Int>>) {
+        let _ = param.val();
+    }
+
+    fn visit_bool<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<Tensor<D, burn::tensor::Bool>>,
+    ) {
+        let _ = param.val();
+    }
+}
+
 impl Trainer {
     /// A trainer for `space` (its `train` section) on `device` (autodiff is enabled on it).
     pub fn new(space: &Space, device: &Device) -> Result<Trainer, TrainError> {
+        Trainer::build(space, device, false)
+    }
+
+    /// [`Trainer::new`]; with `eager`, every parameter is drawn at construction, under the
+    /// seed (burn draws a parameter's initial value when it is first used, so a trainer whose
+    /// first steps run beside another trainer's would draw from a generator both advance).
+    fn build(space: &Space, device: &Device, eager: bool) -> Result<Trainer, TrainError> {
         let t = &space.train;
         let device = device.clone().autodiff();
-        device.seed(t.seed);
         let m = t.mixture.supernets.max(1) as usize;
-        let nets = (0..m)
-            .map(|_| {
-                Supernet::with_config(
-                    space,
-                    &SupernetConfig {
-                        zero_init_residual: t.zero_init_residual,
-                        ..SupernetConfig::default()
-                    },
-                    &device,
-                )
-            })
-            .collect();
+        let nets = seeded(&device, t.seed, || {
+            (0..m)
+                .map(|_| {
+                    let net = Supernet::with_config(
+                        space,
+                        &SupernetConfig {
+                            zero_init_residual: t.zero_init_residual,
+                            ..SupernetConfig::default()
+                        },
+                        &device,
+                    );
+                    if eager {
+                        net.visit(&mut Materialize);
+                    }
+                    net
+                })
+                .collect()
+        });
         let optims = (0..m).map(|_| optimizer(&t.optimizer)).collect();
         let mixture = if m > 1 {
             Some(Mixture::new(
@@ -278,7 +330,25 @@ impl Trainer {
             },
             space: space.clone(),
             device,
+            member: None,
         })
+    }
+
+    /// A trainer of `arch` alone, from scratch: its network is built from
+    /// [`Space::for_member`] (the member's own shapes), every step trains `arch` at its formats
+    /// (fake-quantized from the first step) on the space's recipe, without distillation (there
+    /// is no teacher). Its networks hold the narrowed space: evaluate `arch` on them.
+    pub fn for_member(space: &Space, arch: &Arch, device: &Device) -> Result<Trainer, TrainError> {
+        let alone = space.for_member(arch)?;
+        // eager: `qnas correlate` trains members side by side
+        let mut trainer = Trainer::build(&alone, device, true)?;
+        trainer.member = Some(arch.clone());
+        Ok(trainer)
+    }
+
+    /// The member a stand-alone trainer trains.
+    pub fn member(&self) -> Option<&Arch> {
+        self.member.as_ref()
     }
 
     /// The space trained.
@@ -301,6 +371,9 @@ impl Trainer {
     /// (the largest first when the rule has one).
     pub fn draw_members(&mut self, config: usize) -> Vec<(String, Arch)> {
         let space = &self.space;
+        if let Some(arch) = &self.member {
+            return vec![("member".to_string(), arch.clone())];
+        }
         let rng = &mut self.state.rng;
         let mut out = match space.train.sampling {
             Sampling::Sandwich { random } => {

@@ -251,3 +251,90 @@ fn zero_initialized_residual_gammas_learn() {
         "the last batch norm of a residual block must train"
     );
 }
+
+/// Trains `arch` alone for `steps` steps on fixed batches; its logits on a fixed batch after
+/// every step (training mode: batch statistics).
+fn alone_logits(space: &Space, arch: &spaces::Arch, steps: usize) -> Vec<Vec<f32>> {
+    let device = Device::flex();
+    let mut t = Trainer::for_member(space, arch, &device).unwrap();
+    let mut rng = Rng::new(5);
+    let (probe, _) = batch(16, &mut Rng::new(77), &device);
+    let plan = t.space().plan(arch).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..=steps {
+        let logits = t.nets[0]
+            .valid()
+            .forward_plan(probe.clone(), &plan, Phase::Train);
+        out.push(
+            logits
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap(),
+        );
+        let (x, y) = batch(32, &mut rng, &device);
+        t.step(x, y, None).unwrap();
+    }
+    out
+}
+
+#[test]
+fn a_member_alone_learns_on_its_own_shapes() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 60));
+    let arch = space.smallest();
+    let device = Device::flex();
+    let mut t = Trainer::for_member(&space, &arch, &device).unwrap();
+    assert_eq!(t.member(), Some(&arch));
+    // the network holds the member's weights at its shapes: the smallest widths only
+    assert_eq!(t.space().stem.widths, vec![arch.stem.width]);
+    assert_eq!(t.space().largest().stages[0].width, arch.stages[0].width);
+    let mut rng = Rng::new(9);
+    let mut first = 0.0;
+    let mut last = 0.0;
+    for i in 0..60 {
+        let (x, y) = batch(32, &mut rng, &device);
+        let r = t.step(x, y, None).unwrap();
+        // one member a step, itself: no distillation, no sandwich
+        assert_eq!(r.members, 1);
+        if i == 0 {
+            first = r.loss;
+        }
+        last = r.loss;
+    }
+    assert!(last < first * 0.5, "loss {first} -> {last}");
+    // a member of another space is refused
+    let mut other = arch.clone();
+    other.stem.width = 5;
+    assert!(matches!(
+        Trainer::for_member(&space, &other, &device),
+        Err(TrainError::Member(_))
+    ));
+}
+
+#[test]
+fn members_trained_side_by_side_get_the_weights_they_get_alone() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 10));
+    let (a, b) = (space.smallest(), space.largest());
+    let (wa, wb) = (alone_logits(&space, &a, 3), alone_logits(&space, &b, 3));
+    assert_ne!(wa, wb);
+    assert_eq!(wa, alone_logits(&space, &a, 3), "two runs alone differ");
+    for _ in 0..3 {
+        let (pa, pb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| alone_logits(&space, &a, 3));
+            let hb = s.spawn(|| alone_logits(&space, &b, 3));
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        for (step, (p, w)) in pa.iter().zip(&wa).enumerate() {
+            assert!(
+                p == w,
+                "member a beside b differs from a alone after {step} steps"
+            );
+        }
+        for (step, (p, w)) in pb.iter().zip(&wb).enumerate() {
+            assert!(
+                p == w,
+                "member b beside a differs from b alone after {step} steps"
+            );
+        }
+    }
+}
