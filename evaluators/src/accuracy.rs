@@ -4,6 +4,7 @@
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, ArchError, Plan};
+use stats::Interval;
 use supernet::{Phase, StaticNet, Supernet};
 
 use crate::data::{Batch, BatchLoader};
@@ -32,6 +33,70 @@ impl Accuracy {
         Accuracy {
             correct: self.correct + o.correct,
             total: self.total + o.total,
+        }
+    }
+}
+
+/// Confidence of the interval every reported accuracy carries.
+pub const CONFIDENCE: f64 = 0.95;
+
+impl Accuracy {
+    /// The exact (Clopper-Pearson) interval of the accuracy at [`CONFIDENCE`], from its counts.
+    pub fn interval(self) -> Interval {
+        stats::clopper_pearson(self.correct as u64, self.total as u64, CONFIDENCE)
+    }
+}
+
+/// A measured accuracy as reports carry it: the fraction, the counts it comes from and its 95%
+/// exact (Clopper-Pearson) interval. The interval is always computed from the counts, also when
+/// a report is read back (older reports have none).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawMeasured")]
+pub struct Measured {
+    /// Top-1 accuracy in `[0, 1]`.
+    pub accuracy: f64,
+    /// Correct predictions.
+    pub correct: usize,
+    /// Images.
+    pub total: usize,
+    /// 95% Clopper-Pearson interval of the accuracy.
+    pub interval: Interval,
+}
+
+/// [`Measured`] as written, the interval optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeasured {
+    accuracy: f64,
+    correct: usize,
+    total: usize,
+    #[serde(default)]
+    #[allow(dead_code)]
+    interval: Option<Interval>,
+}
+
+impl From<RawMeasured> for Measured {
+    fn from(r: RawMeasured) -> Self {
+        let a = Accuracy {
+            correct: r.correct,
+            total: r.total,
+        };
+        Measured {
+            accuracy: r.accuracy,
+            correct: r.correct,
+            total: r.total,
+            interval: a.interval(),
+        }
+    }
+}
+
+impl From<Accuracy> for Measured {
+    fn from(a: Accuracy) -> Self {
+        Measured {
+            accuracy: a.top1(),
+            correct: a.correct,
+            total: a.total,
+            interval: a.interval(),
         }
     }
 }
@@ -94,6 +159,25 @@ pub fn evaluate_static(net: &StaticNet, batches: impl IntoIterator<Item = Batch>
     })
 }
 
+/// Recalibrates `net` for `arch` on the first batches of `train` (see [`EvalConfig`]) and
+/// returns the member's plan. `net` must be on a device without autodiff
+/// (`supernet.valid()`); its running statistics are left as this member's.
+pub fn recalibrate(
+    net: &Supernet,
+    arch: &Arch,
+    train: &BatchLoader,
+    cfg: EvalConfig,
+) -> Result<Plan, ArchError> {
+    let plan = net.space.plan(arch)?;
+    let device = net.stem.bn.gamma.val().device();
+    let recal = train
+        .epoch(cfg.recalibration_epoch, &device)
+        .take(cfg.recalibration_batches)
+        .map(|b| b.images);
+    net.recalibrate_plan(&plan, recal);
+    Ok(plan)
+}
+
 /// Recalibrates `net` for `arch` on the first batches of `train` (see [`EvalConfig`]), then
 /// measures its top-1 accuracy on every batch of `held_out`. `net` must be on a device without
 /// autodiff (`supernet.valid()`); its running statistics are left as this member's.
@@ -104,12 +188,42 @@ pub fn recalibrate_and_evaluate(
     held_out: &BatchLoader,
     cfg: EvalConfig,
 ) -> Result<Accuracy, ArchError> {
-    let plan = net.space.plan(arch)?;
+    let plan = recalibrate(net, arch, train, cfg)?;
     let device = net.stem.bn.gamma.val().device();
-    let recal = train
-        .epoch(cfg.recalibration_epoch, &device)
-        .take(cfg.recalibration_batches)
-        .map(|b| b.images);
-    net.recalibrate_plan(&plan, recal);
     Ok(evaluate_plan(net, &plan, held_out.epoch(0, &device)))
+}
+
+/// Whether the member `plan` classifies each image of `batches` correctly, in the loader's
+/// order (Phase::Eval): the per-image record that paired comparisons and bootstraps need.
+pub fn correct_per_image(
+    net: &Supernet,
+    plan: &Plan,
+    batches: impl IntoIterator<Item = Batch>,
+) -> Vec<bool> {
+    let mut out = Vec::new();
+    for b in batches {
+        let logits = net.forward_plan(b.images, plan, Phase::Eval);
+        let pred = logits.argmax(1).squeeze_dim::<1>(1);
+        let hits = pred.equal(b.labels).float().into_data().convert::<f32>();
+        out.extend(
+            hits.try_to_vec::<f32>()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v != 0.0),
+        );
+    }
+    out
+}
+
+/// [`recalibrate`], then [`correct_per_image`] on every batch of `held_out`.
+pub fn recalibrate_and_score(
+    net: &Supernet,
+    arch: &Arch,
+    train: &BatchLoader,
+    held_out: &BatchLoader,
+    cfg: EvalConfig,
+) -> Result<Vec<bool>, ArchError> {
+    let plan = recalibrate(net, arch, train, cfg)?;
+    let device = net.stem.bn.gamma.val().device();
+    Ok(correct_per_image(net, &plan, held_out.epoch(0, &device)))
 }

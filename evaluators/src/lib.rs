@@ -7,5 +7,6 @@ pub mod accuracy;
 pub mod data;
 
 pub use accuracy::{
-    Accuracy, EvalConfig, evaluate_plan, evaluate_static, recalibrate_and_evaluate,
+    Accuracy, CONFIDENCE, EvalConfig, Measured, correct_per_image, evaluate_plan, evaluate_static,
+    recalibrate, recalibrate_and_evaluate, recalibrate_and_score,
 };

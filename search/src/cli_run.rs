@@ -75,6 +75,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
             restart: false,
             steps: None,
             device: device.clone(),
+            arch: None,
         };
         let mut bar = crate::cli_train::Bar::default();
         if let Err(e) = train_cmd::train(&opts, &mut bar) {

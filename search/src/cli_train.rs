@@ -26,6 +26,12 @@ pub struct TrainArgs {
     /// Train this many steps in all (overrides `train.steps`).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Train this member alone from scratch instead of the supernet: an arch file (RON or
+    /// JSON) of the space, e.g. from `qnas space sample` or `arch.ron` of an exported model.
+    /// Its formats are fake-quantized from the first step, with the space's `train` recipe and
+    /// no distillation; default run folder `runs/<space>-alone-<fingerprint>`.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
@@ -148,9 +154,31 @@ fn text(s: &TrainSummary) -> String {
         s.run_dir.display(),
         s.checkpoint.display()
     );
-    out += "validation accuracy after BN recalibration:\n";
+    if let Some(alone) = &s.alone {
+        out += "the member alone, after BN recalibration:\n";
+        for (split, m) in [("validation", &alone.validation), ("test", &alone.test)] {
+            out += &format!(
+                "  {split:<20} {:>6.2}%  95% interval [{:.2}%, {:.2}%] ({} of {} images)\n",
+                m.accuracy * 100.0,
+                m.interval.lo * 100.0,
+                m.interval.hi * 100.0,
+                m.correct,
+                m.total
+            );
+        }
+        return out;
+    }
+    out += "validation accuracy after BN recalibration (95% interval):\n";
     for m in &s.members {
-        out += &format!("  {:<20} {:>6.2}%\n", m.name, m.validation_accuracy * 100.0);
+        let v = &m.validation;
+        out += &format!(
+            "  {:<20} {:>6.2}%  [{:.2}%, {:.2}%] of {} images\n",
+            m.name,
+            v.accuracy * 100.0,
+            v.interval.lo * 100.0,
+            v.interval.hi * 100.0,
+            v.total
+        );
     }
     if let Some(mix) = &s.mixture {
         out += "\nbalanced mixture: p(supernet | pooling configuration)\n";
@@ -182,6 +210,7 @@ pub fn run(a: &TrainArgs) -> ExitCode {
         restart: a.restart,
         steps: a.steps,
         device,
+        arch: a.arch.clone(),
     };
     let mut bar = Bar {
         bar: None,

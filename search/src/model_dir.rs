@@ -22,7 +22,7 @@ use evaluators::data::{
     BatchLoader, DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization,
     SearchData, load_images,
 };
-use evaluators::{Accuracy, evaluate_static};
+use evaluators::evaluate_static;
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
@@ -78,27 +78,7 @@ pub struct DataInfo {
     pub batch_size: usize,
 }
 
-/// A measured accuracy.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Measured {
-    /// Top-1 accuracy in `[0, 1]`.
-    pub accuracy: f64,
-    /// Correct predictions.
-    pub correct: usize,
-    /// Images.
-    pub total: usize,
-}
-
-impl From<Accuracy> for Measured {
-    fn from(a: Accuracy) -> Self {
-        Measured {
-            accuracy: a.top1(),
-            correct: a.correct,
-            total: a.total,
-        }
-    }
-}
+pub use evaluators::Measured;
 
 /// Accuracies of an exported model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use evaluators::data::{BatchLoader, DataError, DataSpec, SearchData};
-use evaluators::{EvalConfig, recalibrate_and_evaluate};
+use evaluators::{EvalConfig, Measured, recalibrate_and_evaluate};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Format, Space, SpaceError};
 use supernet::checkpoint::{self, Checkpoint, CheckpointError};
@@ -40,6 +40,9 @@ pub struct TrainOptions {
     pub steps: Option<u64>,
     /// Device to train on (autodiff is added).
     pub device: Device,
+    /// Train this member alone, from scratch (an arch file of the space), instead of the
+    /// supernet; default run folder `runs/<space name>-alone-<member fingerprint>`.
+    pub arch: Option<PathBuf>,
 }
 
 /// Why `qnas train` failed.
@@ -68,6 +71,16 @@ pub enum TrainCmdError {
         found: String,
         /// Input shape of the space.
         expected: String,
+    },
+    /// The run folder trains another member, or the supernet.
+    #[error("{}: {message}; pass --restart to train {wanted} there from scratch, or another --run", dir.display())]
+    OtherMember {
+        /// The run folder.
+        dir: PathBuf,
+        /// What the folder holds.
+        message: String,
+        /// What was asked for.
+        wanted: String,
     },
     /// The run folder already has checkpoints.
     #[error("{}: the run folder already has checkpoints; pass --resume to continue or --restart to start over", dir.display())]
@@ -157,6 +170,8 @@ pub struct MemberAccuracy {
     pub arch: Arch,
     /// Validation top-1 accuracy.
     pub validation_accuracy: f64,
+    /// The same with its counts and 95% interval.
+    pub validation: Measured,
     /// Supernet copy that evaluated it.
     pub supernet: usize,
 }
@@ -199,6 +214,34 @@ pub struct TrainSummary {
     pub members: Vec<MemberAccuracy>,
     /// The mixture, when training used one.
     pub mixture: Option<MixtureReport>,
+    /// The member trained alone (`qnas train --arch`), with its validation and test accuracy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alone: Option<AloneReport>,
+}
+
+/// The accuracy of a member trained alone, after BN recalibration as the search evaluates
+/// members.
+#[derive(Clone, Debug, Serialize)]
+pub struct AloneReport {
+    /// The member.
+    pub arch: Arch,
+    /// Its fingerprint ([`Space::member_fingerprint`]), in hex.
+    pub fingerprint: String,
+    /// Validation split (the images the search ranks members on).
+    pub validation: Measured,
+    /// The data set's test files.
+    pub test: Measured,
+}
+
+/// `arch.ron` of a stand-alone run folder: the member it trains.
+pub const MEMBER_FILE: &str = "arch.ron";
+
+/// The default run folder of `arch` trained alone.
+pub fn member_run_dir(space: &Space, arch: &Arch) -> Result<PathBuf, TrainCmdError> {
+    let f = space
+        .member_fingerprint(arch)
+        .map_err(|e| TrainCmdError::Train(e.into()))?;
+    Ok(PathBuf::from("runs").join(format!("{}-alone-{:08x}", space.name, f as u32)))
 }
 
 /// Loads a space file's data set and checks it fits the space.
@@ -228,6 +271,19 @@ pub fn load_data(space: &Space, file: &Path) -> Result<SearchData, TrainCmdError
         });
     }
     Ok(data)
+}
+
+/// An in-order loader over the test files of `space`'s data set.
+pub fn test_loader(
+    space: &Space,
+    data: &SearchData,
+    batch_size: usize,
+) -> Result<BatchLoader, TrainCmdError> {
+    let cfg = space.data.as_ref().ok_or_else(|| TrainCmdError::NoData {
+        file: space.name.clone(),
+    })?;
+    let test = DataSpec::from(cfg).load_test(Path::new(""))?;
+    Ok(data.eval_loader(std::sync::Arc::new(test), batch_size)?)
 }
 
 /// `source.json` of a run folder: where its space file came from, so that the copy
@@ -347,11 +403,16 @@ impl<'a> Stream<'a> {
     }
 }
 
-pub(crate) fn checkpoint_of(trainer: &Trainer, space: &Space) -> Result<Checkpoint, TrainCmdError> {
+/// A checkpoint of `trainer`, tied to `fingerprint` (the space's, or a member's trained
+/// alone).
+pub(crate) fn checkpoint_of(
+    trainer: &Trainer,
+    fingerprint: u64,
+) -> Result<Checkpoint, TrainCmdError> {
     let mut ck = Checkpoint::new(
-        space.fingerprint(),
+        fingerprint,
         trainer.state.step,
-        serde_json::json!({ "space": space.name, "state": trainer.state }),
+        serde_json::json!({ "space": trainer.space().name, "state": trainer.state }),
     )
     .with_created_now();
     for (i, (model, optim)) in trainer.weights_bytes()?.into_iter().enumerate() {
@@ -425,22 +486,117 @@ pub fn train(
         space.train.steps = steps.max(1);
     }
     let data = load_data(&space, &opts.file)?;
-    let dir = run_dir(&opts.run_dir, &space);
+    let member = match &opts.arch {
+        Some(path) => Some(Arch::load(path, &space)?),
+        None => None,
+    };
+    let dir = match (&opts.run_dir, &member) {
+        (Some(d), _) => d.clone(),
+        (None, Some(a)) => member_run_dir(&space, a)?,
+        (None, None) => run_dir(&None, &space),
+    };
+    let job = Job {
+        space: &space,
+        file: &opts.file,
+        data: &data,
+        dir,
+        resume: opts.resume,
+        restart: opts.restart,
+        device: opts.device.clone(),
+        member,
+    };
+    train_job(&job, progress)
+}
+
+/// One training: the supernet of a space, or one member of it alone.
+#[derive(Debug)]
+pub struct Job<'a> {
+    /// The space (with any override of its settings applied).
+    pub space: &'a Space,
+    /// The space file (copied into the run folder; relative paths resolve from it).
+    pub file: &'a Path,
+    /// Its data.
+    pub data: &'a SearchData,
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Continue from the last good checkpoint.
+    pub resume: bool,
+    /// Delete the checkpoints and metrics and start over.
+    pub restart: bool,
+    /// Device (autodiff is added).
+    pub device: Device,
+    /// The member to train alone; `None` trains the supernet.
+    pub member: Option<Arch>,
+}
+
+/// The trainer of `job` (the supernet, or its member alone) and the fingerprint its
+/// checkpoints carry.
+fn trainer_of(job: &Job<'_>) -> Result<(Trainer, u64), TrainCmdError> {
+    Ok(match &job.member {
+        Some(a) => (
+            Trainer::for_member(job.space, a, &job.device)?,
+            job.space
+                .member_fingerprint(a)
+                .map_err(|e| TrainCmdError::Train(e.into()))?,
+        ),
+        None => (
+            Trainer::new(job.space, &job.device)?,
+            job.space.fingerprint(),
+        ),
+    })
+}
+
+/// Checks that a run folder being resumed trains what `job` asks for.
+fn check_member_file(job: &Job<'_>) -> Result<(), TrainCmdError> {
+    let path = job.dir.join(MEMBER_FILE);
+    let held = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| Arch::parse(&t, &path.display().to_string(), job.space).ok());
+    let wanted = match &job.member {
+        Some(_) => "this member".to_string(),
+        None => "the supernet".to_string(),
+    };
+    let message = match (&held, &job.member) {
+        (Some(h), Some(m)) if h == m => return Ok(()),
+        (None, None) => return Ok(()),
+        (Some(_), Some(_)) => "the folder trains another member alone (arch.ron)",
+        (Some(_), None) => "the folder trains one member alone (arch.ron), not the supernet",
+        (None, Some(_)) => "the folder trains the supernet, not a member alone",
+    };
+    Err(TrainCmdError::OtherMember {
+        dir: job.dir.clone(),
+        message: message.to_string(),
+        wanted,
+    })
+}
+
+/// Runs one training job; see the module docs.
+pub fn train_job(
+    job: &Job<'_>,
+    progress: &mut dyn TrainProgress,
+) -> Result<TrainSummary, TrainCmdError> {
+    let space = job.space;
+    let opts = job;
+    let dir = job.dir.clone();
     let ck_dir = dir.join("checkpoints");
     let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();
     if !existing.is_empty() && !opts.resume && !opts.restart {
         return Err(TrainCmdError::RunExists { dir });
+    }
+    if !existing.is_empty() && opts.resume {
+        check_member_file(job)?;
     }
     if opts.restart {
         for (_, p) in &existing {
             std::fs::remove_file(p).map_err(|e| IoError::new("remove", p, e))?;
         }
         let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+        let _ = std::fs::remove_file(dir.join("train.json"));
     }
-    let mut trainer = Trainer::new(&space, &opts.device)?;
+    let (mut trainer, fingerprint) = trainer_of(job)?;
     let metrics_path = dir.join("metrics.jsonl");
     if opts.resume {
-        let found = checkpoint::latest_good(&ck_dir, Some(space.fingerprint()))?;
+        let found = checkpoint::latest_good(&ck_dir, Some(fingerprint))?;
         let skipped: Vec<String> = found
             .skipped
             .iter()
@@ -463,14 +619,21 @@ pub fn train(
             trainer.state.step
         ));
     } else {
-        let src = std::fs::read(&opts.file).map_err(|e| IoError::new("read", &opts.file, e))?;
+        let src = std::fs::read(opts.file).map_err(|e| IoError::new("read", opts.file, e))?;
         write_atomic(&dir.join("space.ron"), &src)?;
-        write_json_atomic(&dir.join("config.json"), &space)?;
+        write_json_atomic(&dir.join("config.json"), trainer.space())?;
         let source = Source {
-            space_file: std::fs::canonicalize(&opts.file).unwrap_or(opts.file.clone()),
+            space_file: std::fs::canonicalize(opts.file).unwrap_or(opts.file.to_path_buf()),
         };
         write_json_atomic(&dir.join(SOURCE_FILE), &source)?;
+        match &job.member {
+            Some(a) => write_atomic(&dir.join(MEMBER_FILE), a.to_ron().as_bytes())?,
+            None => {
+                let _ = std::fs::remove_file(dir.join(MEMBER_FILE));
+            }
+        }
     }
+    let data = job.data;
 
     let t = space.train.clone();
     let train_loader = data.train_loader(t.batch_size as usize)?;
@@ -512,7 +675,7 @@ pub fn train(
                 .map_err(|e| IoError::new("flush", &metrics_path, e))?;
             let saved = checkpoint::save(
                 &ck_dir,
-                &checkpoint_of(&trainer, &space)?,
+                &checkpoint_of(&trainer, fingerprint)?,
                 t.keep_checkpoints as usize,
             )?;
             progress.note(&format!("checkpoint {}", saved.path.display()));
@@ -523,7 +686,7 @@ pub fn train(
     if !last_ck.exists() {
         let saved = checkpoint::save(
             &ck_dir,
-            &checkpoint_of(&trainer, &space)?,
+            &checkpoint_of(&trainer, fingerprint)?,
             t.keep_checkpoints as usize,
         )?;
         last_ck = saved.path;
@@ -531,36 +694,70 @@ pub fn train(
     let seconds = started.elapsed().as_secs_f64();
     progress.end();
 
-    // evaluate reference members after recalibration
+    // evaluate after recalibration: the member trained alone (validation and test), or
+    // reference members of the supernet (validation)
     let eval_nets = trainer.eval_nets();
     let cfg = EvalConfig {
         recalibration_batches: t.recalibration_batches as usize,
         recalibration_epoch: 0,
     };
     let recal_loader = data.train_loader(t.batch_size as usize)?;
+    let eval_error = |e: spaces::ArchError| TrainCmdError::Train(TrainError::State(e.to_string()));
     let mut members = Vec::new();
-    let mut reference = vec![("largest".to_string(), space.largest())];
-    if let Some(a) = space.with_uniform_formats(&space.largest(), Format::FP32, Format::FP32) {
-        reference[0] = ("largest at fp32".to_string(), a);
-    }
-    reference.push(("smallest".to_string(), space.smallest()));
-    if let Some(a) = space.with_uniform_formats(&space.smallest(), Format::Int(8), Format::Int(8)) {
-        reference.push(("smallest at int8".to_string(), a));
-    }
-    for (name, arch) in reference {
-        let k = trainer.net_index_for(&arch);
-        let acc = recalibrate_and_evaluate(&eval_nets[k], &arch, &recal_loader, &val_loader, cfg)
-            .map_err(|e| TrainCmdError::Train(TrainError::State(e.to_string())))?;
+    let mut alone = None;
+    if let Some(arch) = &job.member {
+        let validation =
+            recalibrate_and_evaluate(&eval_nets[0], arch, &recal_loader, &val_loader, cfg)
+                .map_err(eval_error)?;
+        let test_loader = test_loader(space, data, t.batch_size as usize)?;
+        let plan = trainer.space().plan(arch).map_err(eval_error)?;
+        let test = evaluators::evaluate_plan(&eval_nets[0], &plan, test_loader.epoch(0, &host));
         progress.note(&format!(
-            "{name}: validation accuracy {:.2}%",
-            acc.top1() * 100.0
+            "member alone: validation accuracy {:.2}%, test accuracy {:.2}%",
+            validation.top1() * 100.0,
+            test.top1() * 100.0
         ));
         members.push(MemberAccuracy {
-            name,
-            arch,
-            validation_accuracy: acc.top1(),
-            supernet: k,
+            name: "member alone".to_string(),
+            arch: arch.clone(),
+            validation_accuracy: validation.top1(),
+            validation: validation.into(),
+            supernet: 0,
         });
+        alone = Some(AloneReport {
+            arch: arch.clone(),
+            fingerprint: format!("{fingerprint:016x}"),
+            validation: validation.into(),
+            test: test.into(),
+        });
+    } else {
+        let mut reference = vec![("largest".to_string(), space.largest())];
+        if let Some(a) = space.with_uniform_formats(&space.largest(), Format::FP32, Format::FP32) {
+            reference[0] = ("largest at fp32".to_string(), a);
+        }
+        reference.push(("smallest".to_string(), space.smallest()));
+        if let Some(a) =
+            space.with_uniform_formats(&space.smallest(), Format::Int(8), Format::Int(8))
+        {
+            reference.push(("smallest at int8".to_string(), a));
+        }
+        for (name, arch) in reference {
+            let k = trainer.net_index_for(&arch);
+            let acc =
+                recalibrate_and_evaluate(&eval_nets[k], &arch, &recal_loader, &val_loader, cfg)
+                    .map_err(eval_error)?;
+            progress.note(&format!(
+                "{name}: validation accuracy {:.2}%",
+                acc.top1() * 100.0
+            ));
+            members.push(MemberAccuracy {
+                name,
+                arch,
+                validation_accuracy: acc.top1(),
+                validation: acc.into(),
+                supernet: k,
+            });
+        }
     }
     let mixture = trainer.state.mixture.as_ref().map(|m| {
         let names = match &space.downsampling {
@@ -590,6 +787,7 @@ pub fn train(
         checkpoint: last_ck,
         members,
         mixture,
+        alone,
     };
     write_json_atomic(&dir.join("train.json"), &summary)?;
     Ok(summary)
