@@ -62,7 +62,7 @@ enum Command {
     Bench(BenchArgs),
     /// Train the supernet of a space file on its data set (checkpointed, resumable).
     #[command(
-        after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json"
+        after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json\n  qnas space sample spaces/presets/mnist.ron --seed 3 > member.ron\n  qnas train spaces/presets/mnist.ron --arch member.ron   # that member alone, from scratch"
     )]
     Train(crate::cli_train::TrainArgs),
     /// Search a trained supernet for the Pareto front of accuracy versus BitOps.
@@ -107,6 +107,18 @@ enum Command {
                       The input folder is only read; the default output is <MODEL>-ft<STEPS> next to it."
     )]
     Finetune(crate::cli_finetune::FinetuneArgs),
+    /// Measure how far a run's front can be trusted: train members of its search alone from
+    /// scratch and compare their accuracy with the supernet's (Kendall tau-b, Spearman rho,
+    /// top-k overlap, each member's gap, with bootstrap intervals).
+    #[command(
+        after_help = "Examples:\n  qnas correlate runs/mnist --members 16\n  qnas correlate runs/mnist --members 24 --jobs 2 --json\n  qnas correlate spaces/presets/digits.ron --run runs/d --members 6 --steps 100\n\n\
+                      Every member of the search's front is trained, then members spread over cost and\n\
+                      accuracy. Each trains in RUN/correlate/alone/<member>-s<steps>/ with the space's\n\
+                      recipe (its formats fake-quantized from step 0, no distillation); run the same\n\
+                      command again after an interruption and finished members are kept, started ones\n\
+                      resume. Writes correlate.json, correlate.csv, correlate.svg and correlate.png."
+    )]
+    Correlate(crate::cli_correlate::CorrelateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +215,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => crate::cli_model::eval(&a),
         Command::Predict(a) => crate::cli_model::predict(&a),
         Command::Finetune(a) => crate::cli_finetune::run(&a),
+        Command::Correlate(a) => crate::cli_correlate::run(&a),
     }
 }
 
@@ -316,7 +329,23 @@ fn emit<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> St
     ExitCode::SUCCESS
 }
 
-/// Reports an invalid space or arch file and returns exit code 2.
+/// Reports an error about `file` (a `qnas.error/1` document on stdout with `--json`, a line on
+/// stderr otherwise) and returns exit code `code`.
+pub(crate) fn report_error(json: bool, file: &str, message: &str, code: u8) -> ExitCode {
+    if json {
+        let body = serde_json::json!({ "schema": "qnas.error/1", "ok": false,
+            "errors": [{ "file": file, "line": null, "column": null, "field": null,
+                         "message": message, "help": null }] });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(code)
+}
+
 /// The device of `--device`, or the exit code after reporting why it is not available.
 pub(crate) fn device(kind: BackendKind) -> Result<burn::tensor::Device, ExitCode> {
     search::backend::device(kind).map_err(|e| {
@@ -467,7 +496,7 @@ fn print_sample(r: &SampleReport) -> String {
     let mut s = String::new();
     for (i, c) in r.archs.iter().enumerate() {
         s += &format!(
-            "# sample {i} (seed {}): MACs {}, params {}, BitOps {}\n",
+            "// sample {i} (seed {}): MACs {}, params {}, BitOps {}\n",
             r.seed,
             si(c.cost.macs as f64),
             si(c.cost.params as f64),

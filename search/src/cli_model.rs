@@ -124,23 +124,49 @@ pub fn export_table(r: &ExportReport) -> String {
         r.out_dir.display()
     );
     s += &format!(
-        "  {:>3}  {:>9}  {:>9}  {:>9}  {:>12}  {:>10}  {}\n",
-        "#", "search", "valid.", "test", "BitOps", "weights", "folder"
+        "  {:>3}  {:>9}  {:>9} {:>17}  {:>9} {:>17}  {:>12}  {:>10}  {}\n",
+        "#",
+        "search",
+        "valid.",
+        "95% interval",
+        "test",
+        "95% interval",
+        "BitOps",
+        "weights",
+        "folder"
     );
     for m in &r.models {
         let a = &m.info.accuracy;
         s += &format!(
-            "  {:>3}  {:>8.2}%  {:>8.2}%  {:>8.2}%  {:>12.4e}  {:>8} B  {}\n",
+            "  {:>3}  {:>8.2}%  {:>8.2}% {:>17}  {:>8.2}% {:>17}  {:>12.4e}  {:>8} B  {}\n",
             m.position,
             a.search * 100.0,
             a.validation.accuracy * 100.0,
+            interval(&a.validation),
             a.test.accuracy * 100.0,
+            interval(&a.test),
             m.info.cost.bitops as f64,
             m.info.size.weight_code_bytes,
             m.dir.display()
         );
     }
+    s += &format!(
+        "  (95% Clopper-Pearson intervals from the image counts: {} validation, {} test images)\n",
+        r.models
+            .first()
+            .map_or(0, |m| m.info.accuracy.validation.total),
+        r.models.first().map_or(0, |m| m.info.accuracy.test.total)
+    );
     s
+}
+
+/// `[a%, b%]`: a measured accuracy's 95% interval.
+fn interval(m: &model_dir::Measured) -> String {
+    format!(
+        "[{:.2}%, {:.2}%]",
+        m.interval.lo * 100.0,
+        m.interval.hi * 100.0
+    )
 }
 
 /// Runs `qnas export`.
@@ -186,8 +212,9 @@ pub fn export(a: &ExportArgs) -> ExitCode {
 fn print_eval(r: &EvalReport) -> String {
     let line = |name: &str, m: &model_dir::Measured, reported: &model_dir::Measured| {
         format!(
-            "  {name:<10} {:>7.2}%  ({} of {}){}\n",
+            "  {name:<10} {:>7.2}%  95% interval {}  ({} of {}){}\n",
             m.accuracy * 100.0,
+            interval(m),
             m.correct,
             m.total,
             if (m.correct, m.total) == (reported.correct, reported.total) {

@@ -61,6 +61,13 @@ impl SearchProgress for Lines {
     }
 }
 
+/// A row's 95% interval in percent, `[a%, b%]`, or blank when it has none.
+fn interval(row: &Row) -> String {
+    row.interval.map_or(String::new(), |i| {
+        format!("[{:.2}%, {:.2}%]", i.lo * 100.0, i.hi * 100.0)
+    })
+}
+
 /// The front and the baselines as a table.
 pub fn table(r: &SearchReport) -> String {
     let mut s = format!(
@@ -70,25 +77,35 @@ pub fn table(r: &SearchReport) -> String {
         r.hypervolume
     );
     s += &format!(
-        "  {:>3}  {:>8}  {:>12}  {:>10}  {:>9}  {}\n",
-        "#", "accuracy", "BitOps", "MACs", "params", "from"
+        "  {:>3}  {:>8}  {:>17}    {:>12}  {:>10}  {:>9}  {}\n",
+        "#", "accuracy", "95% interval", "BitOps", "MACs", "params", "from"
     );
+    let overlaps = search_cmd::overlaps_cheaper(&r.front);
     for (i, row) in r.front.iter().enumerate() {
         s += &format!(
-            "  {:>3}  {:>7.2}%  {:>12.4e}  {:>10}  {:>9}  {}\n",
+            "  {:>3}  {:>7.2}%  {:>17} {:>2} {:>12.4e}  {:>10}  {:>9}  {}\n",
             i + 1,
             row.accuracy * 100.0,
+            interval(row),
+            if overlaps[i] { "~" } else { "" },
             row.bitops as f64,
             row.macs,
             row.params,
             row.origin
         );
     }
+    if overlaps.iter().any(|&o| o) {
+        s += &format!(
+            "  ~ its 95% interval overlaps a cheaper front member's: on these {} validation images the\n    gain over that cheaper member is not distinguishable from noise\n",
+            r.front.iter().map(|x| x.samples).max().unwrap_or(0)
+        );
+    }
     s += "\nuniform-precision baselines:\n";
     for row in &r.baselines {
         s += &format!(
-            "  {:>7.2}%  {:>12.4e}  {}\n",
+            "  {:>7.2}%  {:>17}  {:>12.4e}  {}\n",
             row.accuracy * 100.0,
+            interval(row),
             row.bitops as f64,
             row.origin.trim_start_matches("baseline ")
         );

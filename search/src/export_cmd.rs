@@ -405,16 +405,14 @@ pub fn export(
         Some(path) => {
             let arch = Arch::load(path, space).map_err(TrainCmdError::from)?;
             let cost = space.cost(&arch).unwrap_or_default();
-            let row = Row {
-                origin: format!("arch {}", path.display()),
+            // measured at export
+            let row = Row::new(
+                format!("arch {}", path.display()),
                 arch,
-                // measured at export
-                accuracy: f64::NAN,
-                bitops: cost.bitops,
-                macs: cost.macs,
-                params: cost.params,
-                weight_bits: cost.weight_bits,
-            };
+                &cost,
+                None,
+                f64::NAN,
+            );
             let name = path
                 .file_stem()
                 .and_then(|n| n.to_str())

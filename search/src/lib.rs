@@ -14,6 +14,8 @@
 
 pub mod backend;
 pub mod bench;
+pub mod correlate;
+pub mod correlate_plot;
 pub mod export_cmd;
 pub mod finetune_cmd;
 pub mod fsio;

@@ -2,6 +2,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
+mod cli_correlate;
 mod cli_finetune;
 mod cli_model;
 mod cli_run;

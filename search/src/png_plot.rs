@@ -607,6 +607,8 @@ mod tests {
             macs: 0,
             params: 0,
             weight_bits: 0,
+            samples: 0,
+            interval: None,
         }
     }
 

@@ -11,9 +11,11 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use evaluators::Accuracy;
 use evaluators::{EvalConfig, recalibrate_and_evaluate};
 use serde::{Deserialize, Serialize};
-use spaces::{Arch, Format, Space};
+use spaces::{Arch, Cost, Format, Space};
+use stats::Interval;
 use supernet::checkpoint;
 use supernet::{Supernet, Trainer};
 
@@ -91,6 +93,37 @@ pub struct Row {
     pub params: u64,
     /// Weight memory in bits.
     pub weight_bits: u64,
+    /// Validation images the accuracy was measured on (0 when unknown: a search saved before
+    /// intervals were recorded, or a member not measured yet).
+    #[serde(default)]
+    pub samples: usize,
+    /// 95% Clopper-Pearson interval of the accuracy (from `samples`).
+    #[serde(default)]
+    pub interval: Option<Interval>,
+}
+
+impl Row {
+    /// The row of `arch` with its costs and, when measured, its accuracy and interval (an
+    /// unmeasured member gets accuracy `unmeasured`).
+    pub fn new(
+        origin: String,
+        arch: Arch,
+        cost: &Cost,
+        acc: Option<Accuracy>,
+        unmeasured: f64,
+    ) -> Row {
+        Row {
+            origin,
+            arch,
+            accuracy: acc.map_or(unmeasured, Accuracy::top1),
+            bitops: cost.bitops,
+            macs: cost.macs,
+            params: cost.params,
+            weight_bits: cost.weight_bits,
+            samples: acc.map_or(0, |a| a.total),
+            interval: acc.map(Accuracy::interval),
+        }
+    }
 }
 
 /// The effective settings of a search: the file's `search` section with the command line's
@@ -129,6 +162,60 @@ struct SearchState {
     stage: usize,
     strategy_state: serde_json::Value,
     rows: Vec<Row>,
+}
+
+/// The members a saved search evaluated (`OUT/state.json`, baselines included, in the order
+/// they were evaluated), and whether it finished (it wrote `pareto.json`); `None` when no
+/// search was saved there.
+pub fn saved_rows(
+    out_dir: &std::path::Path,
+    space: &Space,
+) -> Result<Option<(Vec<Row>, bool)>, SearchCmdError> {
+    let path = out_dir.join("state.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| IoError::new("read", &path, e))?;
+    let bad = |message: String| SearchCmdError::BadState {
+        path: path.clone(),
+        message,
+    };
+    let saved: SearchState =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a saved search: {e}")))?;
+    if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
+        return Err(bad("the saved search belongs to another space".into()));
+    }
+    Ok(Some((saved.rows, out_dir.join("pareto.json").exists())))
+}
+
+/// The non-dominated rows (accuracy up, BitOps down), cheapest first.
+pub fn front_of(rows: &[Row]) -> Vec<Row> {
+    let points: Vec<Point> = rows
+        .iter()
+        .map(|r| Point::new(r.accuracy, r.bitops))
+        .collect();
+    pareto_front(&points)
+        .into_iter()
+        .map(|i| rows[i].clone())
+        .collect()
+}
+
+/// For each member of `front` (cheapest first), whether its accuracy interval overlaps the
+/// interval of a cheaper member of the front: its gain over that member is within noise.
+pub fn overlaps_cheaper(front: &[Row]) -> Vec<bool> {
+    front
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.interval.is_some_and(|iv| {
+                front[..i]
+                    .iter()
+                    .filter(|c| c.bitops < r.bitops)
+                    .filter_map(|c| c.interval)
+                    .any(|c| c.overlaps(&iv))
+            })
+        })
+        .collect()
 }
 
 /// What `qnas search` reports.
@@ -301,19 +388,9 @@ pub(crate) fn copies(space: &Space, nets: &[Supernet], device: &Device) -> Vec<S
 impl Evaluator<'_> {
     fn row(&self, nets: &[Supernet], arch: &Arch, origin: &str) -> Row {
         let k = self.trainer.net_index_for(arch);
-        let acc = recalibrate_and_evaluate(&nets[k], arch, &self.train, &self.val, self.cfg)
-            .map(|a| a.top1())
-            .unwrap_or(0.0);
+        let acc = recalibrate_and_evaluate(&nets[k], arch, &self.train, &self.val, self.cfg).ok();
         let cost = self.space.cost(arch).unwrap_or_default();
-        Row {
-            origin: origin.to_string(),
-            arch: arch.clone(),
-            accuracy: acc,
-            bitops: cost.bitops,
-            macs: cost.macs,
-            params: cost.params,
-            weight_bits: cost.weight_bits,
-        }
+        Row::new(origin.to_string(), arch.clone(), &cost, acc, 0.0)
     }
 
     fn evaluate(&mut self, arch: &Arch, origin: &str) -> Row {
@@ -381,16 +458,22 @@ fn csv_escape(s: &str) -> String {
 }
 
 fn rows_csv(rows: &[Row]) -> String {
-    let mut out = String::from("origin,accuracy,bitops,macs,params,weight_bits,arch\n");
+    let mut out = String::from(
+        "origin,accuracy,bitops,macs,params,weight_bits,accuracy_lo,accuracy_hi,validation_images,arch\n",
+    );
     for r in rows {
+        let (lo, hi) = r.interval.map_or((f64::NAN, f64::NAN), |i| (i.lo, i.hi));
         out += &format!(
-            "{},{:.6},{},{},{},{},{}\n",
+            "{},{:.6},{},{},{},{},{:.6},{:.6},{},{}\n",
             csv_escape(&r.origin),
             r.accuracy,
             r.bitops,
             r.macs,
             r.params,
             r.weight_bits,
+            lo,
+            hi,
+            r.samples,
             csv_escape(&r.arch.key())
         );
     }
@@ -689,22 +772,12 @@ pub fn search(
                 let name = format!("{origin} (trained with the policy)");
                 let nets = tuner.eval_nets();
                 let k = tuner.net_index_for(&a);
-                let acc = recalibrate_and_evaluate(&nets[k], &a, &ev.train, &ev.val, ev.cfg)
-                    .map(|x| x.top1())
-                    .unwrap_or(0.0);
+                let acc = recalibrate_and_evaluate(&nets[k], &a, &ev.train, &ev.val, ev.cfg).ok();
                 let cost = space.cost(&a).unwrap_or_default();
-                let r = Row {
-                    origin: name,
-                    arch: a,
-                    accuracy: acc,
-                    bitops: cost.bitops,
-                    macs: cost.macs,
-                    params: cost.params,
-                    weight_bits: cost.weight_bits,
-                };
+                let r = Row::new(name, a, &cost, acc, 0.0);
                 progress.evaluated(rows.len() + 1, total, &r);
                 rows.push(r);
-                let ck = crate::train_cmd::checkpoint_of(&tuner, &space)?;
+                let ck = crate::train_cmd::checkpoint_of(&tuner, space.fingerprint())?;
                 let path = out_dir.join(format!("fliqs-stage-{stage}.{}", checkpoint::EXTENSION));
                 checkpoint::write_checkpoint(&path, &ck).map_err(TrainCmdError::from)?;
                 progress.note(&format!(
@@ -757,14 +830,7 @@ pub fn search(
         save(strategy.as_ref(), stage, &rows)?;
     }
 
-    let points: Vec<Point> = rows
-        .iter()
-        .map(|r| Point::new(r.accuracy, r.bitops))
-        .collect();
-    let front: Vec<Row> = pareto_front(&points)
-        .into_iter()
-        .map(|i| rows[i].clone())
-        .collect();
+    let front = front_of(&rows);
     let hv = HvReference::for_space(&space)
         .map(|r| {
             hypervolume(

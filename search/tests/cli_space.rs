@@ -141,7 +141,21 @@ fn sample_is_seeded_and_valid() {
         "--seed",
         "1",
     ]);
-    assert!(String::from_utf8_lossy(&text.stdout).contains("# sample 1"));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("// sample 1"));
+    // one sample is a valid arch file of its space (RON comments), as `qnas train --arch` reads
+    let one = qnas(&["space", "sample", "spaces/presets/mnist.ron", "--seed", "4"]);
+    let space = spaces::Space::load(&root().join("spaces/presets/mnist.ron")).unwrap();
+    let arch =
+        spaces::Arch::parse(&String::from_utf8_lossy(&one.stdout), "sample", &space).unwrap();
+    assert_eq!(
+        arch.to_ron().trim(),
+        String::from_utf8_lossy(&one.stdout)
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+    );
 }
 
 #[test]

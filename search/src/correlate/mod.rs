@@ -1,0 +1,736 @@
+//! `qnas correlate`: how far a run's front can be trusted. Members of the search's evaluated
+//! set (every front member, the rest spread over cost and accuracy) are each trained alone
+//! from scratch with the space's recipe, and their stand-alone validation accuracy is compared
+//! with the supernet's: Kendall tau-b, Spearman rho, top-k overlap and each member's gap, with
+//! bootstrap intervals. Nothing here prints.
+//!
+//! Outputs in `RUN/correlate/`: `alone/<member>-s<steps>/` (a normal run folder per member:
+//! checkpoints, `train.json`; an interrupted correlate resumes them), `correlate.json`,
+//! `correlate.csv`, `correlate.svg`, `correlate.png`.
+
+pub mod analysis;
+pub mod select;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use burn::tensor::Device;
+use evaluators::data::{BatchLoader, SearchData};
+use evaluators::{Accuracy, EvalConfig, Measured, recalibrate_and_score};
+use serde::Serialize;
+use spaces::{Arch, Space};
+use supernet::checkpoint;
+use supernet::{StepReport, Supernet, Trainer};
+
+use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
+use crate::fsio::{IoError, write_atomic, write_json_atomic};
+use crate::search_cmd::{Row, SearchCmdError, front_of, saved_rows};
+use crate::train_cmd::{
+    Job, TrainCmdError, TrainProgress, checkpoint_contents, load_data, open_run, train_job,
+};
+pub use analysis::{Analysis, Estimate, Paired, analyse};
+pub use select::{MIN_MEMBERS, SelectError, select};
+
+/// Schema tag of [`CorrelateReport`].
+pub const CORRELATE_SCHEMA: &str = "qnas.correlate/1";
+
+/// Confidence of every interval `qnas correlate` reports.
+pub use evaluators::CONFIDENCE;
+
+/// What to correlate and how.
+#[derive(Clone, Debug)]
+pub struct CorrelateOptions {
+    /// A run folder, or the space file whose run folder it is.
+    pub target: PathBuf,
+    /// Run folder of a space file (default `runs/<space name>`).
+    pub run_dir: Option<PathBuf>,
+    /// Members to train alone (every front member among them).
+    pub members: usize,
+    /// Training steps of each member (default: the space's `train.steps`, the supernet's
+    /// recipe).
+    pub steps: Option<u64>,
+    /// Trainings of each member alone, with initialization seeds `train.seed`,
+    /// `train.seed + 1`, ...; its stand-alone accuracy is their mean.
+    pub seeds: usize,
+    /// Members trained at the same time (default: the cores, at most 4).
+    pub jobs: Option<usize>,
+    /// k of the top-k overlap (default: a quarter of the members, at least 1).
+    pub top_k: Option<usize>,
+    /// Bootstrap replicates.
+    pub replicates: usize,
+    /// Seed of the bootstrap.
+    pub seed: u64,
+    /// Device.
+    pub device: Device,
+}
+
+/// Receives progress (from the calling thread only).
+pub trait CorrelateProgress {
+    /// Something worth telling.
+    fn note(&mut self, message: &str);
+    /// `trainings` stand-alone trainings (members times seeds) start; `done` of them are
+    /// already finished.
+    fn begin(&mut self, trainings: usize, done: usize, steps: u64);
+    /// Training `index` (0-based; member `index / seeds`, seed `index % seeds`) reached `step`.
+    fn step(&mut self, index: usize, step: u64);
+    /// Member `index` is trained.
+    fn trained(&mut self, index: usize, result: &MemberResult);
+    /// Training ended.
+    fn end(&mut self);
+}
+
+/// Why `qnas correlate` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CorrelateError {
+    /// Loading the space, data or checkpoint, or a training, failed.
+    #[error(transparent)]
+    Setup(#[from] TrainCmdError),
+    /// The saved search could not be read.
+    #[error(transparent)]
+    Search(#[from] SearchCmdError),
+    /// The run has no trained supernet.
+    #[error("{}: no trained supernet; run `qnas train` (or `qnas run`) first", dir.display())]
+    NotTrained {
+        /// Checkpoint folder.
+        dir: PathBuf,
+    },
+    /// The run has no finished search.
+    #[error("{}: no finished search in this run folder; run `qnas search` (or `qnas run`) first", dir.display())]
+    NoSearch {
+        /// The search folder.
+        dir: PathBuf,
+    },
+    /// The selection is impossible.
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    /// A setting is impossible.
+    #[error("{0}")]
+    Invalid(String),
+    /// A member's training failed.
+    #[error("member {index} ({arch}): {source}")]
+    Member {
+        /// 1-based position in the selection.
+        index: usize,
+        /// The member's key.
+        arch: String,
+        /// Why.
+        source: Box<TrainCmdError>,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+}
+
+impl CorrelateError {
+    /// True when the user's input is at fault (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            CorrelateError::Setup(e) => e.is_invalid_input(),
+            CorrelateError::Search(e) => e.is_invalid_input(),
+            CorrelateError::Member { .. } | CorrelateError::Io(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// The accuracy of a per-image record, with its exact interval.
+fn measured(correct: &[bool]) -> Measured {
+    Measured::from(Accuracy {
+        correct: correct.iter().filter(|&&c| c).count(),
+        total: correct.len(),
+    })
+}
+
+/// One member trained alone.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberResult {
+    /// 1-based position in the selection (front members first).
+    pub index: usize,
+    /// Where the search found it.
+    pub origin: String,
+    /// On the search's front.
+    pub front: bool,
+    /// The member.
+    pub arch: Arch,
+    /// BitOps.
+    pub bitops: u64,
+    /// The accuracy the search recorded for it.
+    pub search_accuracy: f64,
+    /// Its validation accuracy on the supernet's weights, measured now (as the search did).
+    pub supernet: Measured,
+    /// Its validation accuracy trained alone: the mean over the seeds, with its interval
+    /// (exact Clopper-Pearson for one seed, else the bootstrap's over validation images).
+    pub alone: AloneAccuracy,
+    /// Its test accuracy trained alone, per seed (from each training's `train.json`).
+    pub alone_test: Vec<Option<Measured>>,
+    /// Supernet minus stand-alone validation accuracy, with its paired bootstrap interval.
+    pub gap: Estimate,
+    /// Seconds its stand-alone training took (0 when it was trained before).
+    pub seconds: f64,
+    /// Its run folders, one per seed.
+    pub run_dirs: Vec<PathBuf>,
+}
+
+/// A member's stand-alone validation accuracy over its trainings.
+#[derive(Clone, Debug, Serialize)]
+pub struct AloneAccuracy {
+    /// Mean over the seeds.
+    pub accuracy: f64,
+    /// Its 95% interval.
+    pub interval: stats::Interval,
+    /// Each seed's, in seed order.
+    pub seeds: Vec<Measured>,
+    /// Largest minus smallest over the seeds: training noise, which the interval does not
+    /// hold for one seed.
+    pub spread: f64,
+}
+
+/// What `qnas correlate` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct CorrelateReport {
+    /// [`CORRELATE_SCHEMA`].
+    pub schema: &'static str,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Space name.
+    pub space: String,
+    /// Members compared.
+    pub members: usize,
+    /// Members the search evaluated.
+    pub evaluated: usize,
+    /// Training steps of each member alone.
+    pub steps: u64,
+    /// Trainings of each member alone (initialization seeds).
+    pub seeds: usize,
+    /// Validation images every accuracy is measured on.
+    pub validation_images: usize,
+    /// Bootstrap seed.
+    pub seed: u64,
+    /// The statistics.
+    pub analysis: Analysis,
+    /// The members, in selection order.
+    pub results: Vec<MemberResult>,
+    /// Seconds of stand-alone training in this invocation.
+    pub training_seconds: f64,
+}
+
+/// Messages from the training workers to the calling thread.
+enum Event {
+    Step(usize, u64),
+    Note(String),
+    Done(usize, Result<f64, TrainCmdError>),
+}
+
+/// Forwards a member's training progress to the calling thread.
+struct Forward {
+    index: usize,
+    tx: mpsc::Sender<Event>,
+}
+
+impl TrainProgress for Forward {
+    fn begin(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, r: &StepReport, _: f64) {
+        let _ = self.tx.send(Event::Step(self.index, r.step));
+    }
+    fn note(&mut self, message: &str) {
+        if message.starts_with("resumed") || message.starts_with("skipped") {
+            let _ = self
+                .tx
+                .send(Event::Note(format!("member {}: {message}", self.index + 1)));
+        }
+    }
+    fn end(&mut self) {}
+}
+
+/// The run folder of a member trained alone for `steps` steps with initialization seed
+/// `train.seed + seed`.
+fn member_dir(out_dir: &Path, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
+    let fp = space.member_fingerprint(arch).unwrap_or(0);
+    let name = match seed {
+        0 => format!("{fp:016x}-s{steps}"),
+        k => format!("{fp:016x}-s{steps}-seed{k}"),
+    };
+    out_dir.join("alone").join(name)
+}
+
+/// Whether a member's run folder holds a finished training of `steps` steps.
+fn finished(dir: &Path, steps: u64) -> bool {
+    std::fs::read_to_string(dir.join("train.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["steps"].as_u64() == Some(steps) && v["alone"].is_object())
+}
+
+/// The per-image record of `arch` on `net` (recalibrated first, as the search evaluates).
+fn score(
+    net: &Supernet,
+    arch: &Arch,
+    train: &BatchLoader,
+    val: &BatchLoader,
+    cfg: EvalConfig,
+) -> Result<Vec<bool>, TrainCmdError> {
+    recalibrate_and_score(net, arch, train, val, cfg)
+        .map_err(|e| TrainCmdError::Train(supernet::TrainError::Member(e)))
+}
+
+/// The trained stand-alone network of `arch` in `dir`, without autodiff.
+fn load_alone(
+    space: &Space,
+    arch: &Arch,
+    dir: &Path,
+    device: &Device,
+) -> Result<Supernet, TrainCmdError> {
+    let ck_dir = dir.join("checkpoints");
+    let fp = space
+        .member_fingerprint(arch)
+        .map_err(|e| TrainCmdError::Train(e.into()))?;
+    let found = checkpoint::latest_good(&ck_dir, Some(fp))?;
+    let Some((path, ck)) = found.found else {
+        return Err(TrainCmdError::NothingToResume {
+            dir: ck_dir,
+            skipped: vec![],
+        });
+    };
+    let mut trainer = Trainer::for_member(space, arch, device)?;
+    let (weights, state) = checkpoint_contents(&path, &ck, 1)?;
+    trainer
+        .restore(weights, state)
+        .map_err(|e| TrainCmdError::BadCheckpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(trainer.eval_nets().remove(0))
+}
+
+/// The stand-alone test accuracy recorded in a member's `train.json`.
+fn alone_test(dir: &Path) -> Option<Measured> {
+    let text = std::fs::read_to_string(dir.join("train.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_value(v["alone"]["test"].clone()).ok()
+}
+
+/// One stand-alone training: a member, the space with its seed, its run folder.
+struct Training<'a> {
+    arch: &'a Arch,
+    space: &'a Space,
+    dir: PathBuf,
+}
+
+/// Runs the trainings of `todo` (indices into `trainings`) on `jobs` worker threads, each in
+/// its run folder, resuming what an earlier invocation left; returns the seconds each took.
+#[allow(clippy::too_many_arguments)]
+fn train_members(
+    file: &Path,
+    data: &SearchData,
+    trainings: &[Training<'_>],
+    todo: &[usize],
+    jobs: usize,
+    device: &Device,
+    progress: &mut dyn CorrelateProgress,
+) -> Result<Vec<f64>, CorrelateError> {
+    let mut seconds = vec![0.0; trainings.len()];
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut first_error: Option<CorrelateError> = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(todo.len()) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || {
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&i) = todo.get(n) else { break };
+                    let t = &trainings[i];
+                    let resume = checkpoint::list_checkpoints(&t.dir.join("checkpoints"))
+                        .is_ok_and(|c| !c.is_empty());
+                    let job = Job {
+                        space: t.space,
+                        file,
+                        data,
+                        dir: t.dir.clone(),
+                        resume,
+                        restart: !resume,
+                        device: device.clone(),
+                        member: Some(t.arch.clone()),
+                    };
+                    let t0 = Instant::now();
+                    let mut fwd = Forward {
+                        index: i,
+                        tx: tx.clone(),
+                    };
+                    let mut r = train_job(&job, &mut fwd);
+                    if let Err(TrainCmdError::NothingToResume { .. }) = r {
+                        // only damaged checkpoints: start this member over
+                        let job = Job {
+                            resume: false,
+                            restart: true,
+                            ..job
+                        };
+                        r = train_job(&job, &mut fwd);
+                    }
+                    let r = r.map(|_| t0.elapsed().as_secs_f64());
+                    if r.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    let _ = tx.send(Event::Done(i, r));
+                }
+            });
+        }
+        drop(tx);
+        for e in rx {
+            match e {
+                Event::Step(i, step) => progress.step(i, step),
+                Event::Note(m) => progress.note(&m),
+                Event::Done(i, Ok(s)) => seconds[i] = s,
+                Event::Done(i, Err(source)) => {
+                    if first_error.is_none() {
+                        first_error = Some(CorrelateError::Member {
+                            index: i + 1,
+                            arch: trainings[i].arch.key(),
+                            source: Box::new(source),
+                        });
+                    }
+                }
+            }
+        }
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(seconds),
+    }
+}
+
+/// Runs `qnas correlate`; see the module docs.
+pub fn correlate(
+    opts: &CorrelateOptions,
+    progress: &mut dyn CorrelateProgress,
+) -> Result<CorrelateReport, CorrelateError> {
+    let run = open_run(&opts.target, &opts.run_dir)?;
+    let mut space = run.space.clone();
+    let data = load_data(&space, &run.space_file)?;
+
+    // the search's members and front
+    let search_dir = run.dir.join("search");
+    let rows: Vec<Row> = match saved_rows(&search_dir, &space)? {
+        Some((rows, true)) => rows,
+        _ => return Err(CorrelateError::NoSearch { dir: search_dir }),
+    };
+    let front = front_of(&rows);
+    let chosen = select(&rows, &front, opts.members)?;
+    let steps = opts.steps.unwrap_or(space.train.steps);
+    if steps == 0 {
+        return Err(CorrelateError::Invalid("--steps: at least 1".into()));
+    }
+    let top_k = opts.top_k.unwrap_or((opts.members / 4).max(1));
+    if top_k == 0 || top_k > opts.members {
+        return Err(CorrelateError::Invalid(format!(
+            "--top-k {top_k}: between 1 and the number of members ({})",
+            opts.members
+        )));
+    }
+    if opts.seeds == 0 {
+        return Err(CorrelateError::Invalid("--seeds: at least 1".into()));
+    }
+    if opts.replicates < 100 {
+        return Err(CorrelateError::Invalid(format!(
+            "--bootstrap {}: at least 100 replicates",
+            opts.replicates
+        )));
+    }
+    let mut jobs = opts
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4)
+        })
+        .max(1);
+    if space.head.dropout > 0.0 && jobs > 1 {
+        // dropout masks come from the device's one generator: members trained side by side
+        // would draw each other's masks, and the results would depend on the schedule
+        progress.note("the space uses dropout: members are trained one at a time (--jobs 1) so that each training is reproducible");
+        jobs = 1;
+    }
+
+    // the supernet's record of every chosen member, measured now as the search measured it
+    let ck_dir = run.dir.join("checkpoints");
+    let found =
+        checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(TrainCmdError::from)?;
+    let Some((ck_path, ck)) = found.found else {
+        return Err(CorrelateError::NotTrained { dir: ck_dir });
+    };
+    let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
+    let (weights, state) = checkpoint_contents(&ck_path, &ck, trainer.nets.len())?;
+    trainer
+        .restore(weights, state)
+        .map_err(|e| TrainCmdError::BadCheckpoint {
+            path: ck_path.clone(),
+            message: e.to_string(),
+        })?;
+    progress.note(&format!(
+        "supernet from {} (step {}); {} of {} evaluated members chosen ({} on the front)",
+        ck_path.display(),
+        ck.step,
+        chosen.len(),
+        rows.len(),
+        chosen
+            .iter()
+            .filter(|&&i| front.iter().any(|f| f.arch == rows[i].arch))
+            .count()
+    ));
+    let cfg = EvalConfig {
+        recalibration_batches: space.train.recalibration_batches as usize,
+        recalibration_epoch: 0,
+    };
+    let bs = space.train.batch_size as usize;
+    let train_loader = data.train_loader(bs).map_err(TrainCmdError::from)?;
+    let val_loader = data
+        .validation_loader(bs.max(100))
+        .map_err(TrainCmdError::from)?;
+    let nets = trainer.eval_nets();
+    let mut supernet_records = Vec::new();
+    for &i in &chosen {
+        let arch = &rows[i].arch;
+        let k = trainer.net_index_for(arch);
+        supernet_records.push(score(&nets[k], arch, &train_loader, &val_loader, cfg)?);
+    }
+    drop(nets);
+
+    // stand-alone training, resumable training by training: member j, seed k is training
+    // j * seeds + k
+    let seeds = opts.seeds;
+    space.train.steps = steps;
+    let seeded_spaces: Vec<Space> = (0..seeds)
+        .map(|k| {
+            let mut s = space.clone();
+            s.train.seed = space.train.seed.wrapping_add(k as u64);
+            s
+        })
+        .collect();
+    let out_dir = run.dir.join("correlate");
+    let archs: Vec<Arch> = chosen.iter().map(|&i| rows[i].arch.clone()).collect();
+    let trainings: Vec<Training<'_>> = archs
+        .iter()
+        .flat_map(|a| {
+            let (space, out_dir) = (&space, &out_dir);
+            seeded_spaces
+                .iter()
+                .enumerate()
+                .map(move |(k, sp)| Training {
+                    arch: a,
+                    space: sp,
+                    dir: member_dir(out_dir, space, a, steps, k),
+                })
+        })
+        .collect();
+    let todo: Vec<usize> = (0..trainings.len())
+        .filter(|&i| !finished(&trainings[i].dir, steps))
+        .collect();
+    progress.begin(trainings.len(), trainings.len() - todo.len(), steps);
+    let started = Instant::now();
+    let seconds = train_members(
+        &run.space_file,
+        &data,
+        &trainings,
+        &todo,
+        jobs,
+        &opts.device,
+        progress,
+    );
+    progress.end();
+    let seconds = seconds?;
+    let training_seconds = if todo.is_empty() {
+        0.0
+    } else {
+        started.elapsed().as_secs_f64()
+    };
+
+    // the stand-alone records, from each training's last checkpoint
+    let mut alone_records = Vec::new();
+    for t in &trainings {
+        let net = load_alone(t.space, t.arch, &t.dir, &opts.device)?;
+        alone_records.push(score(&net, t.arch, &train_loader, &val_loader, cfg)?);
+    }
+    let is_front: Vec<bool> = archs
+        .iter()
+        .map(|a| front.iter().any(|f| &f.arch == a))
+        .collect();
+    let fraction = |records: &[Vec<bool>]| -> Vec<f64> {
+        let n = records[0].len();
+        (0..n)
+            .map(|i| records.iter().filter(|r| r[i]).count() as f64 / records.len() as f64)
+            .collect()
+    };
+    let paired = Paired {
+        supernet: supernet_records
+            .iter()
+            .map(|r| r.iter().map(|&c| f64::from(u8::from(c))).collect())
+            .collect(),
+        alone: alone_records.chunks(seeds).map(fraction).collect(),
+        front: is_front.clone(),
+    };
+    let analysis = analyse(&paired, top_k, opts.replicates, opts.seed, CONFIDENCE);
+    let mut results = Vec::new();
+    for (j, &i) in chosen.iter().enumerate() {
+        let row = &rows[i];
+        let mine = &trainings[j * seeds..(j + 1) * seeds];
+        let per_seed: Vec<Measured> = alone_records[j * seeds..(j + 1) * seeds]
+            .iter()
+            .map(|r| measured(r))
+            .collect();
+        let (lo, hi) = per_seed.iter().fold((f64::MAX, f64::MIN), |(a, b), m| {
+            (a.min(m.accuracy), b.max(m.accuracy))
+        });
+        let alone = AloneAccuracy {
+            accuracy: per_seed.iter().map(|m| m.accuracy).sum::<f64>() / seeds as f64,
+            interval: match (seeds, analysis.alone[j].interval) {
+                (1, _) | (_, None) => per_seed[0].interval,
+                (_, Some(iv)) => iv,
+            },
+            seeds: per_seed,
+            spread: hi - lo,
+        };
+        let r = MemberResult {
+            index: j + 1,
+            origin: row.origin.clone(),
+            front: is_front[j],
+            arch: row.arch.clone(),
+            bitops: row.bitops,
+            search_accuracy: row.accuracy,
+            supernet: measured(&supernet_records[j]),
+            alone,
+            alone_test: mine.iter().map(|t| alone_test(&t.dir)).collect(),
+            gap: analysis.gaps[j],
+            seconds: seconds[j * seeds..(j + 1) * seeds].iter().sum(),
+            run_dirs: mine.iter().map(|t| t.dir.clone()).collect(),
+        };
+        if (r.supernet.accuracy - row.accuracy).abs() > 1e-9 {
+            progress.note(&format!(
+                "member {}: the search recorded {:.4}, the supernet now gives {:.4} ({})",
+                j + 1,
+                row.accuracy,
+                r.supernet.accuracy,
+                row.origin
+            ));
+        }
+        progress.trained(j, &r);
+        results.push(r);
+    }
+    let report = CorrelateReport {
+        schema: CORRELATE_SCHEMA,
+        run_dir: run.dir.clone(),
+        out_dir: out_dir.clone(),
+        space: space.name.clone(),
+        members: results.len(),
+        evaluated: rows.len(),
+        steps,
+        seeds,
+        validation_images: paired.supernet.first().map_or(0, Vec::len),
+        seed: opts.seed,
+        analysis,
+        results,
+        training_seconds,
+    };
+    write_outputs(&report)?;
+    Ok(report)
+}
+
+fn csv(report: &CorrelateReport) -> String {
+    let mut out = String::from(
+        "index,front,origin,bitops,search_accuracy,supernet_accuracy,supernet_lo,supernet_hi,alone_accuracy,alone_lo,alone_hi,alone_seed_spread,alone_test_accuracy,gap,gap_lo,gap_hi,arch\n",
+    );
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    for r in &report.results {
+        let (glo, ghi) = r
+            .gap
+            .interval
+            .map_or((f64::NAN, f64::NAN), |i| (i.lo, i.hi));
+        out += &format!(
+            "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}\n",
+            r.index,
+            r.front,
+            q(&r.origin),
+            r.bitops,
+            r.search_accuracy,
+            r.supernet.accuracy,
+            r.supernet.interval.lo,
+            r.supernet.interval.hi,
+            r.alone.accuracy,
+            r.alone.interval.lo,
+            r.alone.interval.hi,
+            r.alone.spread,
+            {
+                let t: Vec<f64> = r.alone_test.iter().flatten().map(|m| m.accuracy).collect();
+                if t.is_empty() {
+                    f64::NAN
+                } else {
+                    t.iter().sum::<f64>() / t.len() as f64
+                }
+            },
+            r.gap.value,
+            glo,
+            ghi,
+            q(&r.arch.key())
+        );
+    }
+    out
+}
+
+/// A figure with its interval, for titles: `0.74 [0.52, 0.90]`.
+pub fn with_interval(e: Option<&Estimate>) -> String {
+    match e {
+        None => "undefined".to_string(),
+        Some(Estimate {
+            value,
+            interval: Some(i),
+        }) => format!("{value:.2} [{:.2}, {:.2}]", i.lo, i.hi),
+        Some(Estimate { value, .. }) => format!("{value:.2}"),
+    }
+}
+
+fn write_outputs(report: &CorrelateReport) -> Result<(), IoError> {
+    let dir = &report.out_dir;
+    write_json_atomic(&dir.join("correlate.json"), report)?;
+    write_atomic(&dir.join("correlate.csv"), csv(report).as_bytes())?;
+    let points: Vec<ScatterPoint> = report
+        .results
+        .iter()
+        .map(|r| ScatterPoint {
+            standalone: r.alone.accuracy,
+            standalone_ci: (r.alone.interval.lo, r.alone.interval.hi),
+            supernet: r.supernet.accuracy,
+            supernet_ci: (r.supernet.interval.lo, r.supernet.interval.hi),
+            front: r.front,
+            label: r.index.to_string(),
+        })
+        .collect();
+    let a = &report.analysis;
+    let title = format!(
+        "{}: supernet vs stand-alone accuracy ({} members, {} steps alone)",
+        report.space, report.members, report.steps
+    );
+    let subtitle = format!(
+        "Kendall tau-b {}, Spearman {}, median gap {:+.1} points; {} validation images, 95% intervals",
+        with_interval(a.kendall_tau_b.as_ref()),
+        with_interval(a.spearman_rho.as_ref()),
+        a.median_gap.map_or(f64::NAN, |g| g.value * 100.0),
+        report.validation_images
+    );
+    write_atomic(
+        &dir.join("correlate.svg"),
+        scatter_svg(&points, &title, &subtitle).as_bytes(),
+    )?;
+    write_atomic(
+        &dir.join("correlate.png"),
+        &scatter_png(&points, &title, &subtitle),
+    )?;
+    Ok(())
+}
