@@ -39,8 +39,10 @@ pub struct FinetuneArgs {
 pub fn finetune_table(r: &FinetuneReport) -> String {
     let cell = |m: &Measured| {
         format!(
-            "{:>7.2}%  ({} of {})",
+            "{:>7.2}% [{:.2}%, {:.2}%]  ({} of {})",
             m.accuracy * 100.0,
+            m.interval.lo * 100.0,
+            m.interval.hi * 100.0,
             m.correct,
             m.total
         )
@@ -55,15 +57,18 @@ pub fn finetune_table(r: &FinetuneReport) -> String {
         r.final_loss,
         r.out.display()
     );
-    s += &format!("  {:<10}  {:<24}  {}\n", "", "before", "after");
     s += &format!(
-        "  {:<10}  {:<24}  {}\n",
+        "  {:<10}  {:<40}  {}\n",
+        "", "before (95% interval)", "after (95% interval)"
+    );
+    s += &format!(
+        "  {:<10}  {:<40}  {}\n",
         "validation",
         cell(&r.before.validation),
         cell(&r.after.validation)
     );
     s += &format!(
-        "  {:<10}  {:<24}  {}\n",
+        "  {:<10}  {:<40}  {}\n",
         "test",
         cell(&r.before.test),
         cell(&r.after.test)

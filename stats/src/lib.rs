@@ -37,5 +37,5 @@ mod interval;
 mod rank;
 
 pub use bootstrap::{Resampler, median, percentile_interval};
-pub use interval::{Interval, clopper_pearson, wilson};
+pub use interval::{Interval, MAX_EXACT_TRIALS, clopper_pearson, wilson};
 pub use rank::{kendall_tau_b, ranks, spearman_rho, top_k_overlap};
