@@ -194,7 +194,10 @@ struct BenchArgs {
 /// Runs the CLI.
 pub fn main() -> ExitCode {
     supernet::kernels::tune_allocator();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     supernet::kernels::set_enabled(cli.kernels == Kernels::Qnas);
     match cli.command {
         Command::Space(SpaceCommand::Check(a)) => match space_report::check(&a.file) {
@@ -236,25 +239,16 @@ fn run_bench(a: &BenchArgs) -> ExitCode {
     progress.finish();
     match result {
         Ok(report) => emit(a.json, &report, print_bench),
-        Err(e) => {
-            let code = if e.is_invalid_input() {
+        Err(e) => report_error(
+            a.json,
+            &file,
+            &e.to_string(),
+            if e.is_invalid_input() {
                 EXIT_INVALID
             } else {
                 1
-            };
-            if a.json {
-                let body = serde_json::json!({ "schema": "qnas.error/1", "ok": false,
-                    "errors": [{ "file": file, "line": null, "column": null, "field": null,
-                                 "message": e.to_string(), "help": null }] });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&body).unwrap_or_default()
-                );
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(code)
-        }
+            },
+        ),
     }
 }
 
@@ -329,6 +323,30 @@ fn emit<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> St
     ExitCode::SUCCESS
 }
 
+/// A command line clap rejects: clap's own message and exit code, or, when the command line
+/// asks for `--json`, a `qnas.error/1` document (help and version requests print as usual).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args().any(|a| a == "--json");
+    let help = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !wants_json || help {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_INVALID));
+    }
+    let message = e.render().to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    report_error(true, "", first, EXIT_INVALID)
+}
+
 /// Reports an error about `file` (a `qnas.error/1` document on stdout with `--json`, a line on
 /// stderr otherwise) and returns exit code `code`.
 pub(crate) fn report_error(json: bool, file: &str, message: &str, code: u8) -> ExitCode {
@@ -347,11 +365,9 @@ pub(crate) fn report_error(json: bool, file: &str, message: &str, code: u8) -> E
 }
 
 /// The device of `--device`, or the exit code after reporting why it is not available.
-pub(crate) fn device(kind: BackendKind) -> Result<burn::tensor::Device, ExitCode> {
-    search::backend::device(kind).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(EXIT_INVALID)
-    })
+pub(crate) fn device(kind: BackendKind, json: bool) -> Result<burn::tensor::Device, ExitCode> {
+    search::backend::device(kind)
+        .map_err(|e| report_error(json, "--device", &e.to_string(), EXIT_INVALID))
 }
 
 pub(crate) fn space_error(json: bool, e: SpaceError) -> ExitCode {

@@ -226,7 +226,7 @@ pub fn table(r: &CorrelateReport) -> String {
 
 /// Runs `qnas correlate`.
 pub fn run(a: &CorrelateArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };

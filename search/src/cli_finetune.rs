@@ -83,7 +83,7 @@ pub fn finetune_table(r: &FinetuneReport) -> String {
 
 /// Runs `qnas finetune`.
 pub fn run(a: &FinetuneArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -105,13 +105,12 @@ pub fn run(a: &FinetuneArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(FinetuneError::Model(ModelError::Space(e))) => {
-            eprintln!("{:?}", miette::Report::new(e));
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
-        }
+        Err(FinetuneError::Model(ModelError::Space(e))) => crate::cli::space_error(a.json, e),
+        Err(e) => crate::cli::report_error(
+            a.json,
+            &a.model.display().to_string(),
+            &e.to_string(),
+            if e.is_invalid_input() { 2 } else { 1 },
+        ),
     }
 }

@@ -106,13 +106,15 @@ impl ExportProgress for ExportLines {
     }
 }
 
-fn fail_model(e: ModelError) -> ExitCode {
+fn fail_model(json: bool, model: &std::path::Path, e: ModelError) -> ExitCode {
     match e {
-        ModelError::Space(s) => crate::cli::space_error(false, s),
-        e => {
-            eprintln!("error: {e}");
-            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
-        }
+        ModelError::Space(s) => crate::cli::space_error(json, s),
+        e => crate::cli::report_error(
+            json,
+            &model.display().to_string(),
+            &e.to_string(),
+            if e.is_invalid_input() { 2 } else { 1 },
+        ),
     }
 }
 
@@ -171,7 +173,7 @@ fn interval(m: &model_dir::Measured) -> String {
 
 /// Runs `qnas export`.
 pub fn export(a: &ExportArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -200,12 +202,14 @@ pub fn export(a: &ExportArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(export_cmd::ExportError::Setup(search::train_cmd::TrainCmdError::Space(s))) => {
-            crate::cli::space_error(false, *s)
+            crate::cli::space_error(a.json, *s)
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
-        }
+        Err(e) => crate::cli::report_error(
+            a.json,
+            &a.run.display().to_string(),
+            &e.to_string(),
+            if e.is_invalid_input() { 2 } else { 1 },
+        ),
     }
 }
 
@@ -236,7 +240,7 @@ fn print_eval(r: &EvalReport) -> String {
 
 /// Runs `qnas eval`.
 pub fn eval(a: &EvalArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -251,7 +255,7 @@ pub fn eval(a: &EvalArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail_model(e),
+        Err(e) => fail_model(a.json, &a.model, e),
     }
 }
 
@@ -272,7 +276,7 @@ fn print_predictions(r: &PredictReport, top: usize) -> String {
 
 /// Runs `qnas predict`.
 pub fn predict(a: &PredictArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -287,6 +291,6 @@ pub fn predict(a: &PredictArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail_model(e),
+        Err(e) => fail_model(a.json, &a.model, e),
     }
 }

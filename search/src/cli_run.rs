@@ -40,17 +40,15 @@ struct RunReport<'a> {
 
 /// Runs `qnas run`.
 pub fn run(a: &RunArgs) -> ExitCode {
-    let fail = |msg: String, code: u8| {
-        eprintln!("error: {msg}");
-        ExitCode::from(code)
-    };
-    let device = match crate::cli::device(a.device) {
+    let file = a.file.display().to_string();
+    let fail = |msg: String, code: u8| crate::cli::report_error(a.json, &file, &msg, code);
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
     let space = match spaces::Space::load(&a.file) {
         Ok(s) => s,
-        Err(e) => return crate::cli::space_error(false, e),
+        Err(e) => return crate::cli::space_error(a.json, e),
     };
     let dir = train_cmd::run_dir(&a.run, &space);
     // stage 1: train, or continue an unfinished training, or skip a finished one

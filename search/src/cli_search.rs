@@ -122,7 +122,7 @@ pub fn table(r: &SearchReport) -> String {
 
 /// Runs `qnas search`.
 pub fn run(a: &SearchArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -149,9 +149,14 @@ pub fn run(a: &SearchArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
+        Err(search_cmd::SearchCmdError::Setup(search::train_cmd::TrainCmdError::Space(e))) => {
+            crate::cli::space_error(a.json, *e)
         }
+        Err(e) => crate::cli::report_error(
+            a.json,
+            &a.file.display().to_string(),
+            &e.to_string(),
+            if e.is_invalid_input() { 2 } else { 1 },
+        ),
     }
 }

@@ -199,7 +199,7 @@ fn text(s: &TrainSummary) -> String {
 
 /// Runs `qnas train`.
 pub fn run(a: &TrainArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device) {
+    let device = match crate::cli::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -231,18 +231,12 @@ pub fn run(a: &TrainArgs) -> ExitCode {
         Err(TrainCmdError::Space(e)) => crate::cli::space_error(a.json, *e),
         Err(e) => {
             bar.finish();
-            let code = if e.is_invalid_input() { 2 } else { 1 };
-            if a.json {
-                let body = serde_json::json!({ "schema": "qnas.error/1", "ok": false,
-                    "errors": [{ "file": a.file.display().to_string(), "line": null, "column": null, "field": null, "message": e.to_string(), "help": null }] });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&body).unwrap_or_default()
-                );
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(code)
+            crate::cli::report_error(
+                a.json,
+                &a.file.display().to_string(),
+                &e.to_string(),
+                if e.is_invalid_input() { 2 } else { 1 },
+            )
         }
     }
 }

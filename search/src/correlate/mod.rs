@@ -714,11 +714,18 @@ fn write_outputs(report: &CorrelateReport) -> Result<(), IoError> {
         .collect();
     let a = &report.analysis;
     let title = format!(
-        "{}: supernet vs stand-alone accuracy ({} members, {} steps alone)",
-        report.space, report.members, report.steps
+        "{}: supernet vs stand-alone accuracy ({} members, {} steps alone{})",
+        report.space,
+        report.members,
+        report.steps,
+        if report.seeds > 1 {
+            format!(", mean of {} seeds", report.seeds)
+        } else {
+            String::new()
+        }
     );
     let subtitle = format!(
-        "Kendall tau-b {}, Spearman {}, median gap {:+.1} points; {} validation images, 95% intervals",
+        "tau-b {}, rho {}, median gap {:+.1} pts; {} images, 95% intervals",
         with_interval(a.kendall_tau_b.as_ref()),
         with_interval(a.spearman_rho.as_ref()),
         a.median_gap.map_or(f64::NAN, |g| g.value * 100.0),
