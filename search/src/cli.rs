@@ -311,7 +311,28 @@ impl BenchProgress for StepProgress {
     }
 }
 
-fn emit<T: serde::Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) -> ExitCode {
+/// `[a%, b%]`: an accuracy interval in percent.
+pub(crate) fn percent_interval(i: stats::Interval) -> String {
+    format!("[{:.2}%, {:.2}%]", i.lo * 100.0, i.hi * 100.0)
+}
+
+/// `a% [lo%, hi%] (k of n)`: a measured accuracy with its interval and counts.
+pub(crate) fn measured_cell(m: &evaluators::Measured) -> String {
+    format!(
+        "{:>6.2}% {}  ({} of {})",
+        m.accuracy * 100.0,
+        percent_interval(m.interval),
+        m.correct,
+        m.total
+    )
+}
+
+/// Prints `report` as JSON (with `--json`) or as `text` made of it, and returns success.
+pub(crate) fn emit<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    text: impl FnOnce(&T) -> String,
+) -> ExitCode {
     let out = if json {
         serde_json::to_string_pretty(report).unwrap_or_default() + "\n"
     } else {

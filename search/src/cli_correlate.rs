@@ -186,7 +186,7 @@ pub fn table(r: &CorrelateReport) -> String {
         "from"
     );
     for m in &r.results {
-        let iv = |i: stats::Interval| format!("[{}, {}]", pct(i.lo), pct(i.hi));
+        let iv = crate::cli::percent_interval;
         let gap = match m.gap.interval {
             Some(i) => format!(
                 "{:+6.2} [{:+6.2}, {:+6.2}]",
@@ -250,17 +250,7 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
         finished: 0,
     };
     match correlate::correlate(&opts, &mut progress) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", table(&report));
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(report) => crate::cli::emit(a.json, &report, table),
         Err(correlate::CorrelateError::Setup(search::train_cmd::TrainCmdError::Space(e))) => {
             progress.end();
             crate::cli::space_error(a.json, *e)

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use search::backend::BackendKind;
 use search::finetune_cmd::{self, FinetuneError, FinetuneOptions, FinetuneReport};
-use search::model_dir::{Measured, ModelError};
+use search::model_dir::ModelError;
 
 #[derive(Debug, Args)]
 pub struct FinetuneArgs {
@@ -37,16 +37,7 @@ pub struct FinetuneArgs {
 
 /// The before/after table.
 pub fn finetune_table(r: &FinetuneReport) -> String {
-    let cell = |m: &Measured| {
-        format!(
-            "{:>7.2}% [{:.2}%, {:.2}%]  ({} of {})",
-            m.accuracy * 100.0,
-            m.interval.lo * 100.0,
-            m.interval.hi * 100.0,
-            m.correct,
-            m.total
-        )
-    };
+    let cell = crate::cli::measured_cell;
     let mut s = format!(
         "fine-tuned {} for {} steps (lr {}, batch {}) in {:.1} s; last loss {:.3}\nwrote {}\n\n",
         r.model.display(),

@@ -144,9 +144,9 @@ pub fn export_table(r: &ExportReport) -> String {
             m.position,
             a.search * 100.0,
             a.validation.accuracy * 100.0,
-            interval(&a.validation),
+            crate::cli::percent_interval(a.validation.interval),
             a.test.accuracy * 100.0,
-            interval(&a.test),
+            crate::cli::percent_interval(a.test.interval),
             m.info.cost.bitops as f64,
             m.info.size.weight_code_bytes,
             m.dir.display()
@@ -160,15 +160,6 @@ pub fn export_table(r: &ExportReport) -> String {
         r.models.first().map_or(0, |m| m.info.accuracy.test.total)
     );
     s
-}
-
-/// `[a%, b%]`: a measured accuracy's 95% interval.
-fn interval(m: &model_dir::Measured) -> String {
-    format!(
-        "[{:.2}%, {:.2}%]",
-        m.interval.lo * 100.0,
-        m.interval.hi * 100.0
-    )
 }
 
 /// Runs `qnas export`.
@@ -218,7 +209,7 @@ fn print_eval(r: &EvalReport) -> String {
         format!(
             "  {name:<10} {:>7.2}%  95% interval {}  ({} of {}){}\n",
             m.accuracy * 100.0,
-            interval(m),
+            crate::cli::percent_interval(m.interval),
             m.correct,
             m.total,
             if (m.correct, m.total) == (reported.correct, reported.total) {

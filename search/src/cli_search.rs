@@ -63,9 +63,8 @@ impl SearchProgress for Lines {
 
 /// A row's 95% interval in percent, `[a%, b%]`, or blank when it has none.
 fn interval(row: &Row) -> String {
-    row.interval.map_or(String::new(), |i| {
-        format!("[{:.2}%, {:.2}%]", i.lo * 100.0, i.hi * 100.0)
-    })
+    row.interval
+        .map_or(String::new(), crate::cli::percent_interval)
 }
 
 /// The front and the baselines as a table.
@@ -138,17 +137,7 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         device,
     };
     match search_cmd::search(&opts, &mut Lines) {
-        Ok(report) => {
-            if a.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", table(&report));
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(report) => crate::cli::emit(a.json, &report, table),
         Err(search_cmd::SearchCmdError::Setup(search::train_cmd::TrainCmdError::Space(e))) => {
             crate::cli::space_error(a.json, *e)
         }

@@ -155,29 +155,18 @@ fn text(s: &TrainSummary) -> String {
         s.checkpoint.display()
     );
     if let Some(alone) = &s.alone {
-        out += "the member alone, after BN recalibration:\n";
+        out += "the member alone, after BN recalibration (95% interval):\n";
         for (split, m) in [("validation", &alone.validation), ("test", &alone.test)] {
-            out += &format!(
-                "  {split:<20} {:>6.2}%  95% interval [{:.2}%, {:.2}%] ({} of {} images)\n",
-                m.accuracy * 100.0,
-                m.interval.lo * 100.0,
-                m.interval.hi * 100.0,
-                m.correct,
-                m.total
-            );
+            out += &format!("  {split:<20} {}\n", crate::cli::measured_cell(m));
         }
         return out;
     }
     out += "validation accuracy after BN recalibration (95% interval):\n";
     for m in &s.members {
-        let v = &m.validation;
         out += &format!(
-            "  {:<20} {:>6.2}%  [{:.2}%, {:.2}%] of {} images\n",
+            "  {:<20} {}\n",
             m.name,
-            v.accuracy * 100.0,
-            v.interval.lo * 100.0,
-            v.interval.hi * 100.0,
-            v.total
+            crate::cli::measured_cell(&m.validation)
         );
     }
     if let Some(mix) = &s.mixture {

@@ -21,7 +21,7 @@ use crate::model_dir::{
     ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir,
 };
 use crate::search_cmd::{Row, Settings};
-use crate::train_cmd::{TrainCmdError, checkpoint_contents, load_data, open_run};
+use crate::train_cmd::{TrainCmdError, load_data, open_run};
 
 /// `schema` of `qnas export --json`.
 pub const EXPORT_SCHEMA: &str = "qnas.export/1";
@@ -224,13 +224,7 @@ fn load_weights(space: &Space, path: &Path, device: &Device) -> Result<Trainer, 
     let ck = checkpoint::read_checkpoint(path, Some(space.fingerprint()))
         .map_err(TrainCmdError::from)?;
     let mut trainer = Trainer::new(space, device).map_err(TrainCmdError::from)?;
-    let (w, s) = checkpoint_contents(path, &ck, trainer.nets.len())?;
-    trainer
-        .restore(w, s)
-        .map_err(|e| TrainCmdError::BadCheckpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+    crate::train_cmd::restore_from(&mut trainer, path, &ck)?;
     Ok(trainer)
 }
 

@@ -175,9 +175,15 @@ pub fn saved_rows(
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| IoError::new("read", &path, e))?;
+    let saved = read_state(&path, space)?;
+    Ok(Some((saved.rows, out_dir.join("pareto.json").exists())))
+}
+
+/// The saved search in `path`, checked to belong to `space`.
+fn read_state(path: &std::path::Path, space: &Space) -> Result<SearchState, SearchCmdError> {
+    let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
     let bad = |message: String| SearchCmdError::BadState {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
     let saved: SearchState =
@@ -185,7 +191,7 @@ pub fn saved_rows(
     if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
         return Err(bad("the saved search belongs to another space".into()));
     }
-    Ok(Some((saved.rows, out_dir.join("pareto.json").exists())))
+    Ok(saved)
 }
 
 /// The non-dominated rows (accuracy up, BitOps down), cheapest first.
@@ -626,17 +632,11 @@ pub fn search(
         if !opts.resume {
             return Err(SearchCmdError::Exists { dir: out_dir });
         }
-        let text = std::fs::read_to_string(&state_path)
-            .map_err(|e| IoError::new("read", &state_path, e))?;
+        let saved = read_state(&state_path, &space)?;
         let bad = |message: String| SearchCmdError::BadState {
             path: state_path.clone(),
             message,
         };
-        let saved: SearchState =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not a saved search: {e}")))?;
-        if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
-            return Err(bad("the saved search belongs to another space".into()));
-        }
         if saved.settings != set {
             return Err(bad(format!(
                 "the saved search used {:?}; pass the same settings",

@@ -28,7 +28,7 @@ use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
 use crate::fsio::{IoError, write_atomic, write_json_atomic};
 use crate::search_cmd::{Row, SearchCmdError, front_of, saved_rows};
 use crate::train_cmd::{
-    Job, TrainCmdError, TrainProgress, checkpoint_contents, load_data, open_run, train_job,
+    Job, TrainCmdError, TrainProgress, load_data, open_run, restore_from, train_job,
 };
 pub use analysis::{Analysis, Estimate, Paired, analyse};
 pub use select::{MIN_MEMBERS, SelectError, select};
@@ -296,13 +296,7 @@ fn load_alone(
         });
     };
     let mut trainer = Trainer::for_member(space, arch, device)?;
-    let (weights, state) = checkpoint_contents(&path, &ck, 1)?;
-    trainer
-        .restore(weights, state)
-        .map_err(|e| TrainCmdError::BadCheckpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+    restore_from(&mut trainer, &path, &ck)?;
     Ok(trainer.eval_nets().remove(0))
 }
 
@@ -468,13 +462,7 @@ pub fn correlate(
         return Err(CorrelateError::NotTrained { dir: ck_dir });
     };
     let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
-    let (weights, state) = checkpoint_contents(&ck_path, &ck, trainer.nets.len())?;
-    trainer
-        .restore(weights, state)
-        .map_err(|e| TrainCmdError::BadCheckpoint {
-            path: ck_path.clone(),
-            message: e.to_string(),
-        })?;
+    restore_from(&mut trainer, &ck_path, &ck)?;
     progress.note(&format!(
         "supernet from {} (step {}); {} of {} evaluated members chosen ({} on the front)",
         ck_path.display(),
