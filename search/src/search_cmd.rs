@@ -273,6 +273,16 @@ pub enum SearchCmdError {
         /// The folder.
         dir: PathBuf,
     },
+    /// A member could not be evaluated.
+    #[error("evaluating member {arch} ({origin}) failed: {message}")]
+    Evaluation {
+        /// Where it came from.
+        origin: String,
+        /// The member's key.
+        arch: String,
+        /// Why.
+        message: String,
+    },
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -283,7 +293,7 @@ impl SearchCmdError {
     pub fn is_invalid_input(&self) -> bool {
         match self {
             SearchCmdError::Setup(e) => e.is_invalid_input(),
-            SearchCmdError::Io(_) => false,
+            SearchCmdError::Io(_) | SearchCmdError::Evaluation { .. } => false,
             _ => true,
         }
     }
@@ -392,22 +402,21 @@ pub(crate) fn copies(space: &Space, nets: &[Supernet], device: &Device) -> Vec<S
 }
 
 impl Evaluator<'_> {
-    fn row(&self, nets: &[Supernet], arch: &Arch, origin: &str) -> Row {
+    fn row(&self, nets: &[Supernet], arch: &Arch, origin: &str) -> Result<Row, SearchCmdError> {
         let k = self.trainer.net_index_for(arch);
-        let acc = recalibrate_and_evaluate(&nets[k], arch, &self.train, &self.val, self.cfg).ok();
-        let cost = self.space.cost(arch).unwrap_or_default();
-        Row::new(origin.to_string(), arch.clone(), &cost, acc, 0.0)
+        measured_row(self.space, &nets[k], arch, origin.to_string(), self)
     }
 
-    fn evaluate(&mut self, arch: &Arch, origin: &str) -> Row {
-        self.evaluate_many(std::slice::from_ref(arch), origin)
-            .remove(0)
+    fn evaluate(&mut self, arch: &Arch, origin: &str) -> Result<Row, SearchCmdError> {
+        Ok(self
+            .evaluate_many(std::slice::from_ref(arch), origin)?
+            .remove(0))
     }
 
     /// Rows of `archs` in order; members not cached yet are evaluated in parallel, one worker
     /// thread per set of supernet copies. Every evaluation recalibrates first, so a result does
     /// not depend on which worker computed it.
-    fn evaluate_many(&mut self, archs: &[Arch], origin: &str) -> Vec<Row> {
+    fn evaluate_many(&mut self, archs: &[Arch], origin: &str) -> Result<Vec<Row>, SearchCmdError> {
         let mut todo: Vec<&Arch> = Vec::new();
         for a in archs {
             if !self.cache.contains_key(&a.key()) && !todo.iter().any(|t| t.key() == a.key()) {
@@ -416,7 +425,7 @@ impl Evaluator<'_> {
         }
         let n = self.workers.len().max(1);
         let this = &*self;
-        let done: Vec<Row> = std::thread::scope(|scope| {
+        let done: Vec<Result<Row, SearchCmdError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..n)
                 .map(|w| {
                     let mine: Vec<&Arch> = todo.iter().skip(w).step_by(n).copied().collect();
@@ -433,10 +442,34 @@ impl Evaluator<'_> {
                 .collect()
         });
         for r in done {
+            let r = r?;
             self.cache.insert(r.arch.key(), r);
         }
-        archs.iter().map(|a| self.cache[&a.key()].clone()).collect()
+        Ok(archs.iter().map(|a| self.cache[&a.key()].clone()).collect())
     }
+}
+
+/// The row of `arch` measured on `net` (recalibrated first); an evaluation that fails stops
+/// the search with an error naming the member, never a row of 0%.
+fn measured_row(
+    space: &Space,
+    net: &Supernet,
+    arch: &Arch,
+    origin: String,
+    ev: &Evaluator<'_>,
+) -> Result<Row, SearchCmdError> {
+    let failed = |message: String| SearchCmdError::Evaluation {
+        origin: origin.clone(),
+        arch: arch.key(),
+        message,
+    };
+    let acc = recalibrate_and_evaluate(net, arch, &ev.train, &ev.val, ev.cfg)
+        .map_err(|e| failed(e.to_string()))?;
+    if acc.total == 0 {
+        return Err(failed("the validation split has no images".to_string()));
+    }
+    let cost = space.cost(arch).map_err(|e| failed(e.to_string()))?;
+    Ok(Row::new(origin, arch.clone(), &cost, Some(acc), 0.0))
 }
 
 /// The uniform-precision members a space allows: all-int8, all-int4, all-e4m3, all-e2m1 and
@@ -705,7 +738,7 @@ pub fn search(
         .filter(|(name, _)| !rows.iter().any(|r| &r.origin == name))
         .collect();
     let archs: Vec<Arch> = missing.iter().map(|(_, a)| a.clone()).collect();
-    for ((name, _), r) in missing.iter().zip(ev.evaluate_many(&archs, "baseline")) {
+    for ((name, _), r) in missing.iter().zip(ev.evaluate_many(&archs, "baseline")?) {
         let r = Row {
             origin: name.clone(),
             ..r
@@ -772,9 +805,7 @@ pub fn search(
                 let name = format!("{origin} (trained with the policy)");
                 let nets = tuner.eval_nets();
                 let k = tuner.net_index_for(&a);
-                let acc = recalibrate_and_evaluate(&nets[k], &a, &ev.train, &ev.val, ev.cfg).ok();
-                let cost = space.cost(&a).unwrap_or_default();
-                let r = Row::new(name, a, &cost, acc, 0.0);
+                let r = measured_row(&space, &nets[k], &a, name, &ev)?;
                 progress.evaluated(rows.len() + 1, total, &r);
                 rows.push(r);
                 let ck = crate::train_cmd::checkpoint_of(&tuner, space.fingerprint())?;
@@ -799,7 +830,7 @@ pub fn search(
                 break;
             }
             let mut trials = Vec::new();
-            for r in ev.evaluate_many(&asked, &origin) {
+            for r in ev.evaluate_many(&asked, &origin)? {
                 let arch = &r.arch;
                 trials.push(Trial {
                     arch: arch.clone(),
@@ -818,7 +849,7 @@ pub fn search(
         }
         if let Some(a) = strategy.recommendation(&space) {
             let name = format!("{origin} (policy argmax)");
-            let r = ev.evaluate(&a, &name);
+            let r = ev.evaluate(&a, &name)?;
             if !rows.iter().any(|x| x.arch == r.arch) {
                 rows.push(Row { origin: name, ..r });
             }
