@@ -44,6 +44,6 @@ pub use raw::{BlockType, LayerRef, PoolOp, RawSpace, TieMode};
 pub use rng::Rng;
 pub use run::{
     DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,
-    SearchStrategy, TrainConfig,
+    SearchStrategy, SmallestFormats, TrainConfig,
 };
 pub use space::{Space, Stage};

@@ -56,11 +56,14 @@ fn default_validation_fraction() -> f64 {
 #[serde(deny_unknown_fields)]
 pub enum Sampling {
     /// BigNAS sandwich rule: the largest member (largest architecture at the most expensive
-    /// formats, the distillation teacher), the smallest architecture with uniformly drawn
-    /// formats, and `random` uniform members; gradients accumulated into one step.
+    /// formats, the distillation teacher), the smallest architecture at formats chosen by
+    /// `smallest`, and `random` uniform members; gradients accumulated into one step.
     Sandwich {
         /// Uniformly drawn members per step besides the largest and the smallest.
         random: u32,
+        /// The formats of the smallest architecture. Default: `RandomFormats`.
+        #[serde(default)]
+        smallest: SmallestFormats,
     },
     /// SortedNet: `levels` nested members from smallest to largest (level l takes the choice at
     /// fraction l/(levels-1) of every sorted choice list); each step trains the largest and
@@ -73,6 +76,21 @@ pub enum Sampling {
     },
     /// One uniformly drawn member per step (single path).
     Uniform,
+}
+
+/// The formats the sandwich rule trains its smallest architecture at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmallestFormats {
+    /// A uniform draw per format decision at every step: the small architecture at the formats
+    /// users deploy (int8, fp8) is trained too, the cheapest formats rarely (with 6 choices and
+    /// 8 decisions, int2 everywhere about once in 6^8 steps).
+    #[default]
+    RandomFormats,
+    /// Every decision at its cheapest format, as BigNAS's smallest child is the smallest in
+    /// every dimension: the cheapest member of the space is trained at every step.
+    Cheapest,
+    /// `Cheapest` at even steps and `RandomFormats` at odd ones.
+    Alternate,
 }
 
 /// Optimizer.
@@ -231,7 +249,10 @@ fn default_batch() -> u32 {
     64
 }
 fn default_sampling() -> Sampling {
-    Sampling::Sandwich { random: 2 }
+    Sampling::Sandwich {
+        random: 2,
+        smallest: SmallestFormats::RandomFormats,
+    }
 }
 fn default_true() -> bool {
     true
@@ -440,7 +461,7 @@ pub(crate) fn check_train(t: &TrainConfig, problems: &mut Vec<Problem>) {
                 );
             }
         }
-        Sampling::Sandwich { random } if random > 64 => bad(
+        Sampling::Sandwich { random, .. } if random > 64 => bad(
             p.field("sampling").field("random"),
             format!("{random} random members per step"),
             "expected at most 64",

@@ -15,7 +15,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Distribution, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::plan::Plan;
-use spaces::{Arch, DecisionKind, Optimizer, Rng, Sampling, Space};
+use spaces::{Arch, DecisionKind, Optimizer, Rng, Sampling, SmallestFormats, Space};
 
 use crate::Phase;
 use crate::mixture::{Mixture, MixtureConfig, MixtureError};
@@ -376,13 +376,20 @@ impl Trainer {
         }
         let rng = &mut self.state.rng;
         let mut out = match space.train.sampling {
-            Sampling::Sandwich { random } => {
+            Sampling::Sandwich { random, smallest } => {
+                let cheapest = match smallest {
+                    SmallestFormats::RandomFormats => false,
+                    SmallestFormats::Cheapest => true,
+                    SmallestFormats::Alternate => self.state.step.is_multiple_of(2),
+                };
+                let small = if cheapest {
+                    space.smallest()
+                } else {
+                    smallest_with_random_formats(space, rng)
+                };
                 let mut v = vec![
                     ("largest".to_string(), space.largest()),
-                    (
-                        "smallest".to_string(),
-                        smallest_with_random_formats(space, rng),
-                    ),
+                    ("smallest".to_string(), small),
                 ];
                 v.extend((0..random).map(|_| ("random".to_string(), space.sample_uniform(rng))));
                 v

@@ -338,3 +338,49 @@ fn members_trained_side_by_side_get_the_weights_they_get_alone() {
         }
     }
 }
+
+#[test]
+fn the_sandwich_trains_the_cheapest_member_when_asked() {
+    let device = Device::flex();
+    for (rule, cheapest_at) in [
+        ("Cheapest", [true, true, true, true, true, true]),
+        ("Alternate", [true, false, true, false, true, false]),
+    ] {
+        let space = space(&train_cfg(
+            &format!("Sandwich(random: 1, smallest: {rule})"),
+            6,
+        ));
+        let mut t = Trainer::new(&space, &device).unwrap();
+        for (step, cheapest) in cheapest_at.iter().enumerate() {
+            let members = t.draw_members(0);
+            assert_eq!(members[0].1, space.largest());
+            let small = &members[1].1;
+            // always the smallest architecture; at the cheapest formats where the rule says so
+            assert_eq!(small.stem, space.smallest().stem);
+            assert_eq!(small.stages, space.smallest().stages);
+            if *cheapest {
+                assert_eq!(small, &space.smallest(), "{rule}, step {step}");
+            }
+            let mut rng = Rng::new(step as u64);
+            let (x, y) = batch(8, &mut rng, &device);
+            t.train_members(
+                x,
+                y,
+                &members,
+                supernet::Choice {
+                    model: 0,
+                    config: 0,
+                    distill: true,
+                    lr: 0.01,
+                },
+                None,
+            )
+            .unwrap();
+        }
+    }
+    // the default draws the smallest architecture's formats: over 40 draws not always cheapest
+    let space = space(&train_cfg("Sandwich(random: 1)", 40));
+    let mut t = Trainer::new(&space, &device).unwrap();
+    let draws: Vec<spaces::Arch> = (0..40).map(|_| t.draw_members(0)[1].1.clone()).collect();
+    assert!(draws.iter().any(|a| a != &space.smallest()));
+}
