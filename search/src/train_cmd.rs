@@ -72,6 +72,12 @@ pub enum TrainCmdError {
         /// Input shape of the space.
         expected: String,
     },
+    /// The path given is neither a run folder nor a space file.
+    #[error("{}: no such run folder or space file (a run folder is what `qnas run` or `qnas train` writes, runs/<name> by default)", path.display())]
+    NoRun {
+        /// The path.
+        path: PathBuf,
+    },
     /// The run folder trains another member, or the supernet.
     #[error("{}: {message}; pass --restart to train {wanted} there from scratch, or another --run", dir.display())]
     OtherMember {
@@ -313,6 +319,11 @@ pub struct Run {
 /// paths against the original file's folder (from `source.json`), else against the run
 /// folder.
 pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, TrainCmdError> {
+    if !target.exists() {
+        return Err(TrainCmdError::NoRun {
+            path: target.to_path_buf(),
+        });
+    }
     if target.is_dir() {
         let file = target.join("space.ron");
         let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {

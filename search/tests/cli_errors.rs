@@ -78,6 +78,14 @@ fn every_command_reports_bad_input_as_a_json_error_document() {
     for args in &cases {
         assert_error_document(args);
     }
+    // a path that is neither a run folder nor a space file is named as such
+    let out = qnas(&["correlate", no_model]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no such run folder or space file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // without --json: clap's usage error and its exit code 2
     let out = qnas(&["train", "--bogus"]);
     assert_eq!(out.status.code(), Some(2));
