@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use search::backend::BackendKind;
 use search::correlate::{
-    self, CorrelateOptions, CorrelateProgress, CorrelateReport, MemberResult, with_interval,
+    self, CorrelateOptions, CorrelateProgress, CorrelateReport, with_interval,
 };
 
 #[derive(Debug, Args)]
@@ -56,7 +56,6 @@ pub struct CorrelateArgs {
 struct Progress {
     bar: Option<ProgressBar>,
     steps: u64,
-    done: Vec<u64>,
     members: usize,
     finished: usize,
 }
@@ -73,7 +72,6 @@ impl CorrelateProgress for Progress {
         self.steps = steps;
         self.members = members;
         self.finished = done;
-        self.done = vec![0; members];
         eprintln!(
             "{} of {members} stand-alone trainings to run, {steps} steps each ({done} already done)",
             members - done
@@ -91,9 +89,6 @@ impl CorrelateProgress for Progress {
     }
 
     fn step(&mut self, index: usize, step: u64) {
-        if let Some(d) = self.done.get_mut(index) {
-            *d = step;
-        }
         if step == self.steps {
             self.finished += 1;
             let line = format!(
@@ -109,11 +104,9 @@ impl CorrelateProgress for Progress {
         }
         if let Some(b) = &self.bar {
             b.inc(1);
-            b.set_message(format!("{}/{} members", self.finished, self.members));
+            b.set_message(format!("{}/{} trainings", self.finished, self.members));
         }
     }
-
-    fn trained(&mut self, _: usize, _: &MemberResult) {}
 
     fn end(&mut self) {
         if let Some(b) = self.bar.take() {
@@ -245,7 +238,6 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
     let mut progress = Progress {
         bar: None,
         steps: 0,
-        done: Vec::new(),
         members: 0,
         finished: 0,
     };

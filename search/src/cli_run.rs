@@ -52,15 +52,13 @@ pub fn run(a: &RunArgs) -> ExitCode {
     };
     let dir = train_cmd::run_dir(&a.run, &space);
     // stage 1: train, or continue an unfinished training, or skip a finished one
-    let done = std::fs::read_to_string(dir.join("train.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    let done = train_cmd::read_summary(&dir)
         .and_then(|v| v["steps"].as_u64())
         .is_some_and(|s| s >= space.train.steps);
     if done {
         eprintln!(
             "[1/3] training: already done ({})",
-            dir.join("train.json").display()
+            dir.join(train_cmd::SUMMARY_FILE).display()
         );
     } else {
         let resume =
@@ -118,9 +116,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
     };
-    let train = std::fs::read_to_string(dir.join("train.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let train = train_cmd::read_summary(&dir);
     if a.json {
         let r = RunReport {
             schema: "qnas.run/1",

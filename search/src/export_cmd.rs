@@ -400,13 +400,7 @@ pub fn export(
             let arch = Arch::load(path, space).map_err(TrainCmdError::from)?;
             let cost = space.cost(&arch).unwrap_or_default();
             // measured at export
-            let row = Row::new(
-                format!("arch {}", path.display()),
-                arch,
-                &cost,
-                None,
-                f64::NAN,
-            );
+            let row = Row::new(format!("arch {}", path.display()), arch, &cost, None);
             let name = path
                 .file_stem()
                 .and_then(|n| n.to_str())

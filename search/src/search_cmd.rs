@@ -104,18 +104,12 @@ pub struct Row {
 
 impl Row {
     /// The row of `arch` with its costs and, when measured, its accuracy and interval (an
-    /// unmeasured member gets accuracy `unmeasured`).
-    pub fn new(
-        origin: String,
-        arch: Arch,
-        cost: &Cost,
-        acc: Option<Accuracy>,
-        unmeasured: f64,
-    ) -> Row {
+    /// unmeasured member's accuracy is NaN).
+    pub fn new(origin: String, arch: Arch, cost: &Cost, acc: Option<Accuracy>) -> Row {
         Row {
             origin,
             arch,
-            accuracy: acc.map_or(unmeasured, Accuracy::top1),
+            accuracy: acc.map_or(f64::NAN, Accuracy::top1),
             bitops: cost.bitops,
             macs: cost.macs,
             params: cost.params,
@@ -469,7 +463,7 @@ fn measured_row(
         return Err(failed("the validation split has no images".to_string()));
     }
     let cost = space.cost(arch).map_err(|e| failed(e.to_string()))?;
-    Ok(Row::new(origin, arch.clone(), &cost, Some(acc), 0.0))
+    Ok(Row::new(origin, arch.clone(), &cost, Some(acc)))
 }
 
 /// The uniform-precision members a space allows: all-int8, all-int4, all-e4m3, all-e2m1 and

@@ -239,6 +239,16 @@ pub struct AloneReport {
     pub test: Measured,
 }
 
+/// `train.json` of a run folder: the summary of its finished training.
+pub const SUMMARY_FILE: &str = "train.json";
+
+/// The summary a finished training left in run folder `dir` (`train.json`, as JSON), or `None`
+/// when there is none or it cannot be read.
+pub fn read_summary(dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// `arch.ron` of a stand-alone run folder: the member it trains.
 pub const MEMBER_FILE: &str = "arch.ron";
 
@@ -587,26 +597,25 @@ pub fn train_job(
     progress: &mut dyn TrainProgress,
 ) -> Result<TrainSummary, TrainCmdError> {
     let space = job.space;
-    let opts = job;
     let dir = job.dir.clone();
     let ck_dir = dir.join("checkpoints");
     let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();
-    if !existing.is_empty() && !opts.resume && !opts.restart {
+    if !existing.is_empty() && !job.resume && !job.restart {
         return Err(TrainCmdError::RunExists { dir });
     }
-    if !existing.is_empty() && opts.resume {
+    if !existing.is_empty() && job.resume {
         check_member_file(job)?;
     }
-    if opts.restart {
+    if job.restart {
         for (_, p) in &existing {
             std::fs::remove_file(p).map_err(|e| IoError::new("remove", p, e))?;
         }
         let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
-        let _ = std::fs::remove_file(dir.join("train.json"));
+        let _ = std::fs::remove_file(dir.join(SUMMARY_FILE));
     }
     let (mut trainer, fingerprint) = trainer_of(job)?;
     let metrics_path = dir.join("metrics.jsonl");
-    if opts.resume {
+    if job.resume {
         let found = checkpoint::latest_good(&ck_dir, Some(fingerprint))?;
         let skipped: Vec<String> = found
             .skipped
@@ -630,11 +639,11 @@ pub fn train_job(
             trainer.state.step
         ));
     } else {
-        let src = std::fs::read(opts.file).map_err(|e| IoError::new("read", opts.file, e))?;
+        let src = std::fs::read(job.file).map_err(|e| IoError::new("read", job.file, e))?;
         write_atomic(&dir.join("space.ron"), &src)?;
         write_json_atomic(&dir.join("config.json"), trainer.space())?;
         let source = Source {
-            space_file: std::fs::canonicalize(opts.file).unwrap_or(opts.file.to_path_buf()),
+            space_file: std::fs::canonicalize(job.file).unwrap_or(job.file.to_path_buf()),
         };
         write_json_atomic(&dir.join(SOURCE_FILE), &source)?;
         match &job.member {
@@ -713,7 +722,7 @@ pub fn train_job(
         recalibration_epoch: 0,
     };
     let recal_loader = data.train_loader(t.batch_size as usize)?;
-    let eval_error = |e: spaces::ArchError| TrainCmdError::Train(TrainError::State(e.to_string()));
+    let eval_error = |e: spaces::ArchError| TrainCmdError::Train(TrainError::Member(e));
     let mut members = Vec::new();
     let mut alone = None;
     if let Some(arch) = &job.member {
@@ -800,6 +809,6 @@ pub fn train_job(
         mixture,
         alone,
     };
-    write_json_atomic(&dir.join("train.json"), &summary)?;
+    write_json_atomic(&dir.join(SUMMARY_FILE), &summary)?;
     Ok(summary)
 }

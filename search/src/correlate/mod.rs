@@ -28,7 +28,7 @@ use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
 use crate::fsio::{IoError, write_atomic, write_json_atomic};
 use crate::search_cmd::{Row, SearchCmdError, front_of, saved_rows};
 use crate::train_cmd::{
-    Job, TrainCmdError, TrainProgress, load_data, open_run, restore_from, train_job,
+    Job, TrainCmdError, TrainProgress, load_data, open_run, read_summary, restore_from, train_job,
 };
 pub use analysis::{Analysis, Estimate, Paired, analyse};
 pub use select::{MIN_MEMBERS, SelectError, select};
@@ -75,8 +75,6 @@ pub trait CorrelateProgress {
     fn begin(&mut self, trainings: usize, done: usize, steps: u64);
     /// Training `index` (0-based; member `index / seeds`, seed `index % seeds`) reached `step`.
     fn step(&mut self, index: usize, step: u64);
-    /// Member `index` is trained.
-    fn trained(&mut self, index: usize, result: &MemberResult);
     /// Training ended.
     fn end(&mut self);
 }
@@ -109,10 +107,11 @@ pub enum CorrelateError {
     #[error("{0}")]
     Invalid(String),
     /// A member's training failed.
-    #[error("member {index} ({arch}): {source}")]
+    #[error("{name} ({arch}): {source}")]
     Member {
-        /// 1-based position in the selection.
-        index: usize,
+        /// `member N` (its 1-based position in the selection), with the seed where there are
+        /// several.
+        name: String,
         /// The member's key.
         arch: String,
         /// Why.
@@ -227,7 +226,10 @@ enum Event {
 
 /// Forwards a member's training progress to the calling thread.
 struct Forward {
+    /// Index of the training.
     index: usize,
+    /// Its name in messages ([`Training::name`]).
+    name: String,
     tx: mpsc::Sender<Event>,
 }
 
@@ -240,7 +242,7 @@ impl TrainProgress for Forward {
         if message.starts_with("resumed") || message.starts_with("skipped") {
             let _ = self
                 .tx
-                .send(Event::Note(format!("member {}: {message}", self.index + 1)));
+                .send(Event::Note(format!("{}: {message}", self.name)));
         }
     }
     fn end(&mut self) {}
@@ -259,10 +261,7 @@ fn member_dir(out_dir: &Path, space: &Space, arch: &Arch, steps: u64, seed: usiz
 
 /// Whether a member's run folder holds a finished training of `steps` steps.
 fn finished(dir: &Path, steps: u64) -> bool {
-    std::fs::read_to_string(dir.join("train.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["steps"].as_u64() == Some(steps) && v["alone"].is_object())
+    read_summary(dir).is_some_and(|v| v["steps"].as_u64() == Some(steps) && v["alone"].is_object())
 }
 
 /// The per-image record of `arch` on `net` (recalibrated first, as the search evaluates).
@@ -302,16 +301,28 @@ fn load_alone(
 
 /// The stand-alone test accuracy recorded in a member's `train.json`.
 fn alone_test(dir: &Path) -> Option<Measured> {
-    let text = std::fs::read_to_string(dir.join("train.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    serde_json::from_value(v["alone"]["test"].clone()).ok()
+    serde_json::from_value(read_summary(dir)?["alone"]["test"].clone()).ok()
 }
 
 /// One stand-alone training: a member, the space with its seed, its run folder.
 struct Training<'a> {
+    /// 0-based position of the member in the selection.
+    member: usize,
+    /// Index of the initialization seed (`train.seed + seed`).
+    seed: usize,
     arch: &'a Arch,
     space: &'a Space,
     dir: PathBuf,
+}
+
+impl Training<'_> {
+    /// `member 3` or, with several seeds, `member 3, seed 1`, for messages.
+    fn name(&self, seeds: usize) -> String {
+        match seeds {
+            1 => format!("member {}", self.member + 1),
+            _ => format!("member {}, seed {}", self.member + 1, self.seed),
+        }
+    }
 }
 
 /// Runs the trainings of `todo` (indices into `trainings`) on `jobs` worker threads, each in
@@ -321,6 +332,7 @@ fn train_members(
     file: &Path,
     data: &SearchData,
     trainings: &[Training<'_>],
+    seeds: usize,
     todo: &[usize],
     jobs: usize,
     device: &Device,
@@ -358,6 +370,7 @@ fn train_members(
                     let t0 = Instant::now();
                     let mut fwd = Forward {
                         index: i,
+                        name: t.name(seeds),
                         tx: tx.clone(),
                     };
                     let mut r = train_job(&job, &mut fwd);
@@ -386,9 +399,10 @@ fn train_members(
                 Event::Done(i, Ok(s)) => seconds[i] = s,
                 Event::Done(i, Err(source)) => {
                     if first_error.is_none() {
+                        let t = &trainings[i];
                         first_error = Some(CorrelateError::Member {
-                            index: i + 1,
-                            arch: trainings[i].arch.key(),
+                            name: t.name(seeds),
+                            arch: t.arch.key(),
                             source: Box::new(source),
                         });
                     }
@@ -463,16 +477,17 @@ pub fn correlate(
     };
     let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
     restore_from(&mut trainer, &ck_path, &ck)?;
+    let is_front: Vec<bool> = chosen
+        .iter()
+        .map(|&i| front.iter().any(|f| f.arch == rows[i].arch))
+        .collect();
     progress.note(&format!(
         "supernet from {} (step {}); {} of {} evaluated members chosen ({} on the front)",
         ck_path.display(),
         ck.step,
         chosen.len(),
         rows.len(),
-        chosen
-            .iter()
-            .filter(|&&i| front.iter().any(|f| f.arch == rows[i].arch))
-            .count()
+        is_front.iter().filter(|&&f| f).count()
     ));
     let cfg = EvalConfig {
         recalibration_batches: space.train.recalibration_batches as usize,
@@ -507,12 +522,15 @@ pub fn correlate(
     let archs: Vec<Arch> = chosen.iter().map(|&i| rows[i].arch.clone()).collect();
     let trainings: Vec<Training<'_>> = archs
         .iter()
-        .flat_map(|a| {
+        .enumerate()
+        .flat_map(|(j, a)| {
             let (space, out_dir) = (&space, &out_dir);
             seeded_spaces
                 .iter()
                 .enumerate()
                 .map(move |(k, sp)| Training {
+                    member: j,
+                    seed: k,
                     arch: a,
                     space: sp,
                     dir: member_dir(out_dir, space, a, steps, k),
@@ -528,6 +546,7 @@ pub fn correlate(
         &run.space_file,
         &data,
         &trainings,
+        seeds,
         &todo,
         jobs,
         &opts.device,
@@ -547,10 +566,6 @@ pub fn correlate(
         let net = load_alone(t.space, t.arch, &t.dir, &opts.device)?;
         alone_records.push(score(&net, t.arch, &train_loader, &val_loader, cfg)?);
     }
-    let is_front: Vec<bool> = archs
-        .iter()
-        .map(|a| front.iter().any(|f| &f.arch == a))
-        .collect();
     let fraction = |records: &[Vec<bool>]| -> Vec<f64> {
         let n = records[0].len();
         (0..n)
@@ -609,7 +624,6 @@ pub fn correlate(
                 row.origin
             ));
         }
-        progress.trained(j, &r);
         results.push(r);
     }
     let report = CorrelateReport {
