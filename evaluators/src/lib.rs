@@ -1,12 +1,18 @@
 //! Data sets, loaders and evaluation of sub-networks.
 //!
 //! - [`data`]: MNIST IDX and CIFAR-10 loaders, splits, normalization, augmentation, batching;
-//! - [`accuracy`]: BN recalibration of a member, then its top-1 accuracy on held-out data.
+//! - [`accuracy`]: BN recalibration of a member, then its top-1 accuracy on held-out data;
+//! - [`supernet_eval`]: [`SupernetEvaluator`], the one evaluator of a supernet member, used by
+//!   search, export and correlate alike (it implements the search's `Evaluator`).
 
 pub mod accuracy;
 pub mod data;
+pub mod supernet_eval;
+
+pub use stats::{Accuracy, CONFIDENCE, Measured};
 
 pub use accuracy::{
-    Accuracy, CONFIDENCE, EvalConfig, Measured, correct_per_image, evaluate_plan, evaluate_static,
-    recalibrate, recalibrate_and_evaluate, recalibrate_and_score,
+    EvalConfig, correct_per_image, evaluate_plan, evaluate_static, recalibrate,
+    recalibrate_and_evaluate, recalibrate_and_score,
 };
+pub use supernet_eval::{SupernetEvaluator, parallel_workers};

@@ -1,28 +1,33 @@
-//! qnas search: strategies, Pareto fronts, reports and export, and the `qnas` binary's
-//! commands as library functions (the binary only parses arguments and prints).
+//! qnas search: everything of a search that needs no tensors. Spaces in; ask/tell strategies,
+//! the search loop over an [`Evaluator`](driver::Evaluator), Pareto fronts, hypervolume and the
+//! search's reports and plots out. burn is not in this crate's dependency tree (a test checks),
+//! so strategies and the loop are tested against tables of known accuracies.
 //!
-//! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`;
-//! - [`bench`]: `qnas bench`, training and inference throughput;
-//! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
-//! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
-//! - [`fsio`]: atomic writes;
-//! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
-//! - [`search_cmd`]: `qnas search`, the Pareto front from a trained supernet;
-//! - [`space_report`]: `qnas space check` and `qnas space sample`;
-//! - [`strategy`]: ask/tell search strategies (no tensors);
-//! - [`train_cmd`]: `qnas train`, checkpoints and resume.
+//! - [`strategy`]: ask/tell strategies (`random`, `exhaustive`, `nsga2`, `fliqs`);
+//! - [`trial`]: what a strategy is told of one member;
+//! - [`settings`]: the effective settings of a search and the strategy of each stage;
+//! - [`driver`]: the search loop, its saved state, its report and outputs;
+//! - [`origin`]: where a member came from;
+//! - [`row`]: one evaluated member, fronts of rows, the baselines of a space, CSV;
+//! - [`pareto`]: dominance, non-dominated sorting, crowding, hypervolume;
+//! - [`svg_plot`], [`png_plot`]: the accuracy-versus-BitOps plot (`png_plot` also holds the
+//!   small raster canvas other plots draw on);
+//! - [`fsio`]: atomic writes.
 
-pub mod backend;
-pub mod bench;
-pub mod correlate;
-pub mod correlate_plot;
-pub mod export_cmd;
-pub mod finetune_cmd;
+pub mod driver;
 pub mod fsio;
-pub mod model_dir;
+pub mod origin;
 pub mod pareto;
 pub mod png_plot;
-pub mod search_cmd;
-pub mod space_report;
+pub mod row;
+pub mod settings;
 pub mod strategy;
-pub mod train_cmd;
+pub mod svg_plot;
+pub mod trial;
+
+pub use driver::{
+    EvaluationError, Evaluator, PolicyTraining, SearchError, SearchProgress, SearchReport, search,
+};
+pub use origin::Origin;
+pub use row::Row;
+pub use settings::Settings;

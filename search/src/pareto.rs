@@ -26,7 +26,7 @@
 use serde::{Deserialize, Serialize};
 use spaces::{ArchError, Space};
 
-use crate::strategy::{Evaluation, Trial};
+use crate::trial::{Evaluation, Trial};
 
 /// One scored member: accuracy (higher is better) and BitOps (lower is better).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

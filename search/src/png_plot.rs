@@ -1,15 +1,15 @@
 //! A PNG rendering of the Pareto plot, with no image or font dependencies: a small RGB
 //! [`Canvas`] (lines, circles, rectangles, text in an embedded 5x7 bitmap font), a PNG encoder
 //! ([`encode_png`], zlib through `flate2`), and [`plot_png`], the same plot as
-//! [`plot_svg`](crate::search_cmd::plot_svg).
+//! [`plot_svg`](crate::svg_plot::plot_svg).
 
 use std::io::Write;
 
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
-use supernet::checkpoint::crc32;
 
-use crate::search_cmd::Row;
+use crate::row::Row;
+use crate::svg_plot::baseline_label;
 
 /// An RGB colour.
 pub type Rgb = [u8; 3];
@@ -358,7 +358,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     let start = out.len();
     out.extend_from_slice(kind);
     out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
+    let crc = crc32fast::hash(&out[start..]);
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
@@ -400,7 +400,7 @@ const MR: f64 = 20.0;
 const MT: f64 = 40.0;
 const MB: f64 = 50.0;
 
-/// Axis ranges as in [`plot_svg`](crate::search_cmd::plot_svg): log10 BitOps from the floor
+/// Axis ranges as in [`plot_svg`](crate::svg_plot::plot_svg): log10 BitOps from the floor
 /// of the smallest to the ceiling of the largest decade (one decade either side of a single
 /// value), accuracy from `min(0.9, floor(10 * min) / 10)` to 1. With nothing to plot the
 /// x range is 1e0..1e1.
@@ -428,7 +428,7 @@ fn ranges(rows: &[Row], front: &[Row], baselines: &[Row]) -> ((f64, f64), (f64, 
 
 /// A PNG of accuracy against BitOps (log x-axis), 720 x 480: every evaluated member as a grey
 /// dot, the front as a red line with dots, baselines as labelled blue squares; the same layout
-/// as [`plot_svg`](crate::search_cmd::plot_svg).
+/// as [`plot_svg`](crate::svg_plot::plot_svg).
 pub fn plot_png(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) -> Vec<u8> {
     plot_canvas(rows, front, baselines, title).to_png()
 }
@@ -522,8 +522,8 @@ pub fn plot_canvas(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) 
         }
         let (xi, yi) = (x.round() as i64, y.round() as i64);
         c.fill_rect(xi - 3, yi - 3, xi + 3, yi + 3, BLUE);
-        let label = r.origin.trim_start_matches("baseline ");
-        let (lw, lh) = (text_width(label, 1) as i64, 7);
+        let label = baseline_label(&r.origin);
+        let (lw, lh) = (text_width(&label, 1) as i64, 7);
         let free = |ly: i64| {
             placed
                 .iter()
@@ -540,7 +540,7 @@ pub fn plot_canvas(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) 
             })
             .find(|&ly| free(ly))
             .unwrap_or(yi - 13);
-        c.text(xi + 6, ly, label, 1, BLUE);
+        c.text(xi + 6, ly, &label, 1, BLUE);
         placed.push((xi + 6, ly, xi + 6 + lw, ly + lh));
     }
     c
@@ -569,7 +569,11 @@ mod tests {
             let kind: [u8; 4] = png[at + 4..at + 8].try_into().unwrap();
             let data = &png[at + 8..at + 8 + len];
             let crc = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
-            assert_eq!(crc, crc32(&png[at + 4..at + 8 + len]), "CRC of {kind:?}");
+            assert_eq!(
+                crc,
+                crc32fast::hash(&png[at + 4..at + 8 + len]),
+                "CRC of {kind:?}"
+            );
             match &kind {
                 b"IHDR" => {
                     w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
@@ -600,7 +604,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets/digits.ron");
         let space = Space::load(&dir).unwrap();
         Row {
-            origin: origin.into(),
+            origin: origin.parse().unwrap(),
             arch: space.largest(),
             accuracy,
             bitops,
@@ -735,7 +739,7 @@ mod tests {
         assert_eq!(c.w * c.h * 3, c.pixels.len());
         assert!(count(&c, RED, 0, 0, 719, 479) > 10);
         let odd = vec![
-            row("baseline x", f64::NAN, 0),
+            row("baseline int4 smallest", f64::NAN, 0),
             row("random", 1.0, u64::MAX),
             row("random", 0.0, 1),
         ];

@@ -32,10 +32,12 @@
 
 #![warn(missing_docs)]
 
+mod accuracy;
 mod bootstrap;
 mod interval;
 mod rank;
 
+pub use accuracy::{Accuracy, CONFIDENCE, Measured};
 pub use bootstrap::{Resampler, median, percentile_interval};
 pub use interval::{Interval, MAX_EXACT_TRIALS, clopper_pearson, wilson};
 pub use rank::{kendall_tau_b, ranks, spearman_rho, top_k_overlap};

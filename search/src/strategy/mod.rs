@@ -7,26 +7,9 @@ pub mod fliqs;
 pub mod nsga2;
 pub mod random;
 
-use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space};
 
-/// What the evaluator measured of one member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Evaluation {
-    /// Validation top-1 accuracy in `[0, 1]` (after BN recalibration).
-    pub accuracy: f64,
-    /// BitOps of the member (cost model).
-    pub bitops: u64,
-}
-
-/// One evaluated member.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Trial {
-    /// The member.
-    pub arch: Arch,
-    /// Its scores.
-    pub eval: Evaluation,
-}
+pub use crate::trial::{Evaluation, Trial};
 
 /// Why a strategy cannot run.
 #[derive(Debug, thiserror::Error)]

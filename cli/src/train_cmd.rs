@@ -13,17 +13,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use evaluators::data::{BatchLoader, DataError, DataSpec, SearchData};
-use evaluators::{EvalConfig, Measured, recalibrate_and_evaluate};
+use evaluators::data::{DataError, SearchData};
+use evaluators::{EvalConfig, recalibrate_and_evaluate};
+use search::fsio::{IoError, write_atomic, write_json_atomic};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Format, Space, SpaceError};
-use supernet::checkpoint::{self, Checkpoint, CheckpointError};
-use supernet::{StepReport, TrainError, TrainState, Trainer};
+use supernet::checkpoint::{self, CheckpointError};
+use supernet::{StepReport, TrainError, Trainer};
 
-use crate::fsio::{IoError, write_atomic, write_json_atomic};
-
-/// Schema tag of [`TrainSummary`].
-pub const TRAIN_SCHEMA: &str = "qnas.train/1";
+use crate::run_dir::{
+    AloneReport, MemberAccuracy, MixtureReport, RunDir, Source, TRAIN_SCHEMA, TrainSummary,
+};
+use crate::setup::{SetupError, Stream, checkpoint_of, load_data, restore_from, test_loader};
 
 /// What to train and where.
 #[derive(Clone, Debug)]
@@ -48,36 +49,9 @@ pub struct TrainOptions {
 /// Why `qnas train` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainCmdError {
-    /// The space file is invalid.
+    /// The space, data or checkpoints could not be read.
     #[error(transparent)]
-    Space(#[from] Box<SpaceError>),
-    /// The space file names no data set.
-    #[error(
-        "{file}: the space has no `data` section; add e.g. `data: (kind: Mnist, path: \"data/mnist-5k\")`"
-    )]
-    NoData {
-        /// The file.
-        file: String,
-    },
-    /// The data files are unusable.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// The data does not fit the space.
-    #[error("{file}: the data set has {found} images but the space expects {expected}")]
-    Shape {
-        /// The space file.
-        file: String,
-        /// Image shape of the data.
-        found: String,
-        /// Input shape of the space.
-        expected: String,
-    },
-    /// The path given is neither a run folder nor a space file.
-    #[error("{}: no such run folder or space file (a run folder is what `qnas run` or `qnas train` writes, runs/<name> by default)", path.display())]
-    NoRun {
-        /// The path.
-        path: PathBuf,
-    },
+    Setup(#[from] SetupError),
     /// The run folder trains another member, or the supernet.
     #[error("{}: {message}; pass --restart to train {wanted} there from scratch, or another --run", dir.display())]
     OtherMember {
@@ -102,17 +76,6 @@ pub enum TrainCmdError {
         /// Damaged checkpoints that were skipped, with why.
         skipped: Vec<String>,
     },
-    /// A checkpoint could not be read or written.
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    /// A checkpoint's content does not fit.
-    #[error("{}: {message}", path.display())]
-    BadCheckpoint {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
     /// Training failed.
     #[error(transparent)]
     Train(#[from] TrainError),
@@ -123,14 +86,30 @@ pub enum TrainCmdError {
 
 impl From<SpaceError> for TrainCmdError {
     fn from(e: SpaceError) -> Self {
-        TrainCmdError::Space(Box::new(e))
+        TrainCmdError::Setup(e.into())
+    }
+}
+
+impl From<DataError> for TrainCmdError {
+    fn from(e: DataError) -> Self {
+        TrainCmdError::Setup(e.into())
+    }
+}
+
+impl From<CheckpointError> for TrainCmdError {
+    fn from(e: CheckpointError) -> Self {
+        TrainCmdError::Setup(e.into())
     }
 }
 
 impl TrainCmdError {
     /// True when the user's input is at fault (exit code 2).
     pub fn is_invalid_input(&self) -> bool {
-        !matches!(self, TrainCmdError::Train(_) | TrainCmdError::Io(_))
+        match self {
+            TrainCmdError::Setup(e) => e.is_invalid_input(),
+            TrainCmdError::Train(_) | TrainCmdError::Io(_) => false,
+            _ => true,
+        }
     }
 }
 
@@ -167,322 +146,8 @@ pub struct MetricsLine {
     pub images_per_second: f64,
 }
 
-/// Accuracy of one named member after recalibration.
-#[derive(Clone, Debug, Serialize)]
-pub struct MemberAccuracy {
-    /// What it is.
-    pub name: String,
-    /// The member.
-    pub arch: Arch,
-    /// Validation top-1 accuracy.
-    pub validation_accuracy: f64,
-    /// The same with its counts and 95% interval.
-    pub validation: Measured,
-    /// Supernet copy that evaluated it.
-    pub supernet: usize,
-}
-
-/// The balanced-mixture assignment at the end of training.
-#[derive(Clone, Debug, Serialize)]
-pub struct MixtureReport {
-    /// EMA of validation accuracy per (pooling configuration, supernet).
-    pub matrix: Vec<Vec<f64>>,
-    /// Balanced p(supernet | configuration).
-    pub conditional: Vec<Vec<f64>>,
-    /// Marginal over supernets (uniform after balancing).
-    pub marginal: Vec<f64>,
-    /// Supernet that evaluates each configuration.
-    pub assignments: Vec<usize>,
-    /// Readable names of the configurations.
-    pub configurations: Vec<String>,
-}
-
-/// What `qnas train` reports.
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainSummary {
-    /// [`TRAIN_SCHEMA`].
-    pub schema: &'static str,
-    /// Run folder.
-    pub run_dir: PathBuf,
-    /// Space name.
-    pub space: String,
-    /// Steps done in total.
-    pub steps: u64,
-    /// Step this invocation started from.
-    pub resumed_from: u64,
-    /// Seconds spent training in this invocation.
-    pub seconds: f64,
-    /// Mean throughput of this invocation.
-    pub images_per_second: f64,
-    /// Final checkpoint.
-    pub checkpoint: PathBuf,
-    /// Accuracy of reference members after recalibration.
-    pub members: Vec<MemberAccuracy>,
-    /// The mixture, when training used one.
-    pub mixture: Option<MixtureReport>,
-    /// The member trained alone (`qnas train --arch`), with its validation and test accuracy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alone: Option<AloneReport>,
-}
-
-/// The accuracy of a member trained alone, after BN recalibration as the search evaluates
-/// members.
-#[derive(Clone, Debug, Serialize)]
-pub struct AloneReport {
-    /// The member.
-    pub arch: Arch,
-    /// Its fingerprint ([`Space::member_fingerprint`]), in hex.
-    pub fingerprint: String,
-    /// Validation split (the images the search ranks members on).
-    pub validation: Measured,
-    /// The data set's test files.
-    pub test: Measured,
-}
-
-/// `train.json` of a run folder: the summary of its finished training.
-pub const SUMMARY_FILE: &str = "train.json";
-
-/// The summary a finished training left in run folder `dir` (`train.json`, as JSON), or `None`
-/// when there is none or it cannot be read.
-pub fn read_summary(dir: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 /// `arch.ron` of a stand-alone run folder: the member it trains.
 pub const MEMBER_FILE: &str = "arch.ron";
-
-/// The default run folder of `arch` trained alone.
-pub fn member_run_dir(space: &Space, arch: &Arch) -> Result<PathBuf, TrainCmdError> {
-    let f = space
-        .member_fingerprint(arch)
-        .map_err(|e| TrainCmdError::Train(e.into()))?;
-    Ok(PathBuf::from("runs").join(format!("{}-alone-{:08x}", space.name, f as u32)))
-}
-
-/// Loads a space file's data set and checks it fits the space.
-pub fn load_data(space: &Space, file: &Path) -> Result<SearchData, TrainCmdError> {
-    let cfg = space.data.as_ref().ok_or_else(|| TrainCmdError::NoData {
-        file: file.display().to_string(),
-    })?;
-    let data = DataSpec::from(cfg).load(Path::new(""))?;
-    let s = data.train.shape();
-    let i = space.input;
-    if (s.channels, s.height, s.width) != (i.channels as usize, i.height as usize, i.width as usize)
-        || data.train.classes() != space.classes as usize
-    {
-        return Err(TrainCmdError::Shape {
-            file: file.display().to_string(),
-            found: format!(
-                "{}x{}x{} in {} classes",
-                s.channels,
-                s.height,
-                s.width,
-                data.train.classes()
-            ),
-            expected: format!(
-                "{}x{}x{} in {} classes",
-                i.channels, i.height, i.width, space.classes
-            ),
-        });
-    }
-    Ok(data)
-}
-
-/// An in-order loader over the test files of `space`'s data set.
-pub fn test_loader(
-    space: &Space,
-    data: &SearchData,
-    batch_size: usize,
-) -> Result<BatchLoader, TrainCmdError> {
-    let cfg = space.data.as_ref().ok_or_else(|| TrainCmdError::NoData {
-        file: space.name.clone(),
-    })?;
-    let test = DataSpec::from(cfg).load_test(Path::new(""))?;
-    Ok(data.eval_loader(std::sync::Arc::new(test), batch_size)?)
-}
-
-/// `source.json` of a run folder: where its space file came from, so that the copy
-/// `space.ron` resolves relative paths (the data folder) as the original did.
-pub const SOURCE_FILE: &str = "source.json";
-
-/// `source.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    /// The space file the run was trained from (absolute).
-    pub space_file: PathBuf,
-}
-
-/// A run opened from its folder or from its space file.
-#[derive(Clone, Debug)]
-pub struct Run {
-    /// The space.
-    pub space: Space,
-    /// The space file read (`<run>/space.ron`, or the file given).
-    pub space_file: PathBuf,
-    /// The run folder.
-    pub dir: PathBuf,
-}
-
-/// Opens a run: `target` is a run folder (holding `space.ron`) or a space file (its run
-/// folder is `run_dir`, default `runs/<name>`). The copy in a run folder resolves relative
-/// paths against the original file's folder (from `source.json`), else against the run
-/// folder.
-pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, TrainCmdError> {
-    if !target.exists() {
-        return Err(TrainCmdError::NoRun {
-            path: target.to_path_buf(),
-        });
-    }
-    if target.is_dir() {
-        let file = target.join("space.ron");
-        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        let source: Option<Source> = std::fs::read_to_string(target.join(SOURCE_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let (base, default_name) = match &source {
-            Some(s) => (
-                s.space_file
-                    .parent()
-                    .map_or_else(|| target.to_path_buf(), Path::to_path_buf),
-                s.space_file
-                    .file_stem()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("space")
-                    .to_string(),
-            ),
-            None => (
-                target.to_path_buf(),
-                target
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("space")
-                    .to_string(),
-            ),
-        };
-        let space = Space::parse_in(&src, &file.display().to_string(), &default_name, &base)?;
-        Ok(Run {
-            space,
-            space_file: file,
-            dir: target.to_path_buf(),
-        })
-    } else {
-        let space = Space::load(target)?;
-        let dir = run_dir(run_dir_opt, &space);
-        Ok(Run {
-            space,
-            space_file: target.to_path_buf(),
-            dir,
-        })
-    }
-}
-
-/// The run folder of a space file.
-pub fn run_dir(opts_dir: &Option<PathBuf>, space: &Space) -> PathBuf {
-    opts_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(&space.name))
-}
-
-/// An endless stream of batches of a loader from a given global batch index.
-pub(crate) struct Stream<'a> {
-    loader: &'a BatchLoader,
-    device: Device,
-    epoch: u64,
-    it: Option<evaluators::data::Batches>,
-}
-
-impl<'a> Stream<'a> {
-    pub(crate) fn starting_at(loader: &'a BatchLoader, device: &Device, index: u64) -> Self {
-        let per = loader.batches_per_epoch().max(1) as u64;
-        let mut s = Stream {
-            loader,
-            device: device.clone(),
-            epoch: index / per,
-            it: None,
-        };
-        let skip = (index % per) as usize;
-        let mut it = loader.epoch(s.epoch, device);
-        for _ in 0..skip {
-            it.next();
-        }
-        s.it = Some(it);
-        s
-    }
-
-    pub(crate) fn next(&mut self) -> evaluators::data::Batch {
-        loop {
-            if let Some(b) = self.it.as_mut().and_then(Iterator::next) {
-                return b;
-            }
-            self.epoch += 1;
-            self.it = Some(self.loader.epoch(self.epoch, &self.device));
-        }
-    }
-}
-
-/// A checkpoint of `trainer`, tied to `fingerprint` (the space's, or a member's trained
-/// alone).
-pub(crate) fn checkpoint_of(
-    trainer: &Trainer,
-    fingerprint: u64,
-) -> Result<Checkpoint, TrainCmdError> {
-    let mut ck = Checkpoint::new(
-        fingerprint,
-        trainer.state.step,
-        serde_json::json!({ "space": trainer.space().name, "state": trainer.state }),
-    )
-    .with_created_now();
-    for (i, (model, optim)) in trainer.weights_bytes()?.into_iter().enumerate() {
-        ck = ck
-            .with_section(format!("model-{i}"), model)
-            .with_section(format!("optim-{i}"), optim);
-    }
-    Ok(ck)
-}
-
-/// The training state and the weights of `supernets` copies stored in checkpoint `ck` (read
-/// from `path`).
-pub(crate) fn checkpoint_contents(
-    path: &Path,
-    ck: &Checkpoint,
-    supernets: usize,
-) -> Result<(Vec<supernet::train::WeightBytes>, TrainState), TrainCmdError> {
-    let bad = |message: String| TrainCmdError::BadCheckpoint {
-        path: path.to_path_buf(),
-        message,
-    };
-    let state: TrainState =
-        serde_json::from_value(ck.metadata.get("state").cloned().unwrap_or_default())
-            .map_err(|e| bad(format!("training state: {e}")))?;
-    let mut weights = Vec::new();
-    for i in 0..supernets {
-        let model = ck.section(&format!("model-{i}")).ok_or_else(|| bad(format!("no weights of supernet {i} (is `train.mixture.supernets` the same as when it was written?)")))?;
-        let optim = ck
-            .section(&format!("optim-{i}"))
-            .ok_or_else(|| bad(format!("no optimizer state of supernet {i}")))?;
-        weights.push((model.to_vec(), optim.to_vec()));
-    }
-    Ok((weights, state))
-}
-
-/// Restores `trainer` from checkpoint `ck` (read from `path`).
-pub(crate) fn restore_from(
-    trainer: &mut Trainer,
-    path: &Path,
-    ck: &Checkpoint,
-) -> Result<(), TrainCmdError> {
-    let (weights, state) = checkpoint_contents(path, ck, trainer.nets.len())?;
-    trainer
-        .restore(weights, state)
-        .map_err(|e| TrainCmdError::BadCheckpoint {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
-}
 
 /// Keeps the first `step` lines of the metrics log (after a resume).
 fn truncate_metrics(path: &Path, step: u64) -> Result<(), IoError> {
@@ -512,9 +177,11 @@ pub fn train(
         None => None,
     };
     let dir = match (&opts.run_dir, &member) {
-        (Some(d), _) => d.clone(),
-        (None, Some(a)) => member_run_dir(&space, a)?,
-        (None, None) => run_dir(&None, &space),
+        (Some(d), _) => RunDir::new(d),
+        (None, Some(a)) => {
+            RunDir::for_member(&space, a).map_err(|e| TrainCmdError::Train(e.into()))?
+        }
+        (None, None) => RunDir::for_space(None, &space),
     };
     let job = Job {
         space: &space,
@@ -539,7 +206,7 @@ pub struct Job<'a> {
     /// Its data.
     pub data: &'a SearchData,
     /// The run folder.
-    pub dir: PathBuf,
+    pub dir: RunDir,
     /// Continue from the last good checkpoint.
     pub resume: bool,
     /// Delete the checkpoints and metrics and start over.
@@ -569,7 +236,7 @@ fn trainer_of(job: &Job<'_>) -> Result<(Trainer, u64), TrainCmdError> {
 
 /// Checks that a run folder being resumed trains what `job` asks for.
 fn check_member_file(job: &Job<'_>) -> Result<(), TrainCmdError> {
-    let path = job.dir.join(MEMBER_FILE);
+    let path = job.dir.member_file();
     let held = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| Arch::parse(&t, &path.display().to_string(), job.space).ok());
@@ -585,7 +252,7 @@ fn check_member_file(job: &Job<'_>) -> Result<(), TrainCmdError> {
         (None, Some(_)) => "the folder trains the supernet, not a member alone",
     };
     Err(TrainCmdError::OtherMember {
-        dir: job.dir.clone(),
+        dir: job.dir.path().to_path_buf(),
         message: message.to_string(),
         wanted,
     })
@@ -597,11 +264,13 @@ pub fn train_job(
     progress: &mut dyn TrainProgress,
 ) -> Result<TrainSummary, TrainCmdError> {
     let space = job.space;
-    let dir = job.dir.clone();
-    let ck_dir = dir.join("checkpoints");
+    let dir = &job.dir;
+    let ck_dir = dir.checkpoints();
     let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();
     if !existing.is_empty() && !job.resume && !job.restart {
-        return Err(TrainCmdError::RunExists { dir });
+        return Err(TrainCmdError::RunExists {
+            dir: dir.path().to_path_buf(),
+        });
     }
     if !existing.is_empty() && job.resume {
         check_member_file(job)?;
@@ -610,11 +279,11 @@ pub fn train_job(
         for (_, p) in &existing {
             std::fs::remove_file(p).map_err(|e| IoError::new("remove", p, e))?;
         }
-        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
-        let _ = std::fs::remove_file(dir.join(SUMMARY_FILE));
+        let _ = std::fs::remove_file(dir.metrics_file());
+        let _ = std::fs::remove_file(dir.summary_file());
     }
     let (mut trainer, fingerprint) = trainer_of(job)?;
-    let metrics_path = dir.join("metrics.jsonl");
+    let metrics_path = dir.metrics_file();
     if job.resume {
         let found = checkpoint::latest_good(&ck_dir, Some(fingerprint))?;
         let skipped: Vec<String> = found
@@ -640,16 +309,16 @@ pub fn train_job(
         ));
     } else {
         let src = std::fs::read(job.file).map_err(|e| IoError::new("read", job.file, e))?;
-        write_atomic(&dir.join("space.ron"), &src)?;
-        write_json_atomic(&dir.join("config.json"), trainer.space())?;
+        write_atomic(&dir.space_file(), &src)?;
+        write_json_atomic(&dir.config_file(), trainer.space())?;
         let source = Source {
             space_file: std::fs::canonicalize(job.file).unwrap_or(job.file.to_path_buf()),
         };
-        write_json_atomic(&dir.join(SOURCE_FILE), &source)?;
+        write_json_atomic(&dir.source_file(), &source)?;
         match &job.member {
-            Some(a) => write_atomic(&dir.join(MEMBER_FILE), a.to_ron().as_bytes())?,
+            Some(a) => write_atomic(&dir.member_file(), a.to_ron().as_bytes())?,
             None => {
-                let _ = std::fs::remove_file(dir.join(MEMBER_FILE));
+                let _ = std::fs::remove_file(dir.member_file());
             }
         }
     }
@@ -797,8 +466,8 @@ pub fn train_job(
         }
     });
     let summary = TrainSummary {
-        schema: TRAIN_SCHEMA,
-        run_dir: dir.clone(),
+        schema: TRAIN_SCHEMA.to_string(),
+        run_dir: dir.path().to_path_buf(),
         space: space.name.clone(),
         steps: trainer.state.step,
         resumed_from: start_step,
@@ -809,6 +478,6 @@ pub fn train_job(
         mixture,
         alone,
     };
-    write_json_atomic(&dir.join(SUMMARY_FILE), &summary)?;
+    write_json_atomic(&dir.summary_file(), &summary)?;
     Ok(summary)
 }

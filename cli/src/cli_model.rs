@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::common::Outcome;
 use clap::Args;
-use search::backend::BackendKind;
-use search::export_cmd::{
+use qnas_cli::backend::BackendKind;
+use qnas_cli::export_cmd::{
     self, ExportOptions, ExportProgress, ExportReport, ExportedModel, Selection,
 };
-use search::model_dir::{self, EvalReport, ModelError, PredictReport};
+use qnas_cli::model_dir::{self, EvalReport, ModelError, PredictReport};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -107,15 +108,7 @@ impl ExportProgress for ExportLines {
 }
 
 fn fail_model(json: bool, model: &std::path::Path, e: ModelError) -> ExitCode {
-    match e {
-        ModelError::Space(s) => crate::cli::space_error(json, s),
-        e => crate::cli::report_error(
-            json,
-            &model.display().to_string(),
-            &e.to_string(),
-            if e.is_invalid_input() { 2 } else { 1 },
-        ),
-    }
+    crate::common::fail(json, &model.display().to_string(), e)
 }
 
 /// The exported models as a table.
@@ -144,9 +137,9 @@ pub fn export_table(r: &ExportReport) -> String {
             m.position,
             a.search * 100.0,
             a.validation.accuracy * 100.0,
-            crate::cli::percent_interval(a.validation.interval),
+            crate::common::percent_interval(a.validation.interval),
             a.test.accuracy * 100.0,
-            crate::cli::percent_interval(a.test.interval),
+            crate::common::percent_interval(a.test.interval),
             m.info.cost.bitops as f64,
             m.info.size.weight_code_bytes,
             m.dir.display()
@@ -164,7 +157,7 @@ pub fn export_table(r: &ExportReport) -> String {
 
 /// Runs `qnas export`.
 pub fn export(a: &ExportArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -190,17 +183,9 @@ pub fn export(a: &ExportArgs) -> ExitCode {
             } else {
                 print!("{}", export_table(&r));
             }
-            ExitCode::SUCCESS
+            Outcome::Success.into()
         }
-        Err(export_cmd::ExportError::Setup(search::train_cmd::TrainCmdError::Space(s))) => {
-            crate::cli::space_error(a.json, *s)
-        }
-        Err(e) => crate::cli::report_error(
-            a.json,
-            &a.run.display().to_string(),
-            &e.to_string(),
-            if e.is_invalid_input() { 2 } else { 1 },
-        ),
+        Err(e) => crate::common::fail(a.json, &a.run.display().to_string(), e),
     }
 }
 
@@ -209,7 +194,7 @@ fn print_eval(r: &EvalReport) -> String {
         format!(
             "  {name:<10} {:>7.2}%  95% interval {}  ({} of {}){}\n",
             m.accuracy * 100.0,
-            crate::cli::percent_interval(m.interval),
+            crate::common::percent_interval(m.interval),
             m.correct,
             m.total,
             if (m.correct, m.total) == (reported.correct, reported.total) {
@@ -231,7 +216,7 @@ fn print_eval(r: &EvalReport) -> String {
 
 /// Runs `qnas eval`.
 pub fn eval(a: &EvalArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -244,7 +229,7 @@ pub fn eval(a: &EvalArgs) -> ExitCode {
             } else {
                 print!("{}", print_eval(&r));
             }
-            ExitCode::SUCCESS
+            Outcome::Success.into()
         }
         Err(e) => fail_model(a.json, &a.model, e),
     }
@@ -267,7 +252,7 @@ fn print_predictions(r: &PredictReport, top: usize) -> String {
 
 /// Runs `qnas predict`.
 pub fn predict(a: &PredictArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -280,7 +265,7 @@ pub fn predict(a: &PredictArgs) -> ExitCode {
             } else {
                 print!("{}", print_predictions(&r, a.top));
             }
-            ExitCode::SUCCESS
+            Outcome::Success.into()
         }
         Err(e) => fail_model(a.json, &a.model, e),
     }

@@ -17,19 +17,21 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use evaluators::data::{BatchLoader, SearchData};
-use evaluators::{Accuracy, EvalConfig, Measured, recalibrate_and_score};
+use evaluators::data::SearchData;
+use evaluators::{Accuracy, Measured, SupernetEvaluator};
+use search::SearchError;
+use search::driver::saved_rows;
+use search::fsio::{IoError, write_atomic, write_json_atomic};
+use search::row::{Row, front_of};
 use serde::Serialize;
-use spaces::{Arch, Space};
+use spaces::{Arch, ArchError, Space};
 use supernet::checkpoint;
-use supernet::{StepReport, Supernet, Trainer};
+use supernet::{StepReport, TrainError, Trainer};
 
 use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
-use crate::fsio::{IoError, write_atomic, write_json_atomic};
-use crate::search_cmd::{Row, SearchCmdError, front_of, saved_rows};
-use crate::train_cmd::{
-    Job, TrainCmdError, TrainProgress, load_data, open_run, read_summary, restore_from, train_job,
-};
+use crate::run_dir::{RunDir, open_run};
+use crate::setup::{SetupError, load_data, load_supernet, restore_from};
+use crate::train_cmd::{Job, TrainCmdError, TrainProgress, train_job};
 pub use analysis::{Analysis, Estimate, Paired, analyse};
 pub use select::{MIN_MEMBERS, SelectError, select};
 
@@ -82,18 +84,12 @@ pub trait CorrelateProgress {
 /// Why `qnas correlate` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CorrelateError {
-    /// Loading the space, data or checkpoint, or a training, failed.
+    /// Loading the space, data or checkpoints failed.
     #[error(transparent)]
-    Setup(#[from] TrainCmdError),
+    Setup(#[from] SetupError),
     /// The saved search could not be read.
     #[error(transparent)]
-    Search(#[from] SearchCmdError),
-    /// The run has no trained supernet.
-    #[error("{}: no trained supernet; run `qnas train` (or `qnas run`) first", dir.display())]
-    NotTrained {
-        /// Checkpoint folder.
-        dir: PathBuf,
-    },
+    Search(#[from] SearchError),
     /// The run has no finished search.
     #[error("{}: no finished search in this run folder; run `qnas search` (or `qnas run`) first", dir.display())]
     NoSearch {
@@ -148,7 +144,7 @@ pub struct MemberResult {
     /// 1-based position in the selection (front members first).
     pub index: usize,
     /// Where the search found it.
-    pub origin: String,
+    pub origin: search::Origin,
     /// On the search's front.
     pub front: bool,
     /// The member.
@@ -250,58 +246,50 @@ impl TrainProgress for Forward {
 
 /// The run folder of a member trained alone for `steps` steps with initialization seed
 /// `train.seed + seed`.
-fn member_dir(out_dir: &Path, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
+fn member_dir(run: &RunDir, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
     let fp = space.member_fingerprint(arch).unwrap_or(0);
     let name = match seed {
         0 => format!("{fp:016x}-s{steps}"),
         k => format!("{fp:016x}-s{steps}-seed{k}"),
     };
-    out_dir.join("alone").join(name)
+    run.alone_dir().join(name)
 }
 
 /// Whether a member's run folder holds a finished training of `steps` steps.
 fn finished(dir: &Path, steps: u64) -> bool {
-    read_summary(dir).is_some_and(|v| v["steps"].as_u64() == Some(steps) && v["alone"].is_object())
+    RunDir::new(dir)
+        .read_summary()
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.steps == steps && s.alone.is_some())
 }
 
-/// The per-image record of `arch` on `net` (recalibrated first, as the search evaluates).
-fn score(
-    net: &Supernet,
-    arch: &Arch,
-    train: &BatchLoader,
-    val: &BatchLoader,
-    cfg: EvalConfig,
-) -> Result<Vec<bool>, TrainCmdError> {
-    recalibrate_and_score(net, arch, train, val, cfg)
-        .map_err(|e| TrainCmdError::Train(supernet::TrainError::Member(e)))
+/// A member that could not be measured, as a setup error naming it.
+fn member_failed(e: ArchError) -> SetupError {
+    SetupError::Supernet(TrainError::Member(e))
 }
 
-/// The trained stand-alone network of `arch` in `dir`, without autodiff.
+/// The trained stand-alone network of `arch` in `dir`.
 fn load_alone(
     space: &Space,
     arch: &Arch,
     dir: &Path,
     device: &Device,
-) -> Result<Supernet, TrainCmdError> {
-    let ck_dir = dir.join("checkpoints");
-    let fp = space
-        .member_fingerprint(arch)
-        .map_err(|e| TrainCmdError::Train(e.into()))?;
+) -> Result<Trainer, SetupError> {
+    let ck_dir = RunDir::new(dir).checkpoints();
+    let fp = space.member_fingerprint(arch).map_err(member_failed)?;
     let found = checkpoint::latest_good(&ck_dir, Some(fp))?;
     let Some((path, ck)) = found.found else {
-        return Err(TrainCmdError::NothingToResume {
-            dir: ck_dir,
-            skipped: vec![],
-        });
+        return Err(SetupError::NotTrained { dir: ck_dir });
     };
     let mut trainer = Trainer::for_member(space, arch, device)?;
     restore_from(&mut trainer, &path, &ck)?;
-    Ok(trainer.eval_nets().remove(0))
+    Ok(trainer)
 }
 
 /// The stand-alone test accuracy recorded in a member's `train.json`.
 fn alone_test(dir: &Path) -> Option<Measured> {
-    serde_json::from_value(read_summary(dir)?["alone"]["test"].clone()).ok()
+    Some(RunDir::new(dir).read_summary().ok()??.alone?.test)
 }
 
 /// One stand-alone training: a member, the space with its seed, its run folder.
@@ -355,13 +343,13 @@ fn train_members(
                     let n = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&i) = todo.get(n) else { break };
                     let t = &trainings[i];
-                    let resume = checkpoint::list_checkpoints(&t.dir.join("checkpoints"))
+                    let resume = checkpoint::list_checkpoints(&RunDir::new(&t.dir).checkpoints())
                         .is_ok_and(|c| !c.is_empty());
                     let job = Job {
                         space: t.space,
                         file,
                         data,
-                        dir: t.dir.clone(),
+                        dir: RunDir::new(&t.dir),
                         resume,
                         restart: !resume,
                         device: device.clone(),
@@ -426,7 +414,7 @@ pub fn correlate(
     let data = load_data(&space, &run.space_file)?;
 
     // the search's members and front
-    let search_dir = run.dir.join("search");
+    let search_dir = run.dir.search_dir();
     let rows: Vec<Row> = match saved_rows(&search_dir, &space)? {
         Some((rows, true)) => rows,
         _ => return Err(CorrelateError::NoSearch { dir: search_dir }),
@@ -469,14 +457,7 @@ pub fn correlate(
     }
 
     // the supernet's record of every chosen member, measured now as the search measured it
-    let ck_dir = run.dir.join("checkpoints");
-    let found =
-        checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(TrainCmdError::from)?;
-    let Some((ck_path, ck)) = found.found else {
-        return Err(CorrelateError::NotTrained { dir: ck_dir });
-    };
-    let mut trainer = Trainer::new(&space, &opts.device).map_err(TrainCmdError::from)?;
-    restore_from(&mut trainer, &ck_path, &ck)?;
+    let (trainer, ck_path, ck) = load_supernet(&run.dir, &space, &opts.device)?;
     let is_front: Vec<bool> = chosen
         .iter()
         .map(|&i| front.iter().any(|f| f.arch == rows[i].arch))
@@ -489,23 +470,13 @@ pub fn correlate(
         rows.len(),
         is_front.iter().filter(|&&f| f).count()
     ));
-    let cfg = EvalConfig {
-        recalibration_batches: space.train.recalibration_batches as usize,
-        recalibration_epoch: 0,
-    };
-    let bs = space.train.batch_size as usize;
-    let train_loader = data.train_loader(bs).map_err(TrainCmdError::from)?;
-    let val_loader = data
-        .validation_loader(bs.max(100))
-        .map_err(TrainCmdError::from)?;
-    let nets = trainer.eval_nets();
+    let ev = SupernetEvaluator::new(&space, &trainer, &data, 1).map_err(SetupError::from)?;
     let mut supernet_records = Vec::new();
     for &i in &chosen {
-        let arch = &rows[i].arch;
-        let k = trainer.net_index_for(arch);
-        supernet_records.push(score(&nets[k], arch, &train_loader, &val_loader, cfg)?);
+        supernet_records.push(ev.per_image(0, &rows[i].arch).map_err(member_failed)?);
     }
-    drop(nets);
+    drop(ev);
+    drop(trainer);
 
     // stand-alone training, resumable training by training: member j, seed k is training
     // j * seeds + k
@@ -518,13 +489,13 @@ pub fn correlate(
             s
         })
         .collect();
-    let out_dir = run.dir.join("correlate");
+    let out_dir = run.dir.correlate_dir();
     let archs: Vec<Arch> = chosen.iter().map(|&i| rows[i].arch.clone()).collect();
     let trainings: Vec<Training<'_>> = archs
         .iter()
         .enumerate()
         .flat_map(|(j, a)| {
-            let (space, out_dir) = (&space, &out_dir);
+            let (space, run_dir) = (&space, &run.dir);
             seeded_spaces
                 .iter()
                 .enumerate()
@@ -533,7 +504,7 @@ pub fn correlate(
                     seed: k,
                     arch: a,
                     space: sp,
-                    dir: member_dir(out_dir, space, a, steps, k),
+                    dir: member_dir(run_dir, space, a, steps, k),
                 })
         })
         .collect();
@@ -563,8 +534,9 @@ pub fn correlate(
     // the stand-alone records, from each training's last checkpoint
     let mut alone_records = Vec::new();
     for t in &trainings {
-        let net = load_alone(t.space, t.arch, &t.dir, &opts.device)?;
-        alone_records.push(score(&net, t.arch, &train_loader, &val_loader, cfg)?);
+        let alone = load_alone(t.space, t.arch, &t.dir, &opts.device)?;
+        let ev = SupernetEvaluator::new(t.space, &alone, &data, 1).map_err(SetupError::from)?;
+        alone_records.push(ev.per_image(0, t.arch).map_err(member_failed)?);
     }
     let fraction = |records: &[Vec<bool>]| -> Vec<f64> {
         let n = records[0].len();
@@ -628,7 +600,7 @@ pub fn correlate(
     }
     let report = CorrelateReport {
         schema: CORRELATE_SCHEMA,
-        run_dir: run.dir.clone(),
+        run_dir: run.dir.path().to_path_buf(),
         out_dir: out_dir.clone(),
         space: space.name.clone(),
         members: results.len(),
@@ -659,7 +631,7 @@ fn csv(report: &CorrelateReport) -> String {
             "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{}\n",
             r.index,
             r.front,
-            q(&r.origin),
+            q(&r.origin.to_string()),
             r.bitops,
             r.search_accuracy,
             r.supernet.accuracy,

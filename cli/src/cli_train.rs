@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::common::Outcome;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use search::backend::BackendKind;
-use search::finetune_cmd::FinetuneProgress;
-use search::train_cmd::{self, TrainCmdError, TrainOptions, TrainProgress, TrainSummary};
+use qnas_cli::backend::BackendKind;
+use qnas_cli::finetune_cmd::FinetuneProgress;
+use qnas_cli::run_dir::TrainSummary;
+use qnas_cli::train_cmd::{self, TrainOptions, TrainProgress};
 use supernet::StepReport;
 
 #[derive(Debug, Args)]
@@ -157,7 +159,7 @@ fn text(s: &TrainSummary) -> String {
     if let Some(alone) = &s.alone {
         out += "the member alone, after BN recalibration (95% interval):\n";
         for (split, m) in [("validation", &alone.validation), ("test", &alone.test)] {
-            out += &format!("  {split:<20} {}\n", crate::cli::measured_cell(m));
+            out += &format!("  {split:<20} {}\n", crate::common::measured_cell(m));
         }
         return out;
     }
@@ -166,7 +168,7 @@ fn text(s: &TrainSummary) -> String {
         out += &format!(
             "  {:<20} {}\n",
             m.name,
-            crate::cli::measured_cell(&m.validation)
+            crate::common::measured_cell(&m.validation)
         );
     }
     if let Some(mix) = &s.mixture {
@@ -188,7 +190,7 @@ fn text(s: &TrainSummary) -> String {
 
 /// Runs `qnas train`.
 pub fn run(a: &TrainArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -215,17 +217,11 @@ pub fn run(a: &TrainArgs) -> ExitCode {
             } else {
                 print!("{}", text(&summary));
             }
-            ExitCode::SUCCESS
+            Outcome::Success.into()
         }
-        Err(TrainCmdError::Space(e)) => crate::cli::space_error(a.json, *e),
         Err(e) => {
             bar.finish();
-            crate::cli::report_error(
-                a.json,
-                &a.file.display().to_string(),
-                &e.to_string(),
-                if e.is_invalid_input() { 2 } else { 1 },
-            )
+            crate::common::fail(a.json, &a.file.display().to_string(), e)
         }
     }
 }

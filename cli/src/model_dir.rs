@@ -28,7 +28,7 @@ use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
 use supernet::deploy::{DeployError, tensor_values, weight_sizes};
 
-use crate::fsio::IoError;
+use search::fsio::IoError;
 
 /// `schema` of `model.json`.
 pub const MODEL_SCHEMA: &str = "qnas.model/1";
@@ -129,7 +129,7 @@ pub struct ModelInfo {
     /// The space's name.
     pub space: String,
     /// Where the member came from (strategy or baseline).
-    pub origin: String,
+    pub origin: search::Origin,
     /// Input images.
     pub input: InputInfo,
     /// Classes.
@@ -350,7 +350,7 @@ pub fn write_model_dir(
     ];
     let result = (|| -> Result<(), IoError> {
         for (file, bytes) in files.iter().chain(extra) {
-            crate::fsio::write_atomic(&tmp.join(file), bytes)?;
+            search::fsio::write_atomic(&tmp.join(file), bytes)?;
         }
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         let had_old = dir.exists();

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::common::Outcome;
 use clap::Args;
-use search::backend::BackendKind;
-use search::finetune_cmd::{self, FinetuneError, FinetuneOptions, FinetuneReport};
-use search::model_dir::ModelError;
+use qnas_cli::backend::BackendKind;
+use qnas_cli::finetune_cmd::{self, FinetuneOptions, FinetuneReport};
 
 #[derive(Debug, Args)]
 pub struct FinetuneArgs {
@@ -37,7 +37,7 @@ pub struct FinetuneArgs {
 
 /// The before/after table.
 pub fn finetune_table(r: &FinetuneReport) -> String {
-    let cell = crate::cli::measured_cell;
+    let cell = crate::common::measured_cell;
     let mut s = format!(
         "fine-tuned {} for {} steps (lr {}, batch {}) in {:.1} s; last loss {:.3}\nwrote {}\n\n",
         r.model.display(),
@@ -74,7 +74,7 @@ pub fn finetune_table(r: &FinetuneReport) -> String {
 
 /// Runs `qnas finetune`.
 pub fn run(a: &FinetuneArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -94,14 +94,8 @@ pub fn run(a: &FinetuneArgs) -> ExitCode {
             } else {
                 print!("{}", finetune_table(&r));
             }
-            ExitCode::SUCCESS
+            Outcome::Success.into()
         }
-        Err(FinetuneError::Model(ModelError::Space(e))) => crate::cli::space_error(a.json, e),
-        Err(e) => crate::cli::report_error(
-            a.json,
-            &a.model.display().to_string(),
-            &e.to_string(),
-            if e.is_invalid_input() { 2 } else { 1 },
-        ),
+        Err(e) => crate::common::fail(a.json, &a.model.display().to_string(), e),
     }
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use burn::tensor::Device;
 use evaluators::data::DataSpec;
 use evaluators::evaluate_static;
-use search::finetune_cmd::{
+use qnas_cli::finetune_cmd::{
     FINETUNE_SCHEMA, FinetuneError, FinetuneOptions, FinetuneProgress, FinetuneReport, finetune,
 };
-use search::model_dir::{
+use qnas_cli::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, INFO_FILE, InputInfo, MODEL_SCHEMA, Measured, ModelInfo,
     WEIGHTS_FILE, evaluate_model, load_model, sizes, write_model_dir,
 };
@@ -63,7 +63,7 @@ fn untrained_model(dir: &Path) {
         schema: MODEL_SCHEMA.to_string(),
         name: dir.file_name().unwrap().to_string_lossy().to_string(),
         space: space.name.clone(),
-        origin: "test: untrained supernet".into(),
+        origin: search::Origin::ArchFile("test: untrained supernet".into()),
         input: InputInfo {
             channels: i.channels as usize,
             height: i.height as usize,

@@ -26,11 +26,11 @@ use spaces::run::Optimizer;
 use supernet::StaticNet;
 use supernet::deploy::DeployError;
 
-use crate::fsio::IoError;
 use crate::model_dir::{
     self, AccuracyInfo, EvalData, INFO_FILE, ModelError, ModelInfo, SPACE_FILE,
 };
-use crate::train_cmd::Stream;
+use crate::setup::Stream;
+use search::fsio::IoError;
 
 /// `schema` of `qnas finetune --json`.
 pub const FINETUNE_SCHEMA: &str = "qnas.finetune/1";

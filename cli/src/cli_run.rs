@@ -4,11 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use search::backend::BackendKind;
-use search::export_cmd::{self, ExportOptions, Selection};
-use search::search_cmd::{self, SearchOptions};
-use search::train_cmd::{self, TrainOptions};
+use qnas_cli::backend::BackendKind;
+use qnas_cli::export_cmd::{self, ExportOptions, Selection};
+use qnas_cli::run_dir::{RunDir, TrainSummary};
+use qnas_cli::search_cmd::{self, SearchOptions};
+use qnas_cli::train_cmd::{self, TrainOptions};
+use search::settings::Overrides;
 use supernet::checkpoint;
+
+use crate::common::{Outcome, fail};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -33,36 +37,37 @@ pub struct RunArgs {
 struct RunReport<'a> {
     schema: &'static str,
     run_dir: PathBuf,
-    train: Option<serde_json::Value>,
-    search: &'a search_cmd::SearchReport,
+    train: Option<TrainSummary>,
+    search: &'a search::SearchReport,
     export: &'a export_cmd::ExportReport,
 }
 
 /// Runs `qnas run`.
 pub fn run(a: &RunArgs) -> ExitCode {
     let file = a.file.display().to_string();
-    let fail = |msg: String, code: u8| crate::cli::report_error(a.json, &file, &msg, code);
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
     let space = match spaces::Space::load(&a.file) {
         Ok(s) => s,
-        Err(e) => return crate::cli::space_error(a.json, e),
+        Err(e) => return crate::common::space_error(a.json, e),
     };
-    let dir = train_cmd::run_dir(&a.run, &space);
+    let run = RunDir::for_space(a.run.as_deref(), &space);
+    let dir = run.path().to_path_buf();
     // stage 1: train, or continue an unfinished training, or skip a finished one
-    let done = train_cmd::read_summary(&dir)
-        .and_then(|v| v["steps"].as_u64())
-        .is_some_and(|s| s >= space.train.steps);
+    let summary = match run.read_summary() {
+        Ok(s) => s,
+        Err(e) => return fail(a.json, &file, e),
+    };
+    let done = summary.is_some_and(|s| s.steps >= space.train.steps);
     if done {
         eprintln!(
             "[1/3] training: already done ({})",
-            dir.join(train_cmd::SUMMARY_FILE).display()
+            run.summary_file().display()
         );
     } else {
-        let resume =
-            checkpoint::list_checkpoints(&dir.join("checkpoints")).is_ok_and(|c| !c.is_empty());
+        let resume = checkpoint::list_checkpoints(&run.checkpoints()).is_ok_and(|c| !c.is_empty());
         eprintln!("[1/3] training{}", if resume { " (resuming)" } else { "" });
         let opts = TrainOptions {
             file: a.file.clone(),
@@ -75,27 +80,23 @@ pub fn run(a: &RunArgs) -> ExitCode {
         };
         let mut bar = crate::cli_train::Bar::default();
         if let Err(e) = train_cmd::train(&opts, &mut bar) {
-            return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 });
+            return fail(a.json, &file, e);
         }
     }
     // stage 2: search, resuming a saved search
-    let resume = dir.join("search").join("state.json").exists();
+    let resume = run.search_dir().join(search::driver::STATE_FILE).exists();
     eprintln!("[2/3] search{}", if resume { " (resuming)" } else { "" });
     let opts = SearchOptions {
         file: a.file.clone(),
         run_dir: a.run.clone(),
-        strategy: None,
-        budget: None,
-        seed: None,
-        targets: None,
-        fliqs_training: false,
+        overrides: Overrides::default(),
         resume,
         device: device.clone(),
     };
     let device_for_export = device;
     let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {
         Ok(r) => r,
-        Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
+        Err(e) => return fail(a.json, &file, e),
     };
     // stage 3: export every member of the front, keeping folders already written
     eprintln!("[3/3] export of the front");
@@ -114,9 +115,12 @@ pub fn run(a: &RunArgs) -> ExitCode {
     };
     let exported = match export_cmd::export(&opts, &mut crate::cli_model::ExportLines) {
         Ok(r) => r,
-        Err(e) => return fail(e.to_string(), if e.is_invalid_input() { 2 } else { 1 }),
+        Err(e) => return fail(a.json, &file, e),
     };
-    let train = train_cmd::read_summary(&dir);
+    let train = match run.read_summary() {
+        Ok(s) => s,
+        Err(e) => return fail(a.json, &file, e),
+    };
     if a.json {
         let r = RunReport {
             schema: "qnas.run/1",
@@ -126,14 +130,14 @@ pub fn run(a: &RunArgs) -> ExitCode {
             export: &exported,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
-        return ExitCode::SUCCESS;
+        return Outcome::Success.into();
     }
     println!("run folder: {}", dir.display());
     if let Some(t) = train {
         println!(
             "supernet: {} steps, checkpoint {}",
-            t["steps"],
-            t["checkpoint"].as_str().unwrap_or("?")
+            t.steps,
+            t.checkpoint.display()
         );
     }
     print!("\n{}", crate::cli_search::table(&report));
@@ -145,5 +149,5 @@ pub fn run(a: &RunArgs) -> ExitCode {
             |m| m.dir.display().to_string()
         )
     );
-    ExitCode::SUCCESS
+    Outcome::Success.into()
 }

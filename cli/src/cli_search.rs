@@ -4,8 +4,19 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use search::backend::BackendKind;
-use search::search_cmd::{self, Row, SearchOptions, SearchProgress, SearchReport, StrategyKind};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use qnas_cli::backend::BackendKind;
+use qnas_cli::search_cmd::{self, SearchOptions};
+use search::origin::{STRATEGIES, strategy_name, strategy_named};
+use search::settings::Overrides;
+use search::{Row, SearchProgress, SearchReport};
+use spaces::SearchStrategy;
+
+/// `--strategy`: one of the names of [`SearchStrategy`].
+fn strategy_parser() -> impl TypedValueParser<Value = SearchStrategy> {
+    PossibleValuesParser::new(STRATEGIES.map(strategy_name))
+        .map(|name| strategy_named(&name).expect("a possible value names a strategy"))
+}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -15,8 +26,8 @@ pub struct SearchArgs {
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Search strategy (default: the file's `search.strategy`, else nsga2).
-    #[arg(long, value_enum)]
-    pub strategy: Option<StrategyKind>,
+    #[arg(long, value_parser = strategy_parser())]
+    pub strategy: Option<SearchStrategy>,
     /// Members to evaluate besides the uniform-precision baselines, per target for FLIQS
     /// (default: `search.budget`, else 64).
     #[arg(long)]
@@ -64,7 +75,7 @@ impl SearchProgress for Lines {
 /// A row's 95% interval in percent, `[a%, b%]`, or blank when it has none.
 fn interval(row: &Row) -> String {
     row.interval
-        .map_or(String::new(), crate::cli::percent_interval)
+        .map_or(String::new(), crate::common::percent_interval)
 }
 
 /// The front and the baselines as a table.
@@ -79,7 +90,7 @@ pub fn table(r: &SearchReport) -> String {
         "  {:>3}  {:>8}  {:>17}    {:>12}  {:>10}  {:>9}  {}\n",
         "#", "accuracy", "95% interval", "BitOps", "MACs", "params", "from"
     );
-    let overlaps = search_cmd::overlaps_cheaper(&r.front);
+    let overlaps = search::row::overlaps_cheaper(&r.front);
     for (i, row) in r.front.iter().enumerate() {
         s += &format!(
             "  {:>3}  {:>7.2}%  {:>17} {:>2} {:>12.4e}  {:>10}  {:>9}  {}\n",
@@ -106,7 +117,7 @@ pub fn table(r: &SearchReport) -> String {
             row.accuracy * 100.0,
             interval(row),
             row.bitops as f64,
-            row.origin.trim_start_matches("baseline ")
+            search::svg_plot::baseline_label(&row.origin)
         );
     }
     s += &format!(
@@ -121,31 +132,25 @@ pub fn table(r: &SearchReport) -> String {
 
 /// Runs `qnas search`.
 pub fn run(a: &SearchArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
     let opts = SearchOptions {
         file: a.file.clone(),
         run_dir: a.run.clone(),
-        strategy: a.strategy,
-        budget: a.budget,
-        seed: a.seed,
-        targets: a.targets.clone(),
-        fliqs_training: a.fliqs_train,
+        overrides: Overrides {
+            strategy: a.strategy,
+            budget: a.budget,
+            seed: a.seed,
+            targets: a.targets.clone(),
+            fliqs_training: a.fliqs_train,
+        },
         resume: a.resume,
         device,
     };
     match search_cmd::search(&opts, &mut Lines) {
-        Ok(report) => crate::cli::emit(a.json, &report, table),
-        Err(search_cmd::SearchCmdError::Setup(search::train_cmd::TrainCmdError::Space(e))) => {
-            crate::cli::space_error(a.json, *e)
-        }
-        Err(e) => crate::cli::report_error(
-            a.json,
-            &a.file.display().to_string(),
-            &e.to_string(),
-            if e.is_invalid_input() { 2 } else { 1 },
-        ),
+        Ok(report) => crate::common::emit(a.json, &report, table),
+        Err(e) => crate::common::fail(a.json, &a.file.display().to_string(), e),
     }
 }

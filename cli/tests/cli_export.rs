@@ -132,12 +132,20 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
     // export -> load -> write: the same files, byte for byte
     let first = PathBuf::from(models[0]["dir"].as_str().unwrap());
     let device = burn::tensor::Device::flex();
-    let m = search::model_dir::load_model(&first, &device).unwrap();
+    let m = qnas_cli::model_dir::load_model(&first, &device).unwrap();
     let again = run.join("rewritten");
     let space_src = std::fs::read(first.join("space.ron")).unwrap();
     let weights = m.net.to_safetensors().unwrap();
-    search::model_dir::write_model_dir(&again, &space_src, &m.arch, &m.net, &m.info, &weights, &[])
-        .unwrap();
+    qnas_cli::model_dir::write_model_dir(
+        &again,
+        &space_src,
+        &m.arch,
+        &m.net,
+        &m.info,
+        &weights,
+        &[],
+    )
+    .unwrap();
     for f in [
         "arch.ron",
         "space.ron",

@@ -3,11 +3,11 @@
 //! bars and the diagonal y = x (points below it: the supernet under-rates the member).
 //!
 //! Two renderings of one layout, like the search's Pareto plot: [`scatter_svg`] and
-//! [`scatter_png`] (through [`scatter_canvas`], on the [`png_plot`](crate::png_plot) canvas).
+//! [`scatter_png`] (through [`scatter_canvas`], on the [`png_plot`](search::png_plot) canvas).
 //! 720 x 480, a square data region with the same percent range on both axes, the legend to its
 //! right.
 
-use crate::png_plot::{BLACK, BLUE, Canvas, GREY, GRID, RED, Rgb, WHITE, text_width};
+use search::png_plot::{BLACK, BLUE, Canvas, GREY, GRID, RED, Rgb, WHITE, text_width};
 
 /// One member in the scatter plot.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,19 +9,20 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use evaluators::data::{BatchLoader, Normalization};
-use evaluators::{EvalConfig, evaluate_static};
+use evaluators::{SupernetEvaluator, evaluate_static};
+use search::fsio::IoError;
+use search::{Origin, Row, Settings};
 use serde::{Deserialize, Serialize};
+use spaces::Plan;
 use spaces::{Arch, Space};
-use supernet::checkpoint;
-use supernet::{Phase, StaticNet, Supernet, Trainer};
+use supernet::{Phase, StaticNet, Supernet};
 
-use crate::fsio::IoError;
 use crate::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, InputInfo, MODEL_SCHEMA, Measured, ModelError, ModelInfo,
     ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir,
 };
-use crate::search_cmd::{Row, Settings};
-use crate::train_cmd::{TrainCmdError, load_data, open_run};
+use crate::run_dir::{RunDir, open_run};
+use crate::setup::{SetupError, load_data, load_supernet, load_weights};
 
 /// `schema` of `qnas export --json`.
 pub const EXPORT_SCHEMA: &str = "qnas.export/1";
@@ -123,13 +124,7 @@ pub struct ExportReport {
 pub enum ExportError {
     /// Loading the run failed.
     #[error(transparent)]
-    Setup(#[from] TrainCmdError),
-    /// No trained supernet of this space.
-    #[error("{}: no checkpoint of this space; run `qnas train` first", dir.display())]
-    NotTrained {
-        /// The checkpoint folder.
-        dir: PathBuf,
-    },
+    Setup(#[from] SetupError),
     /// No search results.
     #[error("{}: no search results; run `qnas search` first", path.display())]
     NotSearched {
@@ -183,8 +178,8 @@ struct SavedFront {
 }
 
 /// Reads a run's front, every member validated against the space.
-pub fn read_front(space: &Space, run: &Path) -> Result<(Settings, Vec<Row>), ExportError> {
-    let path = run.join("search").join("pareto.json");
+pub fn read_front(space: &Space, run: &RunDir) -> Result<(Settings, Vec<Row>), ExportError> {
+    let path = run.search_dir().join(search::driver::REPORT_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -210,22 +205,11 @@ pub fn model_dir_name(p: usize) -> String {
     format!("front-{p:02}")
 }
 
-/// The FLIQS stage of a member trained with the policy (`fliqs target T (trained with the
-/// policy)`).
-fn fliqs_stage(origin: &str, settings: &Settings) -> Option<usize> {
-    let t = origin
-        .strip_prefix("fliqs target ")?
-        .strip_suffix(" (trained with the policy)")?;
-    settings.targets.iter().position(|x| x.to_string() == t)
-}
-
-/// The supernet weights of a checkpoint: the trained one, or a FLIQS stage's fine-tuned copy.
-fn load_weights(space: &Space, path: &Path, device: &Device) -> Result<Trainer, ExportError> {
-    let ck = checkpoint::read_checkpoint(path, Some(space.fingerprint()))
-        .map_err(TrainCmdError::from)?;
-    let mut trainer = Trainer::new(space, device).map_err(TrainCmdError::from)?;
-    crate::train_cmd::restore_from(&mut trainer, path, &ck)?;
-    Ok(trainer)
+/// The FLIQS stage whose training-mode weights a member needs, if it was trained with the
+/// policy.
+fn fliqs_stage(origin: &Origin, settings: &Settings) -> Option<usize> {
+    let t = origin.trained_with_policy()?;
+    settings.targets.iter().position(|x| *x == t)
 }
 
 /// What every export of one run shares.
@@ -234,10 +218,7 @@ struct Ctx<'a> {
     front: &'a [Row],
     out_dir: &'a Path,
     space_src: &'a [u8],
-    train: BatchLoader,
-    val: BatchLoader,
     test: BatchLoader,
-    cfg: EvalConfig,
     data_info: DataInfo,
     normalization: Normalization,
     onnx: bool,
@@ -252,12 +233,32 @@ struct Done {
 }
 
 impl Ctx<'_> {
-    /// Recalibrates member `p` on its supernet copy among `nets` as the search did, extracts
-    /// it, writes its folder, reads the weights back and measures that network.
+    /// Recalibrates member `p` on worker `worker` of `ev` as the search did, extracts it,
+    /// writes its folder, reads the weights back and measures that network.
     fn export_one(
         &self,
-        trainer: &Trainer,
-        nets: &[Supernet],
+        ev: &SupernetEvaluator<'_>,
+        worker: usize,
+        p: usize,
+    ) -> Result<Done, ExportError> {
+        let row = &self.front[p - 1];
+        let bad_front = |message: String| ExportError::BadFront {
+            path: self.out_dir.to_path_buf(),
+            message,
+        };
+        ev.with_member(worker, &row.arch, |net, plan| {
+            self.write_member(ev.validation(), net, plan, p)
+        })
+        .map_err(|e| bad_front(e.to_string()))?
+    }
+
+    /// Writes member `p`, recalibrated on `net` (its plan `plan`), and measures the written
+    /// network on `val` and the test files.
+    fn write_member(
+        &self,
+        val: &BatchLoader,
+        net: &Supernet,
+        plan: &Plan,
         p: usize,
     ) -> Result<Done, ExportError> {
         let row = &self.front[p - 1];
@@ -271,18 +272,7 @@ impl Ctx<'_> {
             path: dir.join(crate::model_dir::WEIGHTS_FILE),
             source,
         };
-        let net = &nets[trainer.net_index_for(&row.arch)];
         let device = net.stem.bn.gamma.val().device();
-        let plan = self
-            .space
-            .plan(&row.arch)
-            .map_err(|e| bad_front(e.to_string()))?;
-        let recal = self
-            .train
-            .epoch(self.cfg.recalibration_epoch, &device)
-            .take(self.cfg.recalibration_batches)
-            .map(|b| b.images);
-        net.recalibrate_plan(&plan, recal);
         let model = net
             .extract(&row.arch)
             .map_err(|e| bad_front(e.to_string()))?;
@@ -290,15 +280,15 @@ impl Ctx<'_> {
         let weights_bytes = model.to_safetensors().map_err(weights_err)?;
         let exported = StaticNet::from_safetensors(plan.clone(), &weights_bytes, &device)
             .map_err(weights_err)?;
-        let max_logit_difference = match self.val.epoch(0, &device).next() {
+        let max_logit_difference = match val.epoch(0, &device).next() {
             Some(b) => {
-                let a = net.forward_plan(b.images.clone(), &plan, Phase::Eval);
+                let a = net.forward_plan(b.images.clone(), plan, Phase::Eval);
                 let e = exported.forward(b.images);
                 (a - e).abs().max().into_scalar::<f32>()
             }
             None => 0.0,
         };
-        let validation = Measured::from(evaluate_static(&exported, self.val.epoch(0, &device)));
+        let validation = Measured::from(evaluate_static(&exported, val.epoch(0, &device)));
         let test = Measured::from(evaluate_static(&exported, self.test.epoch(0, &device)));
         // pareto.json holds the accuracy as a decimal fraction: compare with a tolerance
         let searched = if row.accuracy.is_nan() {
@@ -397,17 +387,22 @@ pub fn export(
     let space = &run.space;
     let (settings, front, chosen, arch_name) = match &opts.arch {
         Some(path) => {
-            let arch = Arch::load(path, space).map_err(TrainCmdError::from)?;
+            let arch = Arch::load(path, space).map_err(SetupError::from)?;
             let cost = space.cost(&arch).unwrap_or_default();
             // measured at export
-            let row = Row::new(format!("arch {}", path.display()), arch, &cost, None);
+            let row = Row::new(
+                Origin::ArchFile(path.display().to_string()),
+                arch,
+                &cost,
+                None,
+            );
             let name = path
                 .file_stem()
                 .and_then(|n| n.to_str())
                 .unwrap_or("member")
                 .to_string();
-            let settings = crate::search_cmd::Settings {
-                strategy: crate::search_cmd::StrategyKind::Random,
+            let settings = Settings {
+                strategy: spaces::SearchStrategy::Random,
                 budget: 1,
                 seed: 0,
                 targets: Vec::new(),
@@ -424,10 +419,7 @@ pub fn export(
             (settings, front, chosen, None)
         }
     };
-    let out_dir = opts
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| run.dir.join("export"));
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| run.dir.export_dir());
     let space_src =
         std::fs::read(&run.space_file).map_err(|e| IoError::new("read", &run.space_file, e))?;
 
@@ -462,18 +454,13 @@ pub fn export(
     }
     if !todo.is_empty() {
         let data = load_data(space, &run.space_file)?;
-        let ck_dir = run.dir.join("checkpoints");
-        let found = checkpoint::latest_good(&ck_dir, Some(space.fingerprint()))
-            .map_err(TrainCmdError::from)?;
-        let Some((ck_path, ck)) = found.found else {
-            return Err(ExportError::NotTrained { dir: ck_dir });
-        };
+        let (trained, ck_path, ck) = load_supernet(&run.dir, space, &opts.device)?;
         progress.note(&format!(
             "supernet from {} (step {})",
             ck_path.display(),
             ck.step
         ));
-        let no_data = || TrainCmdError::NoData {
+        let no_data = || SetupError::NoData {
             file: run.space_file.display().to_string(),
         };
         let data_cfg = space.data.clone().ok_or_else(no_data)?;
@@ -482,24 +469,16 @@ pub fn export(
         let test_set = std::sync::Arc::new(
             evaluators::data::DataSpec::from(&data_cfg)
                 .load_test(Path::new(""))
-                .map_err(TrainCmdError::from)?,
+                .map_err(SetupError::from)?,
         );
         let ctx = Ctx {
             space,
             front: &front,
             out_dir: &out_dir,
             space_src: &space_src,
-            train: data.train_loader(bs).map_err(TrainCmdError::from)?,
-            val: data
-                .validation_loader(eval_bs)
-                .map_err(TrainCmdError::from)?,
             test: data
                 .eval_loader(test_set, eval_bs)
-                .map_err(TrainCmdError::from)?,
-            cfg: EvalConfig {
-                recalibration_batches: space.train.recalibration_batches as usize,
-                recalibration_epoch: 0,
-            },
+                .map_err(SetupError::from)?,
             data_info: DataInfo {
                 kind: evaluators::data::DataSpec::from(&data_cfg).kind,
                 path: std::fs::canonicalize(&data_cfg.path).unwrap_or(data_cfg.path.clone()),
@@ -522,39 +501,31 @@ pub fn export(
         }
         let total_models = total;
         for (stage, positions) in groups {
-            let path = match stage {
-                Some(s) => run
-                    .dir
-                    .join("search")
-                    .join(format!("fliqs-stage-{s}.{}", checkpoint::EXTENSION)),
-                None => ck_path.clone(),
+            let stage_weights = match stage {
+                Some(s) => Some(load_weights(
+                    space,
+                    &run.dir.fliqs_stage_checkpoint(s),
+                    &opts.device,
+                )?),
+                None => None,
             };
-            let weights = load_weights(space, &path, &opts.device)?;
-            // parallel workers on the CPU backend (flex keeps about one core busy), each with
-            // its own copy of the supernet, since recalibration writes running statistics
-            let threads = if opts.device == Device::flex() {
-                std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .min(4)
-                    .min(positions.len())
-            } else {
-                1
-            };
-            let mut workers = vec![weights.eval_nets()];
-            for _ in 1..threads {
-                workers.push(crate::search_cmd::copies(space, &workers[0], &opts.device));
-            }
+            let weights = stage_weights.as_ref().unwrap_or(&trained);
+            // parallel workers on the CPU backend, each with its own copy of the supernet,
+            // since recalibration writes running statistics
+            let threads = evaluators::parallel_workers(&opts.device).min(positions.len());
+            let ev =
+                SupernetEvaluator::new(space, weights, &data, threads).map_err(SetupError::from)?;
             let (tx, rx) = std::sync::mpsc::channel();
             let ctx = &ctx;
-            let weights = &weights;
+            let ev = &ev;
             let result: Result<(), ExportError> = std::thread::scope(|scope| {
-                for (w, nets) in workers.iter().enumerate() {
+                for w in 0..threads {
                     let mine: Vec<usize> =
                         positions.iter().skip(w).step_by(threads).copied().collect();
                     let tx = tx.clone();
                     scope.spawn(move || {
                         for p in mine {
-                            let r = ctx.export_one(weights, nets, p);
+                            let r = ctx.export_one(ev, w, p);
                             let failed = r.is_err();
                             if tx.send(r).is_err() || failed {
                                 break;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use search::backend::BackendKind;
-use search::correlate::{
+use qnas_cli::backend::BackendKind;
+use qnas_cli::correlate::{
     self, CorrelateOptions, CorrelateProgress, CorrelateReport, with_interval,
 };
 
@@ -179,7 +179,7 @@ pub fn table(r: &CorrelateReport) -> String {
         "from"
     );
     for m in &r.results {
-        let iv = crate::cli::percent_interval;
+        let iv = crate::common::percent_interval;
         let gap = match m.gap.interval {
             Some(i) => format!(
                 "{:+6.2} [{:+6.2}, {:+6.2}]",
@@ -219,7 +219,7 @@ pub fn table(r: &CorrelateReport) -> String {
 
 /// Runs `qnas correlate`.
 pub fn run(a: &CorrelateArgs) -> ExitCode {
-    let device = match crate::cli::device(a.device, a.json) {
+    let device = match crate::common::device(a.device, a.json) {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -242,20 +242,10 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
         finished: 0,
     };
     match correlate::correlate(&opts, &mut progress) {
-        Ok(report) => crate::cli::emit(a.json, &report, table),
-        Err(correlate::CorrelateError::Setup(search::train_cmd::TrainCmdError::Space(e))) => {
-            progress.end();
-            crate::cli::space_error(a.json, *e)
-        }
+        Ok(report) => crate::common::emit(a.json, &report, table),
         Err(e) => {
             progress.end();
-            let code = if e.is_invalid_input() { 2 } else { 1 };
-            crate::cli::report_error(
-                a.json,
-                &a.target.display().to_string(),
-                &e.to_string(),
-                code,
-            )
+            crate::common::fail(a.json, &a.target.display().to_string(), e)
         }
     }
 }

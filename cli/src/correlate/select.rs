@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::search_cmd::Row;
+use search::Row;
 
 /// Why no selection can be made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -146,7 +146,7 @@ mod tests {
             }
             let i = out.len() as f64;
             out.push(Row {
-                origin: "random".into(),
+                origin: search::Origin::Strategy(spaces::SearchStrategy::Random),
                 arch,
                 accuracy: 0.5 + 0.45 * ((i * 0.37).sin().abs()),
                 bitops: 1_000_000 + (i as u64) * 7_919_000,
@@ -202,7 +202,7 @@ mod tests {
     fn duplicates_count_once_and_limits_are_checked() {
         let mut r = rows(5);
         r.push(Row {
-            origin: "baseline".into(),
+            origin: "baseline int8 largest".parse().unwrap(),
             ..r[0].clone()
         });
         assert_eq!(

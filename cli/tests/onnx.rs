@@ -27,7 +27,7 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Test images normalized as the model says, and qnas's logits for them.
 fn inputs_and_logits(model: &Path) -> (Vec<f32>, Vec<f32>, [usize; 5]) {
     let device = Device::flex();
-    let m = search::model_dir::load_model(model, &device).unwrap();
+    let m = qnas_cli::model_dir::load_model(model, &device).unwrap();
     let info = &m.info;
     let spec = DataSpec::new(info.data.kind, info.data.path.clone());
     let test = Arc::new(spec.load_test(Path::new("")).unwrap());

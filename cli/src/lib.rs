@@ -1,0 +1,30 @@
+//! The stage drivers of the `qnas` binary, as library functions: each opens what it needs (a
+//! space, a run folder, a checkpoint), does its work through the library crates and returns a
+//! report; progress goes through a trait. Nothing here prints or exits: the binary
+//! (`main.rs` and its modules) does.
+//!
+//! - [`setup`]: the data set and the trained supernet of a run, and [`setup::SetupError`];
+//! - [`run_dir`]: [`run_dir::RunDir`], every path of a run folder, and `train.json` typed;
+//! - [`train_cmd`]: `qnas train`, checkpoints and resume;
+//! - [`search_cmd`]: `qnas search` (the loop is the `search` crate's);
+//! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
+//! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
+//! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
+//! - [`correlate`], [`correlate_plot`]: `qnas correlate`, the supernet against stand-alone
+//!   training;
+//! - [`bench`]: `qnas bench`, training and inference throughput;
+//! - [`space_report`]: `qnas space check` and `qnas space sample`;
+//! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`.
+
+pub mod backend;
+pub mod bench;
+pub mod correlate;
+pub mod correlate_plot;
+pub mod export_cmd;
+pub mod finetune_cmd;
+pub mod model_dir;
+pub mod run_dir;
+pub mod search_cmd;
+pub mod setup;
+pub mod space_report;
+pub mod train_cmd;

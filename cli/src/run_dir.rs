@@ -1,0 +1,287 @@
+//! The run folder: [`RunDir`] owns the path of every file a run keeps, [`open_run`] opens a
+//! run from its folder or its space file, and [`TrainSummary`] is `train.json`, typed.
+//!
+//! ```text
+//! runs/<space name>/
+//!   space.ron         the space file as given (the run describes itself)
+//!   source.json       where that file came from (resolves its relative paths)
+//!   config.json       the validated space, every default filled in
+//!   arch.ron          the member a stand-alone run trains (`qnas train --arch`)
+//!   checkpoints/      crash-safe checkpoints, step-NNNNNN.qckpt
+//!   metrics.jsonl     one JSON object per training step
+//!   train.json        the training's summary (qnas.train/1)
+//!   search/           `qnas search`: state.json, evaluated.csv, pareto.{json,csv,svg,png},
+//!                     fliqs-stage-K.qckpt (FLIQS training mode)
+//!   export/           `qnas export`: one model folder per exported member
+//!   correlate/        `qnas correlate`: its report and alone/<member>/ trainings
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use spaces::{Arch, Space, SpaceError};
+use stats::Measured;
+use supernet::checkpoint;
+
+use crate::setup::SetupError;
+
+/// Schema tag of [`TrainSummary`].
+pub const TRAIN_SCHEMA: &str = "qnas.train/1";
+
+/// A run folder and the paths of everything in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run folder at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        RunDir { root: root.into() }
+    }
+
+    /// The run folder of a space: `dir` when given, else `runs/<space name>`.
+    pub fn for_space(dir: Option<&Path>, space: &Space) -> Self {
+        RunDir::new(dir.map_or_else(
+            || PathBuf::from("runs").join(&space.name),
+            Path::to_path_buf,
+        ))
+    }
+
+    /// The default run folder of `arch` trained alone: `runs/<space>-alone-<fingerprint>`.
+    pub fn for_member(space: &Space, arch: &Arch) -> Result<Self, spaces::ArchError> {
+        let f = space.member_fingerprint(arch)?;
+        Ok(RunDir::new(
+            PathBuf::from("runs").join(format!("{}-alone-{:08x}", space.name, f as u32)),
+        ))
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `space.ron`: the space file as given.
+    pub fn space_file(&self) -> PathBuf {
+        self.root.join("space.ron")
+    }
+
+    /// `source.json`: where the space file came from ([`Source`]).
+    pub fn source_file(&self) -> PathBuf {
+        self.root.join("source.json")
+    }
+
+    /// `config.json`: the validated space.
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// `arch.ron`: the member a stand-alone run trains.
+    pub fn member_file(&self) -> PathBuf {
+        self.root.join("arch.ron")
+    }
+
+    /// `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// `metrics.jsonl`.
+    pub fn metrics_file(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    /// `train.json`: the [`TrainSummary`].
+    pub fn summary_file(&self) -> PathBuf {
+        self.root.join("train.json")
+    }
+
+    /// `search/`: the search's outputs and saved state.
+    pub fn search_dir(&self) -> PathBuf {
+        self.root.join("search")
+    }
+
+    /// `search/fliqs-stage-K.qckpt`: the weights FLIQS training mode trained for target `stage`.
+    pub fn fliqs_stage_checkpoint(&self, stage: usize) -> PathBuf {
+        self.search_dir()
+            .join(format!("fliqs-stage-{stage}.{}", checkpoint::EXTENSION))
+    }
+
+    /// `export/`: the default folder of exported models.
+    pub fn export_dir(&self) -> PathBuf {
+        self.root.join("export")
+    }
+
+    /// `correlate/`: `qnas correlate`'s report and its stand-alone trainings.
+    pub fn correlate_dir(&self) -> PathBuf {
+        self.root.join("correlate")
+    }
+
+    /// `correlate/alone/`: one run folder per member (and seed) trained alone.
+    pub fn alone_dir(&self) -> PathBuf {
+        self.correlate_dir().join("alone")
+    }
+
+    /// The summary of the finished training in this folder; `None` when there is none (not
+    /// trained, or a training in progress).
+    pub fn read_summary(&self) -> Result<Option<TrainSummary>, SetupError> {
+        let path = self.summary_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SetupError::Io(search::fsio::IoError::new("read", &path, e))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| SetupError::BadSummary {
+                path,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// Accuracy of one named member after recalibration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberAccuracy {
+    /// What it is.
+    pub name: String,
+    /// The member.
+    pub arch: Arch,
+    /// Validation top-1 accuracy.
+    pub validation_accuracy: f64,
+    /// The same with its counts and 95% interval.
+    pub validation: Measured,
+    /// Supernet copy that evaluated it.
+    pub supernet: usize,
+}
+
+/// The balanced-mixture assignment at the end of training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MixtureReport {
+    /// EMA of validation accuracy per (pooling configuration, supernet).
+    pub matrix: Vec<Vec<f64>>,
+    /// Balanced p(supernet | configuration).
+    pub conditional: Vec<Vec<f64>>,
+    /// Marginal over supernets (uniform after balancing).
+    pub marginal: Vec<f64>,
+    /// Supernet that evaluates each configuration.
+    pub assignments: Vec<usize>,
+    /// Readable names of the configurations.
+    pub configurations: Vec<String>,
+}
+
+/// What `qnas train` reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// [`TRAIN_SCHEMA`].
+    pub schema: String,
+    /// Run folder.
+    pub run_dir: PathBuf,
+    /// Space name.
+    pub space: String,
+    /// Steps done in total.
+    pub steps: u64,
+    /// Step this invocation started from.
+    pub resumed_from: u64,
+    /// Seconds spent training in this invocation.
+    pub seconds: f64,
+    /// Mean throughput of this invocation.
+    pub images_per_second: f64,
+    /// Final checkpoint.
+    pub checkpoint: PathBuf,
+    /// Accuracy of reference members after recalibration.
+    pub members: Vec<MemberAccuracy>,
+    /// The mixture, when training used one.
+    pub mixture: Option<MixtureReport>,
+    /// The member trained alone (`qnas train --arch`), with its validation and test accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alone: Option<AloneReport>,
+}
+
+/// The accuracy of a member trained alone, after BN recalibration as the search evaluates
+/// members.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AloneReport {
+    /// The member.
+    pub arch: Arch,
+    /// Its fingerprint ([`Space::member_fingerprint`]), in hex.
+    pub fingerprint: String,
+    /// Validation split (the images the search ranks members on).
+    pub validation: Measured,
+    /// The data set's test files.
+    pub test: Measured,
+}
+
+/// `source.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The space file the run was trained from (absolute).
+    pub space_file: PathBuf,
+}
+
+/// A run opened from its folder or from its space file.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The space.
+    pub space: Space,
+    /// The space file read (`<run>/space.ron`, or the file given).
+    pub space_file: PathBuf,
+    /// The run folder.
+    pub dir: RunDir,
+}
+
+/// Opens a run: `target` is a run folder (holding `space.ron`) or a space file (its run
+/// folder is `run_dir`, default `runs/<name>`). The copy in a run folder resolves relative
+/// paths against the original file's folder (from `source.json`), else against the run
+/// folder.
+pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, SetupError> {
+    if !target.exists() {
+        return Err(SetupError::NoRun {
+            path: target.to_path_buf(),
+        });
+    }
+    if target.is_dir() {
+        let file = RunDir::new(target).space_file();
+        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let source: Option<Source> = std::fs::read_to_string(RunDir::new(target).source_file())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let (base, default_name) = match &source {
+            Some(s) => (
+                s.space_file
+                    .parent()
+                    .map_or_else(|| target.to_path_buf(), Path::to_path_buf),
+                s.space_file
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+            None => (
+                target.to_path_buf(),
+                target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+        };
+        let space = Space::parse_in(&src, &file.display().to_string(), &default_name, &base)?;
+        Ok(Run {
+            space,
+            space_file: file,
+            dir: RunDir::new(target),
+        })
+    } else {
+        let space = Space::load(target)?;
+        let dir = RunDir::for_space(run_dir_opt.as_deref(), &space);
+        Ok(Run {
+            space,
+            space_file: target.to_path_buf(),
+            dir,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! `qnas search`: from a trained supernet, the Pareto front of validation accuracy versus
+//! BitOps. The search loop and its outputs are the `search` crate's
+//! ([`search::driver::search`]); this driver opens the run, builds the one evaluator of members
+//! ([`evaluators::SupernetEvaluator`]) and, for FLIQS training mode, the trainer of the policy's
+//! members. Nothing here prints.
+
+use std::path::PathBuf;
+
+use burn::tensor::Device;
+use evaluators::SupernetEvaluator;
+use evaluators::data::{BatchLoader, SearchData};
+use search::driver::{EvaluationError, PolicyTraining, SearchSetup};
+use search::settings::{Overrides, settings};
+use search::strategy::StrategyError;
+use search::{Origin, SearchError, SearchProgress, SearchReport};
+use spaces::{Arch, SearchStrategy, Space};
+use stats::Accuracy;
+use supernet::checkpoint;
+use supernet::train::WeightBytes;
+use supernet::{TrainState, Trainer};
+
+use crate::run_dir::RunDir;
+use crate::setup::{SetupError, Stream, checkpoint_contents, checkpoint_of, load_data};
+
+/// What to search and where.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// The space file the supernet was trained on.
+    pub file: PathBuf,
+    /// Run folder (default `runs/<space name>`).
+    pub run_dir: Option<PathBuf>,
+    /// Overrides of the file's `search` section.
+    pub overrides: Overrides,
+    /// Continue a saved search.
+    pub resume: bool,
+    /// Device.
+    pub device: Device,
+}
+
+/// Why `qnas search` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchCmdError {
+    /// Loading the space, data or checkpoint failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The search failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+}
+
+impl From<StrategyError> for SearchCmdError {
+    fn from(e: StrategyError) -> Self {
+        SearchCmdError::Search(e.into())
+    }
+}
+
+impl SearchCmdError {
+    /// True when the user's input is at fault (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            SearchCmdError::Setup(e) => e.is_invalid_input(),
+            SearchCmdError::Search(e) => e.is_invalid_input(),
+        }
+    }
+}
+
+/// FLIQS training mode on the supernet: per target, a fresh copy of the trained supernet keeps
+/// training (at a tenth of the peak learning rate, no distillation) on the members the policy
+/// samples; the stage's weights are written to `search/fliqs-stage-K.qckpt` for export.
+struct SupernetPolicyTraining<'a> {
+    space: &'a Space,
+    data: &'a SearchData,
+    run: &'a RunDir,
+    weights: Vec<WeightBytes>,
+    state: TrainState,
+    device: Device,
+    /// The FLIQS targets, for notes.
+    targets: Vec<f64>,
+    loader: &'a BatchLoader,
+    /// The stage's supernet copy and its batches (from the start of the training loader).
+    tuner: Option<(Trainer, Stream<'a>)>,
+}
+
+impl SupernetPolicyTraining<'_> {
+    fn failed(arch: &Arch, e: impl std::fmt::Display) -> EvaluationError {
+        EvaluationError {
+            arch: arch.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl PolicyTraining for SupernetPolicyTraining<'_> {
+    fn begin_stage(&mut self, _stage: usize) -> Result<(), EvaluationError> {
+        let failed = |e: &dyn std::fmt::Display| Self::failed(&self.space.largest(), e);
+        let mut tuner = Trainer::new(self.space, &self.device).map_err(|e| failed(&e))?;
+        tuner
+            .restore(self.weights.clone(), self.state.clone())
+            .map_err(|e| failed(&e))?;
+        self.tuner = Some((tuner, Stream::starting_at(self.loader, &Device::flex(), 0)));
+        Ok(())
+    }
+
+    fn train_step(
+        &mut self,
+        origin: &Origin,
+        members: &[Arch],
+    ) -> Result<Vec<f64>, EvaluationError> {
+        let first = &members[0];
+        let (tuner, stream) = self
+            .tuner
+            .as_mut()
+            .ok_or_else(|| Self::failed(first, "no stage begun"))?;
+        let b = stream.next();
+        let named: Vec<(String, Arch)> = members
+            .iter()
+            .map(|a| (origin.to_string(), a.clone()))
+            .collect();
+        let choice = supernet::Choice {
+            model: tuner.net_index_for(first),
+            config: supernet::train::pooling_index(self.space, first),
+            distill: false,
+            lr: self.space.train.optimizer.lr() * 0.1,
+        };
+        let report = tuner
+            .train_members(b.images, b.labels, &named, choice, None)
+            .map_err(|e| Self::failed(first, e))?;
+        Ok(report.member_accuracies)
+    }
+
+    fn finish_stage(
+        &mut self,
+        stage: usize,
+        arch: &Arch,
+    ) -> Result<(Accuracy, String), EvaluationError> {
+        let (tuner, _) = self
+            .tuner
+            .take()
+            .ok_or_else(|| Self::failed(arch, "no stage begun"))?;
+        let ev = SupernetEvaluator::new(self.space, &tuner, self.data, 1)
+            .map_err(|e| Self::failed(arch, e))?;
+        let acc = ev.accuracy(0, arch).map_err(|e| Self::failed(arch, e))?;
+        let ck =
+            checkpoint_of(&tuner, self.space.fingerprint()).map_err(|e| Self::failed(arch, e))?;
+        let path = self.run.fliqs_stage_checkpoint(stage);
+        checkpoint::write_checkpoint(&path, &ck).map_err(|e| Self::failed(arch, e))?;
+        Ok((
+            acc,
+            format!(
+                "weights of the target {} member: {}",
+                self.targets.get(stage).copied().unwrap_or(f64::NAN),
+                path.display()
+            ),
+        ))
+    }
+}
+
+/// Runs the search; see the module docs.
+pub fn search(
+    opts: &SearchOptions,
+    progress: &mut dyn SearchProgress,
+) -> Result<SearchReport, SearchCmdError> {
+    let space = Space::load(&opts.file).map_err(SetupError::from)?;
+    let data = load_data(&space, &opts.file)?;
+    let run = RunDir::for_space(opts.run_dir.as_deref(), &space);
+    let ck_dir = run.checkpoints();
+    let found =
+        checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(SetupError::from)?;
+    let Some((ck_path, ck)) = found.found else {
+        return Err(SetupError::NotTrained { dir: ck_dir }.into());
+    };
+    let mut trainer = Trainer::new(&space, &opts.device).map_err(SetupError::from)?;
+    // the weights stay at hand: FLIQS training mode starts a fresh copy from them per target
+    let (weights, state) = checkpoint_contents(&ck_path, &ck, trainer.nets.len())?;
+    trainer
+        .restore(weights.clone(), state.clone())
+        .map_err(|e| SetupError::BadCheckpoint {
+            path: ck_path.clone(),
+            message: e.to_string(),
+        })?;
+    progress.note(&format!(
+        "supernet from {} (step {})",
+        ck_path.display(),
+        ck.step
+    ));
+    let set = settings(&space, &opts.overrides)?;
+    let mut evaluator = SupernetEvaluator::new(
+        &space,
+        &trainer,
+        &data,
+        evaluators::parallel_workers(&opts.device),
+    )
+    .map_err(SetupError::from)?;
+    let loader = data
+        .train_loader(space.train.batch_size as usize)
+        .map_err(SetupError::from)?;
+    let mut policy = (set.strategy == SearchStrategy::Fliqs && set.fliqs_training).then(|| {
+        SupernetPolicyTraining {
+            space: &space,
+            data: &data,
+            run: &run,
+            weights,
+            state,
+            device: opts.device.clone(),
+            targets: set.targets.clone(),
+            loader: &loader,
+            tuner: None,
+        }
+    });
+    let out_dir = run.search_dir();
+    let setup = SearchSetup {
+        space: &space,
+        settings: &set,
+        out_dir: &out_dir,
+        resume: opts.resume,
+    };
+    Ok(search::search(
+        setup,
+        &mut evaluator,
+        policy.as_mut().map(|p| p as &mut dyn PolicyTraining),
+        progress,
+    )?)
+}
