@@ -8,6 +8,7 @@ use qnas_cli::backend::BackendKind;
 use qnas_cli::export_cmd::{self, ExportOptions, Selection};
 use qnas_cli::run_dir::{RunDir, TrainSummary};
 use qnas_cli::search_cmd::{self, SearchOptions};
+use qnas_cli::setup::SetupError;
 use qnas_cli::train_cmd::{self, TrainOptions};
 use search::settings::Overrides;
 use supernet::checkpoint;
@@ -58,7 +59,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
     // stage 1: train, or continue an unfinished training, or skip a finished one
     let summary = match run.read_summary() {
         Ok(s) => s,
-        Err(e) => return fail(a.json, &file, e),
+        Err(e) => return fail(a.json, &file, SetupError::from(e)),
     };
     let done = summary.is_some_and(|s| s.steps >= space.train.steps);
     if done {
@@ -119,7 +120,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
     };
     let train = match run.read_summary() {
         Ok(s) => s,
-        Err(e) => return fail(a.json, &file, e),
+        Err(e) => return fail(a.json, &file, SetupError::from(e)),
     };
     if a.json {
         let r = RunReport {

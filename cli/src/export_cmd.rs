@@ -21,8 +21,8 @@ use crate::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, InputInfo, MODEL_SCHEMA, Measured, ModelError, ModelInfo,
     ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir,
 };
-use crate::run_dir::{RunDir, open_run};
-use crate::setup::{SetupError, load_data, load_supernet, load_weights};
+use crate::run_dir::RunDir;
+use crate::setup::{SetupError, load_data, load_supernet, load_weights, open_run};
 
 /// `schema` of `qnas export --json`.
 pub const EXPORT_SCHEMA: &str = "qnas.export/1";

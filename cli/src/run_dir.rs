@@ -1,5 +1,5 @@
-//! The run folder: [`RunDir`] owns the path of every file a run keeps, [`open_run`] opens a
-//! run from its folder or its space file, and [`TrainSummary`] is `train.json`, typed.
+//! The run folder: [`RunDir`] owns the path of every file a run keeps, and [`TrainSummary`]
+//! is `train.json`, typed.
 //!
 //! ```text
 //! runs/<space name>/
@@ -19,14 +19,22 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use spaces::{Arch, Space, SpaceError};
+use spaces::{Arch, Space};
 use stats::Measured;
 use supernet::checkpoint;
 
-use crate::setup::SetupError;
-
 /// Schema tag of [`TrainSummary`].
 pub const TRAIN_SCHEMA: &str = "qnas.train/1";
+
+/// `train.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct SummaryError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub message: String,
+}
 
 /// A run folder and the paths of everything in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,18 +132,23 @@ impl RunDir {
 
     /// The summary of the finished training in this folder; `None` when there is none (not
     /// trained, or a training in progress).
-    pub fn read_summary(&self) -> Result<Option<TrainSummary>, SetupError> {
+    pub fn read_summary(&self) -> Result<Option<TrainSummary>, SummaryError> {
         let path = self.summary_file();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SetupError::Io(search::fsio::IoError::new("read", &path, e))),
+            Err(e) => {
+                return Err(SummaryError {
+                    path,
+                    message: e.to_string(),
+                });
+            }
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| SetupError::BadSummary {
+            .map_err(|e| SummaryError {
                 path,
-                message: e.to_string(),
+                message: format!("not a training summary: {e}"),
             })
     }
 }
@@ -210,78 +223,4 @@ pub struct AloneReport {
     pub validation: Measured,
     /// The data set's test files.
     pub test: Measured,
-}
-
-/// `source.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Source {
-    /// The space file the run was trained from (absolute).
-    pub space_file: PathBuf,
-}
-
-/// A run opened from its folder or from its space file.
-#[derive(Clone, Debug)]
-pub struct Run {
-    /// The space.
-    pub space: Space,
-    /// The space file read (`<run>/space.ron`, or the file given).
-    pub space_file: PathBuf,
-    /// The run folder.
-    pub dir: RunDir,
-}
-
-/// Opens a run: `target` is a run folder (holding `space.ron`) or a space file (its run
-/// folder is `run_dir`, default `runs/<name>`). The copy in a run folder resolves relative
-/// paths against the original file's folder (from `source.json`), else against the run
-/// folder.
-pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, SetupError> {
-    if !target.exists() {
-        return Err(SetupError::NoRun {
-            path: target.to_path_buf(),
-        });
-    }
-    if target.is_dir() {
-        let file = RunDir::new(target).space_file();
-        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        let source: Option<Source> = std::fs::read_to_string(RunDir::new(target).source_file())
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let (base, default_name) = match &source {
-            Some(s) => (
-                s.space_file
-                    .parent()
-                    .map_or_else(|| target.to_path_buf(), Path::to_path_buf),
-                s.space_file
-                    .file_stem()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("space")
-                    .to_string(),
-            ),
-            None => (
-                target.to_path_buf(),
-                target
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("space")
-                    .to_string(),
-            ),
-        };
-        let space = Space::parse_in(&src, &file.display().to_string(), &default_name, &base)?;
-        Ok(Run {
-            space,
-            space_file: file,
-            dir: RunDir::new(target),
-        })
-    } else {
-        let space = Space::load(target)?;
-        let dir = RunDir::for_space(run_dir_opt.as_deref(), &space);
-        Ok(Run {
-            space,
-            space_file: target.to_path_buf(),
-            dir,
-        })
-    }
 }

@@ -1,16 +1,18 @@
-//! What every command that reads a run needs before it works: the space's data set, the
-//! trained supernet from its checkpoint, and [`SetupError`], why that failed.
+//! What every command that reads a run needs before it works: the run opened from its folder
+//! or its space file ([`open_run`]), the space's data set, the trained supernet from its
+//! checkpoint, and [`SetupError`], why that failed.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use evaluators::data::{BatchLoader, DataError, DataSpec, SearchData};
 use search::fsio::IoError;
+use serde::{Deserialize, Serialize};
 use spaces::{Space, SpaceError};
 use supernet::checkpoint::{self, Checkpoint, CheckpointError};
 use supernet::{TrainError, TrainState, Trainer};
 
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, SummaryError};
 
 /// Why a command could not set itself up: its space, data, run folder or checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +64,9 @@ pub enum SetupError {
         /// What is wrong.
         message: String,
     },
-    /// `train.json` is not a training summary.
-    #[error("{}: not a training summary: {message}", path.display())]
-    BadSummary {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    /// `train.json` could not be read.
+    #[error(transparent)]
+    Summary(#[from] SummaryError),
     /// The supernet could not be built for the space.
     #[error(transparent)]
     Supernet(#[from] TrainError),
@@ -247,4 +244,78 @@ pub fn load_weights(space: &Space, path: &Path, device: &Device) -> Result<Train
     let mut trainer = Trainer::new(space, device)?;
     restore_from(&mut trainer, path, &ck)?;
     Ok(trainer)
+}
+
+/// `source.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// The space file the run was trained from (absolute).
+    pub space_file: PathBuf,
+}
+
+/// A run opened from its folder or from its space file.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The space.
+    pub space: Space,
+    /// The space file read (`<run>/space.ron`, or the file given).
+    pub space_file: PathBuf,
+    /// The run folder.
+    pub dir: RunDir,
+}
+
+/// Opens a run: `target` is a run folder (holding `space.ron`) or a space file (its run
+/// folder is `run_dir`, default `runs/<name>`). The copy in a run folder resolves relative
+/// paths against the original file's folder (from `source.json`), else against the run
+/// folder.
+pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, SetupError> {
+    if !target.exists() {
+        return Err(SetupError::NoRun {
+            path: target.to_path_buf(),
+        });
+    }
+    if target.is_dir() {
+        let file = RunDir::new(target).space_file();
+        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        let source: Option<Source> = std::fs::read_to_string(RunDir::new(target).source_file())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let (base, default_name) = match &source {
+            Some(s) => (
+                s.space_file
+                    .parent()
+                    .map_or_else(|| target.to_path_buf(), Path::to_path_buf),
+                s.space_file
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+            None => (
+                target.to_path_buf(),
+                target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("space")
+                    .to_string(),
+            ),
+        };
+        let space = Space::parse_in(&src, &file.display().to_string(), &default_name, &base)?;
+        Ok(Run {
+            space,
+            space_file: file,
+            dir: RunDir::new(target),
+        })
+    } else {
+        let space = Space::load(target)?;
+        let dir = RunDir::for_space(run_dir_opt.as_deref(), &space);
+        Ok(Run {
+            space,
+            space_file: target.to_path_buf(),
+            dir,
+        })
+    }
 }

@@ -22,9 +22,11 @@ use supernet::checkpoint::{self, CheckpointError};
 use supernet::{StepReport, TrainError, Trainer};
 
 use crate::run_dir::{
-    AloneReport, MemberAccuracy, MixtureReport, RunDir, Source, TRAIN_SCHEMA, TrainSummary,
+    AloneReport, MemberAccuracy, MixtureReport, RunDir, TRAIN_SCHEMA, TrainSummary,
 };
-use crate::setup::{SetupError, Stream, checkpoint_of, load_data, restore_from, test_loader};
+use crate::setup::{
+    SetupError, Source, Stream, checkpoint_of, load_data, restore_from, test_loader,
+};
 
 /// What to train and where.
 #[derive(Clone, Debug)]

@@ -30,6 +30,7 @@ pub mod raw;
 pub mod rng;
 pub mod run;
 pub mod space;
+mod validate;
 
 pub use arch::{
     Arch, ArchError, BlockArch, FormatPair, HeadArch, PoolingArch, StageArch, StemArch,

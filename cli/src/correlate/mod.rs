@@ -29,8 +29,8 @@ use supernet::checkpoint;
 use supernet::{StepReport, TrainError, Trainer};
 
 use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
-use crate::run_dir::{RunDir, open_run};
-use crate::setup::{SetupError, load_data, load_supernet, restore_from};
+use crate::run_dir::RunDir;
+use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from};
 use crate::train_cmd::{Job, TrainCmdError, TrainProgress, train_job};
 pub use analysis::{Analysis, Estimate, Paired, analyse};
 pub use select::{MIN_MEMBERS, SelectError, select};

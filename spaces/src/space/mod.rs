@@ -1,5 +1,7 @@
 //! The validated search space.
 
+pub mod names;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -775,7 +777,7 @@ impl Validator {
             );
         }
         let names: Vec<String> = if structure_ok {
-            crate::plan::all_layer_names(space)
+            names::all_layer_names(space)
         } else {
             Vec::new()
         };
@@ -785,8 +787,8 @@ impl Validator {
             let w = self.format(pp.field("weights"), rp.weights);
             let a = self.format(pp.field("activations"), rp.activations);
             let layer = match &rp.layer {
-                LayerRef::First => crate::plan::STEM.to_string(),
-                LayerRef::Last => crate::plan::FC.to_string(),
+                LayerRef::First => names::STEM.to_string(),
+                LayerRef::Last => names::FC.to_string(),
                 LayerRef::Named(n) => n.clone(),
             };
             if structure_ok && !names.contains(&layer) {
