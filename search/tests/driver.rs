@@ -1,0 +1,267 @@
+//! The search loop over a table of known accuracies (no supernet, no tensors): every baseline
+//! and asked member is measured once, the front is the non-dominated rows, an interrupted
+//! search resumes to the same result, and a failed evaluation stops the search naming the
+//! member.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use search::driver::{EvaluationError, Evaluator, STATE_FILE, SearchSetup};
+use search::settings::{Overrides, Settings, settings};
+use search::{Row, SearchError, SearchProgress, search};
+use spaces::{Arch, SearchStrategy, Space};
+use stats::Accuracy;
+
+fn space() -> Space {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    Space::load(&root.join("spaces/presets/digits.ron")).expect("the digits preset loads")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("qnas-driver-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Known accuracies: a member's accuracy grows with the log of its BitOps, out of 1000 images,
+/// so the cheapest member is the least accurate; it fails from the `fail_after`-th member on.
+struct Table<'a> {
+    space: &'a Space,
+    asked: Vec<String>,
+    fail_after: Option<usize>,
+}
+
+impl Table<'_> {
+    fn accuracy(&self, arch: &Arch) -> Accuracy {
+        let top = self.space.cost(&self.space.largest()).unwrap().bitops as f64;
+        let b = self.space.cost(arch).unwrap().bitops as f64;
+        let correct = (500.0 + 450.0 * (b.ln() / top.ln())).round() as usize;
+        Accuracy {
+            correct: correct.min(1000),
+            total: 1000,
+        }
+    }
+}
+
+impl Evaluator for Table<'_> {
+    fn evaluate(&mut self, archs: &[Arch]) -> Result<Vec<Accuracy>, EvaluationError> {
+        let mut out = Vec::new();
+        for a in archs {
+            if self.fail_after.is_some_and(|n| self.asked.len() >= n) {
+                return Err(EvaluationError {
+                    arch: a.clone(),
+                    message: "the table ran out".into(),
+                });
+            }
+            self.asked.push(a.key());
+            out.push(self.accuracy(a));
+        }
+        Ok(out)
+    }
+}
+
+struct Quiet;
+
+impl SearchProgress for Quiet {
+    fn evaluated(&mut self, _: usize, _: usize, _: &Row) {}
+    fn note(&mut self, _: &str) {}
+}
+
+fn nsga2(space: &Space, budget: usize) -> Settings {
+    settings(
+        space,
+        &Overrides {
+            strategy: Some(SearchStrategy::Nsga2),
+            budget: Some(budget),
+            seed: Some(3),
+            ..Overrides::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_member_is_measured_once_and_the_front_is_non_dominated() {
+    let space = space();
+    let set = nsga2(&space, 24);
+    let dir = out_dir("once");
+    let mut table = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: None,
+    };
+    let setup = SearchSetup {
+        space: &space,
+        settings: &set,
+        out_dir: &dir,
+        resume: false,
+    };
+    let report = search(setup, &mut table, None, &mut Quiet).unwrap();
+    let unique: HashSet<&String> = table.asked.iter().collect();
+    assert_eq!(
+        unique.len(),
+        table.asked.len(),
+        "a member was measured twice"
+    );
+    assert_eq!(report.evaluated, table.asked.len());
+    assert!(!report.baselines.is_empty());
+    assert!(report.baselines.iter().all(|b| b.origin.is_baseline()));
+    // with accuracy growing in BitOps, no member dominates another on the front
+    for a in &report.front {
+        for b in &report.front {
+            assert!(
+                !(a.accuracy >= b.accuracy
+                    && a.bitops <= b.bitops
+                    && a.arch != b.arch
+                    && (a.accuracy > b.accuracy || a.bitops < b.bitops)),
+                "{} dominates {}",
+                a.arch.key(),
+                b.arch.key()
+            );
+        }
+        assert_eq!(a.accuracy, table.accuracy(&a.arch).top1());
+        assert_eq!(a.samples, 1000);
+    }
+    assert!(report.hypervolume > 0.0 && report.hypervolume <= 1.0);
+    for f in [
+        "pareto.json",
+        "pareto.csv",
+        "evaluated.csv",
+        "pareto.svg",
+        "pareto.png",
+    ] {
+        assert!(dir.join(f).exists(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failed_evaluation_names_the_member_and_a_resumed_search_ends_as_an_uninterrupted_one() {
+    let space = space();
+    let set = nsga2(&space, 24);
+    let whole_dir = out_dir("whole");
+    let mut whole = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: None,
+    };
+    fn setup<'a>(
+        space: &'a Space,
+        set: &'a Settings,
+        dir: &'a Path,
+        resume: bool,
+    ) -> SearchSetup<'a> {
+        SearchSetup {
+            space,
+            settings: set,
+            out_dir: dir,
+            resume,
+        }
+    }
+    let uninterrupted = search(
+        setup(&space, &set, &whole_dir, false),
+        &mut whole,
+        None,
+        &mut Quiet,
+    )
+    .unwrap();
+
+    let dir = out_dir("resumed");
+    let mut failing = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: Some(20),
+    };
+    match search(
+        setup(&space, &set, &dir, false),
+        &mut failing,
+        None,
+        &mut Quiet,
+    ) {
+        Err(SearchError::Evaluation { arch, message, .. }) => {
+            assert!(!arch.is_empty());
+            assert_eq!(message, "the table ran out");
+            assert!(
+                !failing.asked.contains(&arch),
+                "the failed member was recorded"
+            );
+        }
+        other => panic!("expected an evaluation error, got {other:?}"),
+    }
+    assert!(
+        dir.join(STATE_FILE).exists(),
+        "the state before the failure was saved"
+    );
+    // without --resume a saved search is an error, with it the search continues
+    let mut table = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: None,
+    };
+    assert!(matches!(
+        search(
+            setup(&space, &set, &dir, false),
+            &mut table,
+            None,
+            &mut Quiet
+        ),
+        Err(SearchError::Exists { .. })
+    ));
+    let (saved, finished) = search::driver::saved_rows(&dir, &space).unwrap().unwrap();
+    assert!(!finished);
+    let resumed = search(
+        setup(&space, &set, &dir, true),
+        &mut table,
+        None,
+        &mut Quiet,
+    )
+    .unwrap();
+    let keys = |rows: &[Row]| rows.iter().map(|r| r.arch.key()).collect::<Vec<_>>();
+    assert_eq!(keys(&resumed.front), keys(&uninterrupted.front));
+    assert_eq!(resumed.evaluated, uninterrupted.evaluated);
+    assert_eq!(resumed.hypervolume, uninterrupted.hypervolume);
+    // the resumed run measured only what the interrupted one had not saved (the batch in
+    // flight at the failure is measured again), and together they measured what the
+    // uninterrupted run did
+    let saved: HashSet<String> = saved.iter().map(|r| r.arch.key()).collect();
+    assert!(
+        table.asked.iter().all(|k| !saved.contains(k)),
+        "a saved member was measured again"
+    );
+    let together: HashSet<&String> = saved.iter().chain(&table.asked).collect();
+    assert_eq!(together, whole.asked.iter().collect::<HashSet<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&whole_dir);
+}
+
+#[test]
+fn fliqs_training_mode_without_a_trainer_is_an_error() {
+    let space = space();
+    let set = settings(
+        &space,
+        &Overrides {
+            strategy: Some(SearchStrategy::Fliqs),
+            budget: Some(8),
+            fliqs_training: true,
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let dir = out_dir("fliqs");
+    let mut table = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: None,
+    };
+    let setup = SearchSetup {
+        space: &space,
+        settings: &set,
+        out_dir: &dir,
+        resume: false,
+    };
+    assert!(matches!(
+        search(setup, &mut table, None, &mut Quiet),
+        Err(SearchError::NoPolicyTraining)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
