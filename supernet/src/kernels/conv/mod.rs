@@ -1,7 +1,7 @@
 //! Convolutions on NHWC `f32` slices: forward, backward-data and backward-weight, dense
 //! (`groups == 1`) and depthwise (`groups == channels`), "same" padding `kernel / 2`.
 //!
-//! - Dense layers use im2col + [`sgemm`] with the weight repacked once per call to a
+//! - Dense layers use im2col + `sgemm` with the weight repacked once per call to a
 //!   `[kernel * kernel * in_channels, out_channels]` matrix (`(kh, kw, ci)` rows). A 1×1
 //!   stride-1 convolution needs no im2col: the NHWC input already is the `[pixels, channels]`
 //!   matrix. The patch matrix is built a tile of output rows at a time, so that it stays in

@@ -6,7 +6,7 @@ use super::{
     Layout, NONE, NormAct, NormStats, RELU, RELU6, check_param, check_rows, fold, passes, zeros,
 };
 
-/// Gradients of [`batch_norm_train`]: `(dx, dgamma, dbeta)`.
+/// Gradients of [`batch_norm_train`](super::batch_norm_train): `(dx, dgamma, dbeta)`.
 ///
 /// `y` is the forward output, used for the activation's mask (ReLU passes the gradient where
 /// `y > 0`, ReLU6 where `0 < y < 6`; it is not read for [`NormAct::None`]). With `g` the
