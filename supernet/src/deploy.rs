@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use spaces::Format;
 use spaces::plan::{ConvLayer, Plan};
 
-use crate::net::{ConvBnParts, StaticBlock, StaticConvBn, StaticNet};
+use crate::net::{ConvBnParts, StaticConvBn, StaticNet};
 use crate::quant::grid::int_code_range;
 use crate::quant::{Codes, FloatScaling, FrozenActQuant, QuantCodes, QuantError, quantize_codes};
 
@@ -524,26 +524,12 @@ impl StaticNet {
             layers: layers.into_iter().map(|l| (l.name.clone(), l)).collect(),
             device,
         };
-        let conv = |layer: &ConvLayer| file.conv(layer);
-        let stem = conv(&plan.stem)?;
-        let mut blocks = Vec::new();
-        for b in &plan.blocks {
-            blocks.push(StaticBlock {
-                convs: b.convs.iter().map(conv).collect::<Result<_, _>>()?,
-                shortcut: b.shortcut.as_ref().map(conv).transpose()?,
-            });
-        }
-        let head_conv = plan.head_conv.as_ref().map(conv).transpose()?;
-        let (fc, fc_quant) = file.fc(&plan)?;
-        Ok(StaticNet {
-            stem,
-            blocks,
-            head_conv,
-            fc,
-            fc_quant,
+        StaticNet::build(
             plan,
-            weight_scaling: FloatScaling::default(),
-        })
+            FloatScaling::default(),
+            |_, _, layer| file.conv(layer),
+            |plan| file.fc(plan),
+        )
     }
 }
 

@@ -12,12 +12,13 @@ use burn::optim::{
     momentum::MomentumConfig,
 };
 use burn::tensor::activation::{log_softmax, softmax};
-use burn::tensor::{Device, Distribution, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::plan::Plan;
 use spaces::{Arch, DecisionKind, Optimizer, Rng, Sampling, SmallestFormats, Space};
 
 use crate::Phase;
+pub use crate::layers::dropout;
 use crate::mixture::{Mixture, MixtureConfig, MixtureError};
 use crate::net::{Supernet, SupernetConfig};
 
@@ -641,16 +642,4 @@ impl Trainer {
 /// Forward in training mode, with dropout of probability `p` on the pooled features.
 fn forward_with_dropout(net: &Supernet, x: Tensor<4>, plan: &Plan, p: f64) -> Tensor<2> {
     net.forward_plan_dropout(x, plan, Phase::Train, p)
-}
-
-/// Inverted dropout: zeroes each element with probability `p` and scales the rest by 1/(1-p).
-///
-/// # Shapes
-/// - `x`: any, output: the same
-pub fn dropout<const D: usize>(x: Tensor<D>, p: f64) -> Tensor<D> {
-    if p <= 0.0 {
-        return x;
-    }
-    let mask = Tensor::<D>::random(x.dims(), Distribution::Bernoulli(1.0 - p), &x.device());
-    x * mask / (1.0 - p)
 }

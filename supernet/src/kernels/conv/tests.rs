@@ -1,0 +1,263 @@
+//! Tests of the convolutions against an `f64` reference, on random and fixed shapes.
+
+use super::*;
+
+/// splitmix64
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[self.below(xs.len())]
+    }
+
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+            .collect()
+    }
+}
+
+/// Input position of output `o` and tap `kt`, if inside `0..n`.
+fn pos(o: usize, kt: usize, s: &ConvShape, n: usize) -> Option<usize> {
+    (o * s.stride + kt)
+        .checked_sub(s.padding())
+        .filter(|&i| i < n)
+}
+
+/// Calls `f(b, oh, ow, co, ih, iw, ci, weight index)` for every term of the convolution.
+fn each_term(s: &ConvShape, mut f: impl FnMut([usize; 3], usize, usize, usize)) {
+    let cpg = s.in_channels / s.groups;
+    let opg = s.out_channels / s.groups;
+    let (k, h, w) = (s.kernel, s.height, s.width);
+    let (oh_n, ow_n) = (s.out_height(), s.out_width());
+    for b in 0..s.batch {
+        for oh in 0..oh_n {
+            for ow in 0..ow_n {
+                for co in 0..s.out_channels {
+                    let g = co / opg;
+                    for cl in 0..cpg {
+                        let ci = g * cpg + cl;
+                        for kh in 0..k {
+                            let Some(ih) = pos(oh, kh, s, h) else {
+                                continue;
+                            };
+                            for kw in 0..k {
+                                let Some(iw) = pos(ow, kw, s, w) else {
+                                    continue;
+                                };
+                                let yi = ((b * oh_n + oh) * ow_n + ow) * s.out_channels + co;
+                                let xi = ((b * h + ih) * w + iw) * s.in_channels + ci;
+                                let wi = ((co * cpg + cl) * k + kh) * k + kw;
+                                f([b, oh, ow], yi, xi, wi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn reference(s: &ConvShape, x: &[f32], w: &[f32], dy: &[f32]) -> [Vec<f64>; 3] {
+    let mut y = vec![0.0f64; s.output_len()];
+    let mut dx = vec![0.0f64; s.input_len()];
+    let mut dw = vec![0.0f64; s.weight_len()];
+    each_term(s, |_, yi, xi, wi| {
+        y[yi] += x[xi] as f64 * w[wi] as f64;
+        dx[xi] += dy[yi] as f64 * w[wi] as f64;
+        dw[wi] += x[xi] as f64 * dy[yi] as f64;
+    });
+    [y, dx, dw]
+}
+
+fn assert_close(what: &str, s: &ConvShape, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what} length for {s:?}");
+    let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let err = (*g as f64 - w).abs();
+        assert!(
+            err <= 1e-4 * scale + 1e-5 * w.abs(),
+            "{what} of {s:?} at {i}: got {g}, want {w} (scale {scale})"
+        );
+    }
+}
+
+fn check_shape(s: &ConvShape, rng: &mut Rng) {
+    let x = rng.vec(s.input_len());
+    let w = rng.vec(s.weight_len());
+    let dy = rng.vec(s.output_len());
+    let [y, dx, dw] = reference(s, &x, &w, &dy);
+    assert_close("forward", s, &forward(s, &x, &w), &y);
+    assert_close("backward_data", s, &backward_data(s, &dy, &w), &dx);
+    assert_close("backward_weight", s, &backward_weight(s, &x, &dy), &dw);
+}
+
+fn random_shape(rng: &mut Rng, depthwise: bool, narrow: bool) -> ConvShape {
+    let chans: &[usize] = if narrow {
+        &[1, 2, 3, 5, 8, 13, 16]
+    } else {
+        &[1, 3, 5, 16, 17, 24, 32, 40]
+    };
+    let cin = rng.pick(chans);
+    let cout = if depthwise { cin } else { rng.pick(chans) };
+    let kernel = rng.pick(&[1, 3, 3, 5, 7]);
+    ConvShape {
+        batch: 1 + rng.below(3),
+        height: 1 + rng.below(11),
+        width: 1 + rng.below(11),
+        in_channels: cin,
+        out_channels: cout,
+        kernel,
+        stride: rng.pick(&[1, 1, 2, 3]),
+        groups: if depthwise { cin } else { 1 },
+    }
+}
+
+#[test]
+fn dense_matches_reference() {
+    let mut rng = Rng(1);
+    for i in 0..60 {
+        let s = random_shape(&mut rng, false, i % 2 == 0);
+        check_shape(&s, &mut rng);
+    }
+}
+
+#[test]
+fn depthwise_matches_reference() {
+    let mut rng = Rng(2);
+    for _ in 0..40 {
+        let s = random_shape(&mut rng, true, false);
+        check_shape(&s, &mut rng);
+    }
+    // more channels than one vector, awkward remainders
+    for c in [96, 33] {
+        let s = ConvShape {
+            batch: 2,
+            height: 7,
+            width: 6,
+            in_channels: c,
+            out_channels: c,
+            kernel: 3,
+            stride: 2,
+            groups: c,
+        };
+        check_shape(&s, &mut rng);
+    }
+}
+
+#[test]
+fn fixed_shapes_match_reference() {
+    let mut rng = Rng(3);
+    let shapes = [
+        // (batch, h, w, cin, cout, k, stride, depthwise)
+        (2, 9, 8, 16, 16, 3, 1, false),
+        (1, 9, 9, 16, 32, 3, 2, false),
+        (2, 8, 8, 32, 32, 3, 1, false),
+        (1, 7, 5, 24, 96, 1, 1, false),
+        (2, 7, 7, 32, 64, 1, 2, false),
+        (1, 1, 1, 3, 5, 7, 1, false),
+        (1, 2, 3, 3, 16, 7, 3, false),
+        (1, 5, 5, 96, 96, 3, 1, true),
+        (1, 1, 1, 8, 8, 5, 2, true),
+        (3, 4, 4, 17, 1, 5, 1, false),
+        (1, 18, 20, 16, 16, 3, 1, false),
+        (1, 13, 11, 16, 8, 5, 2, false),
+        // im2col tiles smaller than an image, and spanning image boundaries
+        (2, 13, 13, 40, 24, 7, 1, false),
+        (3, 12, 11, 40, 24, 7, 2, false),
+        (5, 3, 3, 64, 20, 5, 1, false),
+        (2, 5, 5, 96, 24, 3, 1, false),
+    ];
+    for (batch, height, width, cin, cout, kernel, stride, dw) in shapes {
+        let s = ConvShape {
+            batch,
+            height,
+            width,
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride,
+            groups: if dw { cin } else { 1 },
+        };
+        check_shape(&s, &mut rng);
+    }
+}
+
+#[test]
+fn thread_count_does_not_change_results() {
+    let mut rng = Rng(4);
+    let shapes = [
+        (5, 10, 9, 16, 16, 3, 1, 1),
+        (4, 12, 12, 32, 24, 3, 2, 1),
+        (3, 9, 9, 40, 40, 1, 1, 1),
+        (3, 9, 9, 40, 48, 3, 1, 1),
+        (3, 9, 9, 40, 48, 3, 2, 1),
+        (4, 9, 8, 24, 24, 5, 1, 24),
+    ];
+    for (batch, height, width, cin, cout, kernel, stride, groups) in shapes {
+        let s = ConvShape {
+            batch,
+            height,
+            width,
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride,
+            groups,
+        };
+        let x = rng.vec(s.input_len());
+        let w = rng.vec(s.weight_len());
+        let dy = rng.vec(s.output_len());
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    [
+                        forward(&s, &x, &w),
+                        backward_data(&s, &dy, &w),
+                        backward_weight(&s, &x, &dy),
+                    ]
+                })
+        };
+        let one = run(1);
+        let two = run(2);
+        for (a, b) in one.iter().zip(&two) {
+            for (u, v) in a.iter().zip(b) {
+                assert!(
+                    (u - v).abs() <= 1e-5 * u.abs().max(1e-3),
+                    "{s:?}: {u} vs {v}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "weight has 3 elements")]
+fn rejects_wrong_lengths() {
+    let s = ConvShape {
+        batch: 1,
+        height: 2,
+        width: 2,
+        in_channels: 1,
+        out_channels: 1,
+        kernel: 3,
+        stride: 1,
+        groups: 1,
+    };
+    forward(&s, &[0.0; 4], &[0.0; 3]);
+}
