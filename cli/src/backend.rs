@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 /// A backend the user can ask for (`--device`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// burn's `flex`: pure-Rust CPU backend (gemm + SIMD, rayon threads). Always available.
@@ -24,6 +24,9 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// Every backend, in the order the command line lists them.
+    pub const ALL: [BackendKind; 3] = [BackendKind::Flex, BackendKind::Wgpu, BackendKind::Cuda];
+
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {

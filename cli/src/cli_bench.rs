@@ -29,7 +29,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = BenchOptions::default().seed)]
     seed: u64,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     device: BackendKind,
     /// Print the report as JSON (schema `qnas.bench/1`, see docs/json.md).
     #[arg(long)]

@@ -28,7 +28,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the report as JSON (schema `qnas.finetune/1`, see docs/json.md).
     #[arg(long)]

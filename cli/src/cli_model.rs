@@ -44,7 +44,7 @@ pub struct ExportArgs {
     #[arg(long, conflicts_with_all = ["pick", "all", "max_bitops", "min_accuracy"])]
     pub arch: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the report as JSON (schema `qnas.export/1`, see docs/json.md).
     #[arg(long)]
@@ -60,7 +60,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the report as JSON (schema `qnas.eval/1`, see docs/json.md).
     #[arg(long)]
@@ -78,7 +78,7 @@ pub struct PredictArgs {
     #[arg(long, default_value_t = 1)]
     pub top: usize,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the predictions as JSON (schema `qnas.predict/1`, see docs/json.md).
     #[arg(long)]

@@ -23,7 +23,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the results as JSON (schema `qnas.run/1`, see docs/json.md).
     #[arg(long)]

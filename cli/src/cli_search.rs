@@ -4,19 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use qnas_cli::backend::BackendKind;
 use qnas_cli::search_cmd::{self, SearchOptions};
-use search::origin::{STRATEGIES, strategy_name, strategy_named};
+use search::origin::{STRATEGIES, strategy_name};
 use search::settings::Overrides;
 use search::{Row, SearchProgress, SearchReport};
 use spaces::SearchStrategy;
-
-/// `--strategy`: one of the names of [`SearchStrategy`].
-fn strategy_parser() -> impl TypedValueParser<Value = SearchStrategy> {
-    PossibleValuesParser::new(STRATEGIES.map(strategy_name))
-        .map(|name| strategy_named(&name).expect("a possible value names a strategy"))
-}
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -26,7 +19,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub run: Option<PathBuf>,
     /// Search strategy (default: the file's `search.strategy`, else nsga2).
-    #[arg(long, value_parser = strategy_parser())]
+    #[arg(long, value_parser = crate::common::named(&STRATEGIES, strategy_name))]
     pub strategy: Option<SearchStrategy>,
     /// Members to evaluate besides the uniform-precision baselines, per target for FLIQS
     /// (default: `search.budget`, else 64).
@@ -47,7 +40,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub resume: bool,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the front as JSON (schema `qnas.search/1`, see docs/json.md).
     #[arg(long)]

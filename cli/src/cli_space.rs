@@ -46,7 +46,7 @@ pub(crate) struct SampleArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// How to draw.
-    #[arg(long, value_enum, default_value_t = SampleMode::Uniform)]
+    #[arg(long, value_parser = crate::common::named(&SampleMode::ALL, SampleMode::name), default_value_t = SampleMode::Uniform)]
     mode: SampleMode,
     /// Print the samples as JSON (schema `qnas.space.sample/1`, see docs/json.md).
     #[arg(long)]

@@ -35,7 +35,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
-    #[arg(long, value_enum, default_value_t = BackendKind::Flex)]
+    #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the summary as JSON (schema `qnas.train/1`, see docs/json.md).
     #[arg(long)]

@@ -170,6 +170,20 @@ pub(crate) fn si(x: f64) -> String {
     format!("{v:.3}{unit}")
 }
 
+/// A command-line value parser for a library enum: its values are `all`'s names (listed in
+/// `--help` and in the error for any other value), so the library needs no clap types.
+pub(crate) fn named<T: Copy + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(all.iter().map(|t| name(*t))).map(move |given| {
+        *all.iter()
+            .find(|t| name(**t) == given)
+            .expect("a possible value names one of them")
+    })
+}
+
 /// Implements [`Failure`] for library errors that classify themselves with
 /// `is_invalid_input`, with a pattern that extracts a space file's diagnostics when present.
 macro_rules! failure {

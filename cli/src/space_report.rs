@@ -68,7 +68,7 @@ pub struct SampleReport {
 }
 
 /// How to draw samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum SampleMode {
     /// A uniform choice per decision.
     Uniform,
@@ -76,6 +76,30 @@ pub enum SampleMode {
     Smallest,
     /// The largest member.
     Largest,
+}
+
+impl SampleMode {
+    /// Every mode, in the order the command line lists them.
+    pub const ALL: [SampleMode; 3] = [
+        SampleMode::Uniform,
+        SampleMode::Smallest,
+        SampleMode::Largest,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SampleMode::Uniform => "uniform",
+            SampleMode::Smallest => "smallest",
+            SampleMode::Largest => "largest",
+        }
+    }
+}
+
+impl std::fmt::Display for SampleMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// An arch of `space` with its costs.
