@@ -113,6 +113,27 @@ pub fn table(r: &SearchReport) -> String {
             search::svg_plot::baseline_label(&row.origin)
         );
     }
+    if !r.policies.is_empty() {
+        s += "\nFLIQS policies:\n";
+    }
+    for p in &r.policies {
+        s += &format!(
+            "  target {} ({:.4e} BitOps): argmax {:.4e} BitOps ({:.2}x the target); entropy {:.3} of {:.3} nats; argmax unchanged over the last {} of {} updates{}\n",
+            p.target,
+            p.target_bitops,
+            p.argmax_bitops as f64,
+            p.cost_ratio,
+            p.entropy,
+            p.max_entropy,
+            p.stable_steps,
+            p.steps,
+            if p.stable {
+                " (stable)"
+            } else {
+                " (NOT stable: more steps?)"
+            }
+        );
+    }
     s += &format!(
         "\nplot: {}\ntables: {} and {}\nexport models: qnas export {} --pick <#>\n",
         r.out_dir.join("pareto.svg").display(),

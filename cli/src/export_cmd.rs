@@ -407,6 +407,7 @@ pub fn export(
                 seed: 0,
                 targets: Vec::new(),
                 fliqs_training: false,
+                fliqs: None,
             };
             (settings, vec![row], vec![1], Some(name))
         }

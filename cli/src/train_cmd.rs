@@ -324,14 +324,26 @@ pub fn train_job(
             }
         }
     }
-    let data = job.data;
-
     let t = space.train.clone();
+    // a mixture learns its assignment on a part of the training split held out from the
+    // supernets' training, never on the validation split that ranks the members
+    let (mixture_data, held_out) = match trainer.state.mixture {
+        Some(_) => {
+            let (rest, held) = job.data.hold_out(t.mixture.holdout_fraction)?;
+            (Some(rest), Some(held))
+        }
+        None => (None, None),
+    };
+    let data = mixture_data.as_ref().unwrap_or(job.data);
     let train_loader = data.train_loader(t.batch_size as usize)?;
     let val_loader = data.validation_loader(t.batch_size as usize)?;
+    let mixture_loader = match held_out {
+        Some(h) => data.eval_loader(h, t.batch_size as usize)?,
+        None => val_loader.clone(),
+    };
     let host = Device::flex();
     let mut batches = Stream::starting_at(&train_loader, &host, trainer.state.step);
-    let mut val = Stream::starting_at(&val_loader, &host, trainer.state.step);
+    let mut val = Stream::starting_at(&mixture_loader, &host, trainer.state.step);
     let start_step = trainer.state.step;
     progress.begin(t.steps, start_step);
     let mut metrics = std::fs::OpenOptions::new()

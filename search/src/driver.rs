@@ -94,6 +94,84 @@ pub struct SearchReport {
     pub front: Vec<Row>,
     /// The uniform-precision baselines.
     pub baselines: Vec<Row>,
+    /// FLIQS: how each target's policy ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicySummary>,
+}
+
+/// How one FLIQS target's policy ended: its entropy, its argmax against the target, and
+/// whether the argmax had settled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicySummary {
+    /// The cost target as given (a fraction of the largest member's BitOps, or BitOps).
+    pub target: f64,
+    /// The target in BitOps.
+    pub target_bitops: f64,
+    /// The policy's final argmax (its arch key).
+    pub argmax: String,
+    /// Its BitOps.
+    pub argmax_bitops: u64,
+    /// `argmax_bitops / target_bitops`.
+    pub cost_ratio: f64,
+    /// The policy's final entropy over its searched decisions, in nats.
+    pub entropy: f64,
+    /// The uniform policy's entropy over the same decisions (where it started).
+    pub max_entropy: f64,
+    /// Policy updates (tells) done.
+    pub steps: u64,
+    /// The last updates over which the argmax did not change.
+    pub stable_steps: u64,
+    /// Whether the argmax was the same over the last tenth of the updates (at least 10).
+    pub stable: bool,
+}
+
+/// The argmax of the policy being learned and the update since which it has been the argmax.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Track {
+    argmax: String,
+    since: u64,
+}
+
+impl Track {
+    /// Follows the strategy's policy after a tell.
+    fn follow(track: &mut Option<Track>, strategy: &dyn Strategy, space: &Space) {
+        if let Some(p) = strategy.policy(space) {
+            let key = p.argmax.key();
+            if track.as_ref().is_none_or(|t| t.argmax != key) {
+                *track = Some(Track {
+                    argmax: key,
+                    since: p.step,
+                });
+            }
+        }
+    }
+}
+
+/// The summary of a finished stage's policy, if the strategy learns one.
+fn policy_summary(
+    space: &Space,
+    strategy: &dyn Strategy,
+    track: Option<&Track>,
+    target: f64,
+) -> Option<PolicySummary> {
+    let p = strategy.policy(space)?;
+    let bitops = space.cost(&p.argmax).ok()?.bitops;
+    let since = track
+        .filter(|t| t.argmax == p.argmax.key())
+        .map_or(p.step, |t| t.since);
+    let stable_steps = p.step - since.min(p.step);
+    Some(PolicySummary {
+        target,
+        target_bitops: p.target_bitops,
+        argmax: p.argmax.key(),
+        argmax_bitops: bitops,
+        cost_ratio: bitops as f64 / p.target_bitops,
+        entropy: p.entropy,
+        max_entropy: p.max_entropy,
+        steps: p.step,
+        stable_steps,
+        stable: stable_steps >= (p.step / 10).max(10),
+    })
 }
 
 /// Why a search failed.
@@ -153,6 +231,12 @@ struct SearchState {
     stage: usize,
     strategy_state: serde_json::Value,
     rows: Vec<Row>,
+    /// The argmax of the stage's policy (FLIQS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    track: Option<Track>,
+    /// The policies of the finished stages (FLIQS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    policies: Vec<PolicySummary>,
 }
 
 /// The members a saved search evaluated (`OUT/state.json`, baselines included, in the order
@@ -286,6 +370,8 @@ pub fn search(
     let mut stage = 0;
     let mut strategy = make_strategy(space, set, 0)?;
     let mut rows: Vec<Row> = Vec::new();
+    let mut track: Option<Track> = None;
+    let mut policies: Vec<PolicySummary> = Vec::new();
     if state_path.exists() {
         if !resume {
             return Err(SearchError::Exists {
@@ -308,6 +394,8 @@ pub fn search(
             strategy.restore(saved.strategy_state)?;
         }
         rows = saved.rows;
+        track = saved.track;
+        policies = saved.policies;
         progress.note(&format!(
             "resumed a search of {} evaluated members",
             rows.len()
@@ -328,13 +416,20 @@ pub fn search(
     };
     let base = baselines(space);
     let total = set.budget * set.stages() + base.len();
-    let save = |strategy: &dyn Strategy, stage: usize, rows: &[Row]| -> Result<(), IoError> {
+    let save = |strategy: &dyn Strategy,
+                stage: usize,
+                rows: &[Row],
+                track: &Option<Track>,
+                policies: &[PolicySummary]|
+     -> Result<(), IoError> {
         let st = SearchState {
             fingerprint: format!("{:016x}", space.fingerprint()),
             settings: set.clone(),
             stage,
             strategy_state: strategy.save(),
             rows: rows.to_vec(),
+            track: track.clone(),
+            policies: policies.to_vec(),
         };
         write_json_atomic(&state_path, &st)
     };
@@ -355,7 +450,7 @@ pub fn search(
             rows.push(r.clone());
             progress.evaluated(rows.len(), total, &r);
         }
-        save(strategy.as_ref(), stage, &rows)?;
+        save(strategy.as_ref(), stage, &rows, &track, &policies)?;
     }
     let batch = ask_batch(set);
     while stage < set.stages() {
@@ -364,6 +459,7 @@ pub fn search(
             // a fresh copy of the trained supernet keeps training on the policy's members; a
             // stage interrupted in the middle starts over when resumed
             strategy = make_strategy(space, set, stage)?;
+            track = None;
             let failed = |e: EvaluationError| evaluation_failed(&origin, &e.arch, e.message);
             trainer.begin_stage(stage).map_err(failed)?;
             while !strategy.finished() {
@@ -384,7 +480,15 @@ pub fn search(
                     })
                     .collect();
                 strategy.tell(space, &trials);
+                Track::follow(&mut track, strategy.as_ref(), space);
             }
+            policies.extend(policy_summary(
+                space,
+                strategy.as_ref(),
+                track.as_ref(),
+                set.targets[stage],
+            ));
+            track = None;
             if let Some(a) = strategy.recommendation(space) {
                 let name = fliqs_member(&origin, FliqsMember::TrainedWithPolicy);
                 let (acc, note) = trainer
@@ -399,7 +503,7 @@ pub fn search(
             if stage < set.stages() {
                 strategy = make_strategy(space, set, stage)?;
             }
-            save(strategy.as_ref(), stage, &rows)?;
+            save(strategy.as_ref(), stage, &rows, &track, &policies)?;
             continue;
         }
         while !strategy.finished() {
@@ -422,7 +526,17 @@ pub fn search(
                 progress.evaluated(rows.len(), total, &r);
             }
             strategy.tell(space, &trials);
-            save(strategy.as_ref(), stage, &rows)?;
+            Track::follow(&mut track, strategy.as_ref(), space);
+            save(strategy.as_ref(), stage, &rows, &track, &policies)?;
+        }
+        if set.strategy == SearchStrategy::Fliqs {
+            policies.extend(policy_summary(
+                space,
+                strategy.as_ref(),
+                track.as_ref(),
+                set.targets[stage],
+            ));
+            track = None;
         }
         if let Some(a) = strategy.recommendation(space) {
             let name = fliqs_member(&origin, FliqsMember::Argmax);
@@ -435,9 +549,9 @@ pub fn search(
         if stage < set.stages() {
             strategy = make_strategy(space, set, stage)?;
         }
-        save(strategy.as_ref(), stage, &rows)?;
+        save(strategy.as_ref(), stage, &rows, &track, &policies)?;
     }
-    write_outputs(space, set, out_dir, &rows)
+    write_outputs(space, set, out_dir, &rows, policies)
 }
 
 /// The counts behind a saved row's accuracy (rows saved before intervals were recorded have
@@ -455,6 +569,7 @@ fn write_outputs(
     set: &Settings,
     out_dir: &Path,
     rows: &[Row],
+    policies: Vec<PolicySummary>,
 ) -> Result<SearchReport, SearchError> {
     let front = front_of(rows);
     let hv = HvReference::for_space(space)
@@ -483,6 +598,7 @@ fn write_outputs(
         hypervolume: hv,
         front,
         baselines: baselines_rows,
+        policies,
     };
     write_json_atomic(&out_dir.join(REPORT_FILE), &report)?;
     let title = format!(

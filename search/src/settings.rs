@@ -2,7 +2,7 @@
 //! line's overrides) and the strategy each stage runs.
 
 use serde::{Deserialize, Serialize};
-use spaces::{SearchStrategy, Space};
+use spaces::{FliqsSettings, SearchStrategy, Space};
 
 use crate::strategy::exhaustive::Exhaustive;
 use crate::strategy::fliqs::{CostTarget, Fliqs, FliqsConfig};
@@ -16,7 +16,8 @@ use crate::strategy::{Strategy, StrategyError};
 pub struct Settings {
     /// Strategy.
     pub strategy: SearchStrategy,
-    /// Budget (per target for FLIQS).
+    /// Members to evaluate besides the baselines; for FLIQS, members asked per target
+    /// (`fliqs.steps` x `fliqs.samples_per_step`).
     pub budget: usize,
     /// Seed.
     pub seed: u64,
@@ -25,6 +26,9 @@ pub struct Settings {
     pub targets: Vec<f64>,
     /// FLIQS training mode (see [`spaces::SearchConfig::fliqs_training`]).
     pub fliqs_training: bool,
+    /// The FLIQS controller's settings (FLIQS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fliqs: Option<FliqsSettings>,
 }
 
 impl Settings {
@@ -59,11 +63,17 @@ pub fn make_strategy(
             })?)
         }
         SearchStrategy::Fliqs => {
-            // one ask of FLIQS_BATCH members per policy step
-            let steps = (s.budget / FLIQS_BATCH).max(1) as u64;
+            // one ask of `samples_per_step` members per policy step
+            let f = s.fliqs.clone().unwrap_or_default();
             let cfg = FliqsConfig {
-                steps,
-                delay: steps / 5,
+                steps: u64::from(f.steps),
+                delay: u64::from(f.warmup_steps()),
+                samples_per_step: f.samples_per_step as usize,
+                reward: f.reward,
+                beta: f.beta,
+                entropy_max: f.entropy,
+                learning_rate: f.learning_rate,
+                scope: f.scope,
                 target: cost_target(s.targets[stage]),
                 seed: s.seed.wrapping_add(stage as u64),
                 ..FliqsConfig::default()
@@ -81,9 +91,6 @@ pub fn cost_target(t: f64) -> CostTarget {
         CostTarget::BitOps(t.round() as u64)
     }
 }
-
-/// Members sampled per FLIQS policy step.
-pub const FLIQS_BATCH: usize = 4;
 
 /// Command-line overrides of a space file's `search` section; `None` keeps the file's value.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -103,16 +110,34 @@ pub struct Overrides {
 /// The file's search settings with `opts`' overrides.
 pub fn settings(space: &Space, opts: &Overrides) -> Result<Settings, StrategyError> {
     let f = &space.search;
+    let strategy = opts.strategy.unwrap_or(f.strategy);
+    if opts.budget == Some(0) || (opts.budget.is_none() && f.budget == 0) {
+        return Err(StrategyError::Invalid("--budget: at least 1 member".into()));
+    }
+    // FLIQS runs `fliqs.steps` policy updates of `fliqs.samples_per_step` members per target;
+    // `--budget` on the command line sets the members per target instead (the updates follow)
+    let fliqs = (strategy == SearchStrategy::Fliqs).then(|| {
+        let mut fl = f.fliqs.clone();
+        if let Some(b) = opts.budget {
+            fl.steps = ((b / fl.samples_per_step.max(1) as usize).max(1)) as u32;
+            if fl.warmup_steps() >= fl.steps {
+                fl.warmup = None;
+            }
+        }
+        fl
+    });
+    let budget = match &fliqs {
+        Some(fl) => fl.steps as usize * fl.samples_per_step as usize,
+        None => opts.budget.unwrap_or(f.budget as usize),
+    };
     let s = Settings {
-        strategy: opts.strategy.unwrap_or(f.strategy),
-        budget: opts.budget.unwrap_or(f.budget as usize),
+        strategy,
+        budget,
         seed: opts.seed.unwrap_or(f.seed),
         targets: opts.targets.clone().unwrap_or_else(|| f.targets.clone()),
         fliqs_training: opts.fliqs_training || f.fliqs_training,
+        fliqs,
     };
-    if s.budget == 0 {
-        return Err(StrategyError::Invalid("--budget: at least 1 member".into()));
-    }
     if s.targets.is_empty() || s.targets.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(StrategyError::Invalid(format!(
             "--target: fractions of the largest member's BitOps in (0, 1] or BitOps budgets above 1, got {:?}",
@@ -125,9 +150,8 @@ pub fn settings(space: &Space, opts: &Overrides) -> Result<Settings, StrategyErr
 /// Members asked of the strategy at a time: one FLIQS policy step, else a batch that keeps the
 /// evaluation workers busy.
 pub fn ask_batch(settings: &Settings) -> usize {
-    if settings.strategy == SearchStrategy::Fliqs {
-        FLIQS_BATCH
-    } else {
-        8
+    match (&settings.strategy, &settings.fliqs) {
+        (SearchStrategy::Fliqs, Some(f)) => f.samples_per_step as usize,
+        _ => 8,
     }
 }

@@ -265,3 +265,70 @@ fn fliqs_training_mode_without_a_trainer_is_an_error() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn fliqs_reports_how_each_targets_policy_ended() {
+    let space = space();
+    let set = settings(
+        &space,
+        &Overrides {
+            strategy: Some(SearchStrategy::Fliqs),
+            // 40 members per target: 10 policy updates of the default 4 samples
+            budget: Some(40),
+            targets: Some(vec![0.1, 0.5]),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    let fl = set.fliqs.clone().expect("FLIQS settings");
+    assert_eq!((fl.steps, fl.samples_per_step, set.budget), (10, 4, 40));
+    let dir = out_dir("fliqs-report");
+    let mut table = Table {
+        space: &space,
+        asked: Vec::new(),
+        fail_after: None,
+    };
+    let setup = SearchSetup {
+        space: &space,
+        settings: &set,
+        out_dir: &dir,
+        resume: false,
+    };
+    let report = search(setup, &mut table, None, &mut Quiet).unwrap();
+    assert_eq!(report.policies.len(), 2);
+    for (p, t) in report.policies.iter().zip([0.1, 0.5]) {
+        assert_eq!(p.target, t);
+        assert_eq!(p.steps, 10);
+        assert!(
+            p.entropy >= 0.0 && p.entropy <= p.max_entropy + 1e-9,
+            "{p:?}"
+        );
+        assert!(p.stable_steps <= p.steps);
+        assert_eq!(p.stable, p.stable_steps >= 10);
+        assert_eq!(p.cost_ratio, p.argmax_bitops as f64 / p.target_bitops);
+        let argmax: Vec<&Row> = report
+            .front
+            .iter()
+            .chain(&report.baselines)
+            .filter(|r| r.arch.key() == p.argmax)
+            .collect();
+        assert!(argmax.len() <= 1);
+    }
+    // the report's JSON carries them; a search of another strategy has none
+    let json = std::fs::read_to_string(dir.join("pareto.json")).unwrap();
+    assert!(json.contains("\"policies\""));
+    let _ = std::fs::remove_dir_all(&dir);
+    let other = out_dir("no-policies");
+    let nsga = nsga2(&space, 8);
+    let setup = SearchSetup {
+        space: &space,
+        settings: &nsga,
+        out_dir: &other,
+        resume: false,
+    };
+    let report = search(setup, &mut table, None, &mut Quiet).unwrap();
+    assert!(report.policies.is_empty());
+    let json = std::fs::read_to_string(other.join("pareto.json")).unwrap();
+    assert!(!json.contains("\"policies\"") && !json.contains("\"fliqs\""));
+    let _ = std::fs::remove_dir_all(&other);
+}

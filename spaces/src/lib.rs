@@ -22,6 +22,7 @@ pub mod arch;
 pub mod cost;
 pub mod encode;
 pub mod error;
+pub mod fliqs;
 pub mod format;
 pub mod locate;
 pub mod member;
@@ -38,6 +39,7 @@ pub use arch::{
 pub use cost::{Cost, LayerCost};
 pub use encode::{Decision, DecisionKind, EncodingError, SpaceSize, TooLarge};
 pub use error::{ErrorRecord, FieldError, Problem, SpaceError, SyntaxError};
+pub use fliqs::{FliqsScope, FliqsSettings, RewardKind};
 pub use format::{Format, FormatError, RawFormat};
 pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};

@@ -1,6 +1,7 @@
 //! The `data` and `train` sections of a space file: where the data set is and how the
 //! supernet is trained. Raw serde types (as written) and validated types.
 
+use crate::fliqs::FliqsSettings;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -175,9 +176,18 @@ pub struct MixtureConfig {
     /// Temperature T of p(model | config) = softmax(T * W).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
-    /// Decay of the EMA of validation accuracy in W.
+    /// Decay of the EMA of held-out accuracy in W.
     #[serde(default = "default_ema")]
     pub ema_decay: f64,
+    /// Share of the training split held out to learn the assignment W on (stratified, with
+    /// the data seed); the supernets train on the rest. Never the validation split, which
+    /// ranks the members. Default 0.1.
+    #[serde(default = "default_holdout")]
+    pub holdout_fraction: f64,
+}
+
+fn default_holdout() -> f64 {
+    0.1
 }
 
 fn default_temperature() -> f64 {
@@ -194,6 +204,7 @@ impl Default for MixtureConfig {
             supernets: 1,
             temperature: default_temperature(),
             ema_decay: default_ema(),
+            holdout_fraction: default_holdout(),
         }
     }
 }
@@ -336,6 +347,10 @@ pub struct SearchConfig {
     /// trained on the frozen supernet's validation accuracies).
     #[serde(default)]
     pub fliqs_training: bool,
+    /// The FLIQS controller's settings (used when the strategy is `Fliqs`). Default: see
+    /// [`FliqsSettings`].
+    #[serde(default)]
+    pub fliqs: FliqsSettings,
 }
 
 fn default_search_strategy() -> SearchStrategy {
@@ -356,6 +371,7 @@ impl Default for SearchConfig {
             targets: default_targets(),
             seed: 0,
             fliqs_training: false,
+            fliqs: FliqsSettings::default(),
         }
     }
 }
@@ -382,6 +398,7 @@ pub(crate) fn check_search(s: &SearchConfig, problems: &mut Vec<Problem>) {
             );
         }
     }
+    crate::fliqs::check_fliqs(&s.fliqs, &p, problems);
 }
 
 /// A validated `data` section.
@@ -550,6 +567,14 @@ pub(crate) fn check_train(t: &TrainConfig, problems: &mut Vec<Problem>) {
             mp.field("ema_decay"),
             format!("EMA decay {}", t.mixture.ema_decay),
             "expected 0 <= decay < 1",
+        );
+    }
+    let h = t.mixture.holdout_fraction;
+    if !(h > 0.0 && h <= 0.5) {
+        bad(
+            mp.field("holdout_fraction"),
+            format!("holdout fraction {h}"),
+            "expected a share of the training split in (0, 0.5], e.g. 0.1",
         );
     }
     if t.checkpoint_every == 0 {

@@ -94,6 +94,22 @@ pub struct SearchData {
 }
 
 impl SearchData {
+    /// The same data with `fraction` of the training part held out (stratified, with the data
+    /// seed), and the held-out part: what a learner of something other than the weights (the
+    /// mixture's assignment) measures on, so that it never sees the validation split that
+    /// ranks the members. Normalization stays that of the whole training part.
+    pub fn hold_out(&self, fraction: f64) -> DataResult<(SearchData, Arc<Dataset>)> {
+        let split = self
+            .train
+            .split_indices(fraction, self.seed.wrapping_add(0x5eed))?;
+        let held = Arc::new(self.train.subset(&split.validation)?);
+        let rest = SearchData {
+            train: Arc::new(self.train.subset(&split.train)?),
+            ..self.clone()
+        };
+        Ok((rest, held))
+    }
+
     /// A shuffled, augmented loader over the training part.
     pub fn train_loader(&self, batch_size: usize) -> DataResult<BatchLoader> {
         BatchLoader::new(

@@ -745,3 +745,37 @@ fn shipped_data_sets_load_with_the_documented_counts() {
         assert!((mean - documented).abs() < 0.01, "{name}: mean {mean}");
     }
 }
+
+#[test]
+fn a_hold_out_comes_from_the_training_part_only_stratified_and_disjoint() {
+    let base = TempDir::new("holdout");
+    let sub = TempDir(base.path().join("digits"));
+    std::fs::create_dir(sub.path()).unwrap();
+    mnist_dir(&sub, 100, 10, true);
+    let mut spec = DataSpec::new(DataKind::Mnist, "digits");
+    spec.validation_fraction = 0.2;
+    let d = spec.load(base.path()).unwrap();
+    let (rest, held) = d.hold_out(0.25).unwrap();
+    assert_eq!((rest.train.len(), held.len()), (60, 20));
+    assert_eq!(held.class_counts(), vec![2; 10], "stratified");
+    // the validation split and the normalization are untouched
+    assert_eq!(rest.validation, d.validation);
+    assert_eq!(rest.normalization, d.normalization);
+    // every held-out and every remaining image is a training image, and none is both
+    let key = |ds: &Dataset, i: usize| (ds.image(i).to_vec(), ds.label(i));
+    let train: Vec<_> = (0..d.train.len()).map(|i| key(&d.train, i)).collect();
+    let mut seen: Vec<_> = (0..rest.train.len()).map(|i| key(&rest.train, i)).collect();
+    seen.extend((0..held.len()).map(|i| key(&held, i)));
+    seen.sort();
+    let mut all = train.clone();
+    all.sort();
+    assert_eq!(
+        seen, all,
+        "the two parts are the training part, each image once"
+    );
+    assert_eq!(
+        d.hold_out(0.25).unwrap().0.train,
+        rest.train,
+        "deterministic"
+    );
+}

@@ -11,6 +11,21 @@ use spaces::{Arch, Space};
 
 pub use crate::trial::{Evaluation, Trial};
 
+/// Where a learned policy (FLIQS) stands: how spread out it still is and what it would choose.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyState {
+    /// Entropy of the policy over its searched decisions, in nats (the sum over decisions).
+    pub entropy: f64,
+    /// The entropy of the uniform policy over the same decisions (its start).
+    pub max_entropy: f64,
+    /// The policy's argmax.
+    pub argmax: Arch,
+    /// The cost target the policy learns towards, in BitOps.
+    pub target_bitops: f64,
+    /// Tells so far.
+    pub step: u64,
+}
+
 /// Why a strategy cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum StrategyError {
@@ -47,6 +62,10 @@ pub trait Strategy {
     fn restore(&mut self, state: serde_json::Value) -> Result<(), StrategyError>;
     /// The member the strategy itself recommends (e.g. the FLIQS policy's argmax), if any.
     fn recommendation(&self, _space: &Space) -> Option<Arch> {
+        None
+    }
+    /// Where the strategy's learned policy stands, if it learns one.
+    fn policy(&self, _space: &Space) -> Option<PolicyState> {
         None
     }
 }

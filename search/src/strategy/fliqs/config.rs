@@ -7,14 +7,7 @@ use super::invalid;
 use super::reward::RewardKind;
 use crate::strategy::StrategyError;
 
-/// Which decisions the controller searches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FliqsScope {
-    /// Every decision (architecture and formats: FLIQNAS).
-    All,
-    /// Only the number-format decisions (FLIQS); the others take the largest member's choice.
-    FormatsOnly,
-}
+pub use spaces::FliqsScope;
 
 /// The cost target `C_T`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

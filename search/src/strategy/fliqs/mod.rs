@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spaces::{Arch, Rng, Space};
 
-use super::{Strategy, StrategyError, Trial};
+use super::{PolicyState, Strategy, StrategyError, Trial};
 pub use config::{CostTarget, FliqsConfig, FliqsScope};
 pub use policy::entropy_weight;
 use policy::{Head, Policy, adam_step, policy_gradient, softmax};
@@ -428,5 +428,28 @@ impl Strategy for Fliqs {
             })
             .collect();
         space.decode(&choices).ok()
+    }
+
+    fn policy(&self, space: &Space) -> Option<PolicyState> {
+        let argmax = self.recommendation(space)?;
+        let (mut entropy, mut max_entropy) = (0.0, 0.0);
+        for h in &self.heads {
+            if let Head::Learned(p) = h {
+                let probs = softmax(&p.logits, self.config.temperature);
+                entropy -= probs
+                    .iter()
+                    .filter(|q| **q > 0.0)
+                    .map(|q| q * q.ln())
+                    .sum::<f64>();
+                max_entropy += (probs.len() as f64).ln();
+            }
+        }
+        Some(PolicyState {
+            entropy,
+            max_entropy,
+            argmax,
+            target_bitops: self.target_bitops,
+            step: self.step,
+        })
     }
 }
