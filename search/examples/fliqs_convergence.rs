@@ -96,11 +96,11 @@ fn main() {
                 })
                 .collect();
             f.tell(&space, &trials);
-            if let Some(p) = f.policy(&space) {
-                if p.argmax.key() != last {
-                    last = p.argmax.key();
-                    since = p.step;
-                }
+            if let Some(p) = f.policy(&space)
+                && p.argmax.key() != last
+            {
+                last = p.argmax.key();
+                since = p.step;
             }
         }
         let p = f.policy(&space).expect("a policy");
