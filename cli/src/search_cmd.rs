@@ -106,26 +106,42 @@ impl PolicyTraining for SupernetPolicyTraining<'_> {
         origin: &Origin,
         members: &[Arch],
     ) -> Result<Vec<f64>, EvaluationError> {
-        let first = &members[0];
         let (tuner, stream) = self
             .tuner
             .as_mut()
-            .ok_or_else(|| Self::failed(first, "no stage begun"))?;
+            .ok_or_else(|| Self::failed(&members[0], "no stage begun"))?;
         let b = stream.next();
-        let named: Vec<(String, Arch)> = members
-            .iter()
-            .map(|a| (origin.to_string(), a.clone()))
-            .collect();
-        let choice = supernet::Choice {
-            model: tuner.net_index_for(first),
-            config: supernet::train::pooling_index(self.space, first),
-            distill: false,
-            lr: self.space.train.optimizer.lr() * 0.1,
-        };
-        let report = tuner
-            .train_members(b.images, b.labels, &named, choice, None)
-            .map_err(|e| Self::failed(first, e))?;
-        Ok(report.member_accuracies)
+        // members by the supernet copy the mixture assigns them: one optimizer step of each
+        // copy on its own members (all of them with dropout: the policy's samples are peers)
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, a) in members.iter().enumerate() {
+            let k = tuner.net_index_for(a);
+            match groups.iter_mut().find(|(m, _)| *m == k) {
+                Some((_, is)) => is.push(i),
+                None => groups.push((k, vec![i])),
+            }
+        }
+        let mut accuracies = vec![0.0; members.len()];
+        for (model, is) in groups {
+            let named: Vec<(String, Arch)> = is
+                .iter()
+                .map(|&i| (origin.to_string(), members[i].clone()))
+                .collect();
+            let choice = supernet::Choice {
+                model,
+                config: supernet::train::pooling_index(self.space, &members[is[0]]),
+                distill: false,
+                lr: self.space.train.optimizer.lr() * 0.1,
+                dropout_on_every: true,
+            };
+            let report = tuner
+                .train_members(b.images.clone(), b.labels.clone(), &named, choice, None)
+                .map_err(|e| Self::failed(&members[is[0]], e))?;
+            for (&i, acc) in is.iter().zip(report.member_accuracies) {
+                accuracies[i] = acc;
+            }
+        }
+        Ok(accuracies)
     }
 
     fn finish_stage(

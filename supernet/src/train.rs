@@ -90,6 +90,9 @@ pub struct Choice {
     pub distill: bool,
     /// Learning rate.
     pub lr: f64,
+    /// Dropout on every member (members are peers, e.g. FLIQS's samples), instead of on the
+    /// first alone (the sandwich's largest, BigNAS's rule).
+    pub dropout_on_every: bool,
 }
 
 /// The serialized model and optimizer state of one supernet copy (burnpack bytes).
@@ -455,6 +458,7 @@ impl Trainer {
                 config,
                 distill,
                 lr,
+                dropout_on_every: false,
             },
             validation,
         )
@@ -480,6 +484,7 @@ impl Trainer {
             config,
             distill,
             lr,
+            dropout_on_every,
         } = choice;
         let step = self.state.step;
         let dropout = self.space.head.dropout;
@@ -502,7 +507,11 @@ impl Trainer {
                 net,
                 images.clone(),
                 &plan,
-                if first { dropout } else { 0.0 },
+                if first || dropout_on_every {
+                    dropout
+                } else {
+                    0.0
+                },
             );
             let loss = match (&teacher, distill && !first) {
                 (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),

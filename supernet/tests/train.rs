@@ -372,6 +372,7 @@ fn the_sandwich_trains_the_cheapest_member_when_asked() {
                     config: 0,
                     distill: true,
                     lr: 0.01,
+                    dropout_on_every: false,
                 },
                 None,
             )
