@@ -212,6 +212,27 @@ pub struct RawQuantization {
     /// Layers whose formats are fixed (they leave the search and their tie group). Default: `[]`.
     #[serde(default)]
     pub pins: Vec<RawPin>,
+    /// How each activation quantizer estimates the range its scale comes from. Default: `Max`.
+    #[serde(default)]
+    pub activation_range: ActivationRange,
+}
+
+/// How an activation quantizer estimates its range (the scale is `range / grid maximum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum ActivationRange {
+    /// The moving average of each batch's largest `|x|`.
+    #[default]
+    Max,
+    /// The moving average of each batch's `p`-th percentile of `|x|` (in `(0, 100]`, e.g.
+    /// `Percentile(99.9)`): rare outliers no longer stretch the grid of low-bit formats.
+    Percentile(f64),
+}
+
+impl ActivationRange {
+    /// Whether this is the default, [`ActivationRange::Max`].
+    pub fn is_max(&self) -> bool {
+        *self == ActivationRange::Max
+    }
 }
 
 impl Default for RawQuantization {
@@ -221,6 +242,7 @@ impl Default for RawQuantization {
             activations: default_formats(),
             tie: TieMode::default(),
             tie_weights_activations: false,
+            activation_range: ActivationRange::Max,
             pins: Vec::new(),
         }
     }

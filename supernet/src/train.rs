@@ -298,7 +298,7 @@ impl Trainer {
                         space,
                         &SupernetConfig {
                             zero_init_residual: t.zero_init_residual,
-                            ..SupernetConfig::default()
+                            ..SupernetConfig::for_space(space)
                         },
                         &device,
                     );

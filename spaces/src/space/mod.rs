@@ -11,8 +11,8 @@ use crate::error::{Problem, SpaceError};
 use crate::format::{Format, RawFormat};
 use crate::locate::FieldPath;
 use crate::raw::{
-    BlockType, LayerRef, PoolOp, RawDownsampling, RawPoolConfigs, RawSpace, RawStemPool,
-    SPACE_VERSION, TieMode,
+    ActivationRange, BlockType, LayerRef, PoolOp, RawDownsampling, RawPoolConfigs, RawSpace,
+    RawStemPool, SPACE_VERSION, TieMode,
 };
 
 /// Largest number of pooling configurations a space may list.
@@ -124,6 +124,10 @@ pub struct Quantization {
     pub tie_weights_activations: bool,
     /// Fixed layers.
     pub pins: Vec<Pin>,
+    /// How activation ranges are estimated (left out of the serialized form, and so of the
+    /// space's fingerprint, when it is the default `Max`).
+    #[serde(skip_serializing_if = "ActivationRange::is_max")]
+    pub activation_range: ActivationRange,
 }
 
 impl Quantization {
@@ -532,6 +536,7 @@ impl Validator {
                 tie: TieMode::Layer,
                 tie_weights_activations: false,
                 pins: vec![],
+                activation_range: ActivationRange::Max,
             },
             data: None,
             train: raw.train.clone(),
@@ -842,7 +847,21 @@ impl Validator {
             tie: rq.tie,
             tie_weights_activations: rq.tie_weights_activations,
             pins,
+            activation_range: self.activation_range(&qp, rq.activation_range),
         }
+    }
+
+    fn activation_range(&mut self, qp: &FieldPath, r: ActivationRange) -> ActivationRange {
+        if let ActivationRange::Percentile(p) = r
+            && !(p > 0.0 && p <= 100.0)
+        {
+            self.err_help(
+                qp.field("activation_range"),
+                format!("percentile {p}"),
+                "expected a percentile in (0, 100], e.g. Percentile(99.9)".to_string(),
+            );
+        }
+        r
     }
 }
 

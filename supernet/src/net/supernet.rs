@@ -6,14 +6,14 @@ use std::convert::Infallible;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use spaces::plan::{Act, ConvLayer, LinearLayer, Plan, may_have_shortcut};
-use spaces::{Arch, ArchError, Space};
+use spaces::{ActivationRange, Arch, ArchError, Space};
 
 use super::signed::{fc_input_signed, input_signed_in_any};
 use super::static_net::StaticNet;
 use super::traversal::{LayerAt, PlanLayers, run_plan};
 use crate::Phase;
 use crate::layers::{ConvBn, ElasticLinear, ElasticLinearConfig, dropout};
-use crate::quant::{ActQuantizerConfig, Precision};
+use crate::quant::{ActQuantizerConfig, ActScaleMethod, Precision};
 
 /// Options of a new supernet.
 #[derive(Clone, Debug)]
@@ -25,6 +25,30 @@ pub struct SupernetConfig {
     pub zero_init_residual: bool,
     /// Configuration of every activation quantizer (its `signed` flag is set per layer).
     pub act_quant: ActQuantizerConfig,
+}
+
+impl SupernetConfig {
+    /// The configuration a space file asks for: its activation-range estimator
+    /// (`quantization.activation_range`), the rest at the defaults.
+    pub fn for_space(space: &Space) -> SupernetConfig {
+        let default = SupernetConfig::default();
+        let momentum = match default.act_quant.method {
+            ActScaleMethod::RunningMax { momentum }
+            | ActScaleMethod::Percentile { momentum, .. } => momentum,
+            ActScaleMethod::Lsq { .. } => 0.1,
+        };
+        let method = match space.quantization.activation_range {
+            ActivationRange::Max => ActScaleMethod::RunningMax { momentum },
+            ActivationRange::Percentile(percentile) => ActScaleMethod::Percentile {
+                percentile,
+                momentum,
+            },
+        };
+        SupernetConfig {
+            act_quant: default.act_quant.with_method(method),
+            ..default
+        }
+    }
 }
 
 impl Default for SupernetConfig {
@@ -74,7 +98,7 @@ pub struct Supernet {
 impl Supernet {
     /// A new supernet for `space` with default options.
     pub fn new(space: &Space, device: &Device) -> Supernet {
-        Supernet::with_config(space, &SupernetConfig::default(), device)
+        Supernet::with_config(space, &SupernetConfig::for_space(space), device)
     }
 
     /// A new supernet for `space`.
