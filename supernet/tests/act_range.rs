@@ -78,12 +78,10 @@ fn the_default_range_leaves_the_fingerprint_as_it_was() {
         space(", activation_range: Percentile(99.9)").fingerprint()
     );
     let err = Space::parse(
-        &format!(
-            r#"(version: 1, input: (channels: 1, height: 8, width: 8), classes: 10,
+        r#"(version: 1, input: (channels: 1, height: 8, width: 8), classes: 10,
             stem: (width: [8]),
             stages: [(block: ConvBnRelu, depth: [1], width: [8], kernel: [3], stride: 1)],
-            quantization: (weights: [Int(4)], activations: [Int(4)], activation_range: Percentile(150.0)))"#
-        ),
+            quantization: (weights: [Int(4)], activations: [Int(4)], activation_range: Percentile(150.0)))"#,
         "bad.ron",
         "bad",
     )
