@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
 use supernet::deploy::{DeployError, tensor_values, weight_sizes};
+use supernet::quant::WeightQuant;
 
 use search::fsio::IoError;
 
@@ -277,12 +278,12 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError
     })?;
     let weights_path = dir.join(WEIGHTS_FILE);
     let bytes = read(&weights_path)?;
-    let net = StaticNet::from_safetensors(plan, &bytes, device).map_err(|source| {
-        ModelError::Weights {
+    let net = StaticNet::from_safetensors(plan, &bytes, device)
+        .map_err(|source| ModelError::Weights {
             path: weights_path,
             source,
-        }
-    })?;
+        })?
+        .with_weight_quant(WeightQuant::for_space(&space));
     Ok(LoadedModel {
         dir: dir.to_path_buf(),
         info,

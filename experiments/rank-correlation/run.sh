@@ -4,6 +4,7 @@
 #
 #   bash experiments/rank-correlation/run.sh            # 16 members, one seed each
 #   SEEDS=2 bash experiments/rank-correlation/run.sh    # two trainings per member
+#   VARIANT=mse bash experiments/rank-correlation/run.sh # variants/mse.ron, into variants/mse-results
 #
 # Trains the supernet and searches it (`qnas run`, about 1.5 minutes on 2 cores), then trains
 # MEMBERS members alone (`qnas correlate`, about 6-8 minutes per seed on 2 cores), and copies the
@@ -11,10 +12,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=experiments/rank-correlation
-run=${RUN:-runs/rank-correlation}
 members=${MEMBERS:-16}
 seeds=${SEEDS:-1}
-out=$here/results
+if [ -n "${VARIANT:-}" ]; then
+    space=$here/variants/$VARIANT.ron
+    run=${RUN:-runs/rank-correlation-$VARIANT}
+    out=$here/variants/$VARIANT-results
+else
+    space=$here/space.ron
+    run=${RUN:-runs/rank-correlation}
+    out=$here/results
+fi
 mkdir -p "$out"
 cargo build --release --locked --bin qnas
 qnas=target/release/qnas
@@ -25,7 +33,7 @@ qnas=target/release/qnas
     echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out/machine.txt"
 t0=$(date +%s)
-$qnas run $here/space.ron --run "$run" > "$out/run.txt"
+$qnas run "$space" --run "$run" > "$out/run.txt"
 t1=$(date +%s)
 $qnas correlate "$run" --members "$members" --seeds "$seeds" > "$out/correlate.txt"
 t2=$(date +%s)

@@ -43,7 +43,7 @@ pub use fliqs::{FliqsScope, FliqsSettings, RewardKind};
 pub use format::{Format, FormatError, RawFormat};
 pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
-pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode};
+pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode, WeightRange};
 pub use rng::Rng;
 pub use run::{
     DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,

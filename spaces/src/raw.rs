@@ -215,6 +215,9 @@ pub struct RawQuantization {
     /// How each activation quantizer estimates the range its scale comes from. Default: `Max`.
     #[serde(default)]
     pub activation_range: ActivationRange,
+    /// How each weight quantizer chooses its per-channel scale. Default: `Max`.
+    #[serde(default)]
+    pub weight_range: WeightRange,
 }
 
 /// How an activation quantizer estimates its range (the scale is `range / grid maximum`).
@@ -235,6 +238,28 @@ impl ActivationRange {
     }
 }
 
+/// How a weight quantizer chooses the per-output-channel range its scale comes from (the scale
+/// is `range / grid maximum`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WeightRange {
+    /// The channel's largest `|w|`: nothing saturates, but at 2 to 4 bits most weights round
+    /// to zero (a max-scaled int2 channel is ternary with a threshold at half its maximum).
+    #[default]
+    Max,
+    /// The clipped range that minimizes the channel's squared quantization error, found by a
+    /// search over clipping ratios of the maximum (as the MSE range setting of AIMET and
+    /// Brevitas); the largest weights saturate. Weights already on such a grid quantize to
+    /// themselves.
+    Mse,
+}
+
+impl WeightRange {
+    /// Whether this is the default, [`WeightRange::Max`].
+    pub fn is_max(&self) -> bool {
+        *self == WeightRange::Max
+    }
+}
+
 impl Default for RawQuantization {
     fn default() -> Self {
         RawQuantization {
@@ -243,6 +268,7 @@ impl Default for RawQuantization {
             tie: TieMode::default(),
             tie_weights_activations: false,
             activation_range: ActivationRange::Max,
+            weight_range: WeightRange::Max,
             pins: Vec::new(),
         }
     }

@@ -37,7 +37,7 @@ use spaces::plan::{ConvLayer, Plan};
 
 use crate::net::{ConvBnParts, StaticConvBn, StaticNet};
 use crate::quant::grid::int_code_range;
-use crate::quant::{Codes, FloatScaling, FrozenActQuant, QuantCodes, QuantError, quantize_codes};
+use crate::quant::{Codes, FrozenActQuant, QuantCodes, QuantError, WeightQuant, quantize_codes};
 
 /// The `schema` of the weights file.
 pub const WEIGHTS_SCHEMA: &str = "qnas.weights/1";
@@ -425,11 +425,11 @@ impl StaticNet {
             .map(|(name, format, layer)| {
                 let q = match layer {
                     LayerRef::Conv(l) => {
-                        quantize_codes(l.conv.weight.val(), format, 0, self.weight_scaling)
+                        quantize_codes(l.conv.weight.val(), format, 0, self.weight_quant)
                     }
                     // burn's Linear weight is [in, out]: the output channels are axis 1
                     LayerRef::Fc(fc, _) => {
-                        quantize_codes(fc.weight.val(), format, 1, self.weight_scaling)
+                        quantize_codes(fc.weight.val(), format, 1, self.weight_quant)
                     }
                 };
                 q.map(|q| (name.clone(), q))
@@ -509,7 +509,9 @@ impl StaticNet {
     /// Rebuilds the network of `plan` from a safetensors file written by
     /// [`StaticNet::to_safetensors`]: weights are the decoded codes times their scales (exactly
     /// the values the supernet's quantizers produced). The file's formats and shapes must be
-    /// the plan's.
+    /// the plan's. The network's [`StaticNet::weight_quant`] is the default (max ranges, which
+    /// give back the stored weights whatever policy produced them); set the space's with
+    /// [`StaticNet::with_weight_quant`] before training it further.
     ///
     /// # Errors
     /// [`DeployError`] naming the tensor or metadata entry that is missing or does not fit.
@@ -526,7 +528,7 @@ impl StaticNet {
         };
         StaticNet::build(
             plan,
-            FloatScaling::default(),
+            WeightQuant::default(),
             |_, _, layer| file.conv(layer),
             |plan| file.fc(plan),
         )

@@ -12,7 +12,7 @@ use crate::format::{Format, RawFormat};
 use crate::locate::FieldPath;
 use crate::raw::{
     ActivationRange, BlockType, LayerRef, PoolOp, RawDownsampling, RawPoolConfigs, RawSpace,
-    RawStemPool, SPACE_VERSION, TieMode,
+    RawStemPool, SPACE_VERSION, TieMode, WeightRange,
 };
 
 /// Largest number of pooling configurations a space may list.
@@ -128,6 +128,10 @@ pub struct Quantization {
     /// space's fingerprint, when it is the default `Max`).
     #[serde(skip_serializing_if = "ActivationRange::is_max")]
     pub activation_range: ActivationRange,
+    /// How weight ranges are chosen (left out of the serialized form, and so of the space's
+    /// fingerprint, when it is the default `Max`).
+    #[serde(skip_serializing_if = "WeightRange::is_max")]
+    pub weight_range: WeightRange,
 }
 
 impl Quantization {
@@ -537,6 +541,7 @@ impl Validator {
                 tie_weights_activations: false,
                 pins: vec![],
                 activation_range: ActivationRange::Max,
+                weight_range: WeightRange::Max,
             },
             data: None,
             train: raw.train.clone(),
@@ -848,6 +853,7 @@ impl Validator {
             tie_weights_activations: rq.tie_weights_activations,
             pins,
             activation_range: self.activation_range(&qp, rq.activation_range),
+            weight_range: rq.weight_range,
         }
     }
 

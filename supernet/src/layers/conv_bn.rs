@@ -16,7 +16,7 @@ use super::{
 };
 use crate::Phase;
 use crate::kernels::norm::NormAct;
-use crate::quant::{ActQuantizerConfig, FloatScaling, FrozenActQuant, Precision};
+use crate::quant::{ActQuantizerConfig, FrozenActQuant, Precision, WeightQuant};
 
 /// A dense or depthwise elastic convolution.
 #[derive(Module, Debug)]
@@ -38,8 +38,13 @@ pub struct ConvBn {
 
 impl ConvBn {
     /// A new layer at the size of `layer`, its input quantized as `quant` says (signed where
-    /// the layer's input can be negative).
-    pub(crate) fn new(layer: &ConvLayer, quant: ActQuantizerConfig, device: &Device) -> ConvBn {
+    /// the layer's input can be negative), its weights as `weight_quant` says.
+    pub(crate) fn new(
+        layer: &ConvLayer,
+        quant: ActQuantizerConfig,
+        weight_quant: WeightQuant,
+        device: &Device,
+    ) -> ConvBn {
         let conv = if layer.groups > 1 {
             SuperConv::Depthwise(
                 ElasticDepthwiseConv2dConfig::new(
@@ -47,6 +52,7 @@ impl ConvBn {
                     layer.kernel as usize,
                 )
                 .with_input_quant(quant)
+                .with_weight_quant(weight_quant)
                 .init(device),
             )
         } else {
@@ -57,6 +63,7 @@ impl ConvBn {
                     layer.kernel as usize,
                 )
                 .with_input_quant(quant)
+                .with_weight_quant(weight_quant)
                 .init(device),
             )
         };
@@ -326,7 +333,7 @@ impl StaticConvBn {
         &self,
         x: Tensor<4>,
         layer: &ConvLayer,
-        scaling: FloatScaling,
+        quant: WeightQuant,
         nhwc: bool,
     ) -> Tensor<4> {
         let options = conv_options(
@@ -341,7 +348,7 @@ impl StaticConvBn {
             self.conv.weight.val(),
             layer.formats.weights,
             0,
-            scaling,
+            quant,
         );
         if nhwc {
             return self.forward_nhwc_with(x, weight);

@@ -11,7 +11,7 @@ use spaces::Format;
 
 use crate::Phase;
 use crate::quant::{
-    ActQuantizer, ActQuantizerConfig, FloatScaling, Precision, fake_quantize_weight,
+    ActQuantizer, ActQuantizerConfig, Precision, WeightQuant, fake_quantize_weight,
 };
 
 use super::{centre_offset, check_kernel};
@@ -54,9 +54,10 @@ pub struct ElasticConv2dConfig {
     /// Initializer of the full weight (and bias).
     #[config(default = "Initializer::KaimingUniform{gain:0.5773502691896258, fan_out_only:false}")]
     pub initializer: Initializer,
-    /// Which floating-point weight formats are scaled per output channel.
-    #[config(default = "FloatScaling::Minifloats")]
-    pub weight_float_scaling: FloatScaling,
+    /// How weights are quantized: which floating-point formats are scaled, and each output
+    /// channel's range.
+    #[config(default = "WeightQuant::default()")]
+    pub weight_quant: WeightQuant,
     /// The input activation quantizer.
     #[config(default = "ActQuantizerConfig::new()")]
     pub input_quant: ActQuantizerConfig,
@@ -76,9 +77,9 @@ pub struct ElasticConv2d {
     pub bias: Option<Param<Tensor<1>>>,
     /// Quantizer of the input activation.
     pub input_quant: ActQuantizer,
-    /// Which floating-point weight formats are scaled.
+    /// How weights are quantized.
     #[module(skip)]
-    pub weight_float_scaling: FloatScaling,
+    pub weight_quant: WeightQuant,
 }
 
 impl ElasticConv2dConfig {
@@ -117,7 +118,7 @@ impl ElasticConv2dConfig {
             weight,
             bias,
             input_quant: self.input_quant.init(device),
-            weight_float_scaling: self.weight_float_scaling,
+            weight_quant: self.weight_quant,
         }
     }
 }
@@ -203,7 +204,7 @@ impl ElasticConv2d {
             off..off + k,
             off..off + k,
         ]);
-        fake_quantize_weight(weight, format, 0, self.weight_float_scaling)
+        fake_quantize_weight(weight, format, 0, self.weight_quant)
     }
 
     fn active_bias(&self, out_channels: usize) -> Option<Tensor<1>> {

@@ -10,7 +10,7 @@ use spaces::Format;
 
 use crate::Phase;
 use crate::quant::{
-    ActQuantizer, ActQuantizerConfig, FloatScaling, Precision, fake_quantize_weight,
+    ActQuantizer, ActQuantizerConfig, Precision, WeightQuant, fake_quantize_weight,
 };
 
 use super::elastic_conv::{ConvChoice, conv_options};
@@ -29,9 +29,10 @@ pub struct ElasticDepthwiseConv2dConfig {
     /// Initializer of the full weight (and bias).
     #[config(default = "Initializer::KaimingUniform{gain:0.5773502691896258, fan_out_only:false}")]
     pub initializer: Initializer,
-    /// Which floating-point weight formats are scaled per channel.
-    #[config(default = "FloatScaling::Minifloats")]
-    pub weight_float_scaling: FloatScaling,
+    /// How weights are quantized: which floating-point formats are scaled, and each output
+    /// channel's range.
+    #[config(default = "WeightQuant::default()")]
+    pub weight_quant: WeightQuant,
     /// The input activation quantizer.
     #[config(default = "ActQuantizerConfig::new()")]
     pub input_quant: ActQuantizerConfig,
@@ -51,9 +52,9 @@ pub struct ElasticDepthwiseConv2d {
     pub bias: Option<Param<Tensor<1>>>,
     /// Quantizer of the input activation.
     pub input_quant: ActQuantizer,
-    /// Which floating-point weight formats are scaled.
+    /// How weights are quantized.
     #[module(skip)]
-    pub weight_float_scaling: FloatScaling,
+    pub weight_quant: WeightQuant,
 }
 
 impl ElasticDepthwiseConv2dConfig {
@@ -81,7 +82,7 @@ impl ElasticDepthwiseConv2dConfig {
             weight,
             bias,
             input_quant: self.input_quant.init(device),
-            weight_float_scaling: self.weight_float_scaling,
+            weight_quant: self.weight_quant,
         }
     }
 }
@@ -155,7 +156,7 @@ impl ElasticDepthwiseConv2d {
             self.weight
                 .val()
                 .slice([0..channels, 0..1, off..off + kernel, off..off + kernel]);
-        fake_quantize_weight(weight, format, 0, self.weight_float_scaling)
+        fake_quantize_weight(weight, format, 0, self.weight_quant)
     }
 
     fn active_bias(&self, channels: usize) -> Option<Tensor<1>> {

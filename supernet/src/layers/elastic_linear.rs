@@ -9,7 +9,7 @@ use spaces::Format;
 
 use crate::Phase;
 use crate::quant::{
-    ActQuantizer, ActQuantizerConfig, FloatScaling, Precision, fake_quantize_weight,
+    ActQuantizer, ActQuantizerConfig, Precision, WeightQuant, fake_quantize_weight,
 };
 
 /// Configuration to create an [elastic linear layer](ElasticLinear).
@@ -25,9 +25,10 @@ pub struct ElasticLinearConfig {
     /// Initializer of the full weight and bias.
     #[config(default = "Initializer::KaimingUniform{gain:0.5773502691896258, fan_out_only:false}")]
     pub initializer: Initializer,
-    /// Which floating-point weight formats are scaled per output feature.
-    #[config(default = "FloatScaling::Minifloats")]
-    pub weight_float_scaling: FloatScaling,
+    /// How weights are quantized: which floating-point formats are scaled, and each output
+    /// feature's range.
+    #[config(default = "WeightQuant::default()")]
+    pub weight_quant: WeightQuant,
     /// The input activation quantizer.
     #[config(default = "ActQuantizerConfig::new()")]
     pub input_quant: ActQuantizerConfig,
@@ -47,9 +48,9 @@ pub struct ElasticLinear {
     pub bias: Option<Param<Tensor<1>>>,
     /// Quantizer of the input activation.
     pub input_quant: ActQuantizer,
-    /// Which floating-point weight formats are scaled.
+    /// How weights are quantized.
     #[module(skip)]
-    pub weight_float_scaling: FloatScaling,
+    pub weight_quant: WeightQuant,
 }
 
 impl ElasticLinearConfig {
@@ -74,7 +75,7 @@ impl ElasticLinearConfig {
             weight,
             bias,
             input_quant: self.input_quant.init(device),
-            weight_float_scaling: self.weight_float_scaling,
+            weight_quant: self.weight_quant,
         }
     }
 }
@@ -125,7 +126,7 @@ impl ElasticLinear {
             "{out_features} output features for a layer of {max_out}"
         );
         let weight = self.weight.val().slice([0..in_features, 0..out_features]);
-        fake_quantize_weight(weight, format, 1, self.weight_float_scaling)
+        fake_quantize_weight(weight, format, 1, self.weight_quant)
     }
 
     fn active_bias(&self, out_features: usize) -> Option<Tensor<1>> {

@@ -73,7 +73,7 @@ impl StaticNet {
             mut fc,
             fc_quant,
             plan,
-            weight_scaling,
+            weight_quant,
         } = self;
         let stem = ids.conv_bn(stem);
         let blocks = blocks
@@ -97,7 +97,7 @@ impl StaticNet {
             fc,
             fc_quant,
             plan,
-            weight_scaling,
+            weight_quant,
         }
     }
 }

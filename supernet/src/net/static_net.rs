@@ -12,7 +12,7 @@ use spaces::{Arch, ArchError, Space};
 use super::signed::{fc_input_signed, input_signed_in_any};
 use super::traversal::{LayerAt, PlanLayers, run_plan};
 use crate::layers::{ConvBnParts, StaticConvBn};
-use crate::quant::{FloatScaling, FrozenActQuant};
+use crate::quant::{FrozenActQuant, WeightQuant};
 
 /// A static block.
 #[derive(Module, Debug)]
@@ -39,9 +39,10 @@ pub struct StaticNet {
     /// The resolved network this model implements.
     #[module(skip)]
     pub plan: Plan,
-    /// How floating-point weight formats were scaled (to read the weights' codes back).
+    /// How the weights were quantized (to read their codes back, and to quantize them again
+    /// in [`StaticNet::forward_quantized`]).
     #[module(skip)]
-    pub weight_scaling: FloatScaling,
+    pub weight_quant: WeightQuant,
 }
 
 /// The layer calls of [`StaticNet::forward`]; NHWC on our kernels when `nhwc`.
@@ -79,7 +80,7 @@ impl StaticNet {
     /// The first error of `conv` or `fc`.
     pub(crate) fn build<E>(
         plan: Plan,
-        weight_scaling: FloatScaling,
+        weight_quant: WeightQuant,
         mut conv: impl FnMut(&Plan, LayerAt, &ConvLayer) -> Result<StaticConvBn, E>,
         fc: impl FnOnce(&Plan) -> Result<(Linear, FrozenActQuant), E>,
     ) -> Result<StaticNet, E> {
@@ -108,8 +109,18 @@ impl StaticNet {
             fc,
             fc_quant,
             plan,
-            weight_scaling,
+            weight_quant,
         })
+    }
+
+    /// This network with weight quantization policy `quant` (that of the space it belongs to,
+    /// [`WeightQuant::for_space`]), used when its weights are quantized again: by
+    /// [`StaticNet::forward_quantized`] and [`StaticNet::to_safetensors`].
+    pub fn with_weight_quant(self, quant: WeightQuant) -> StaticNet {
+        StaticNet {
+            weight_quant: quant,
+            ..self
+        }
     }
 
     /// The module at `at` in [`StaticNet::plan`], as a traversal of it asks for it.
@@ -134,7 +145,7 @@ impl StaticNet {
         let fc_signed = fc_input_signed(space, &plan);
         let net = StaticNet::build(
             plan,
-            FloatScaling::default(),
+            WeightQuant::for_space(space),
             |plan, at, l| {
                 let signed = input_signed_in_any(space, plan, at.block(plan), l);
                 Ok::<_, Infallible>(StaticConvBn::from_parts(
@@ -187,7 +198,7 @@ impl PlanLayers for QuantizedStaticLayers<'_> {
     fn conv(&self, at: LayerAt, layer: &ConvLayer, x: Tensor<4>) -> Tensor<4> {
         self.net
             .layer_module(at)
-            .forward_quantized(x, layer, self.net.weight_scaling, self.nhwc)
+            .forward_quantized(x, layer, self.net.weight_quant, self.nhwc)
     }
 
     fn nhwc(&self) -> bool {
@@ -201,7 +212,7 @@ impl PlanLayers for QuantizedStaticLayers<'_> {
             net.fc.weight.val(),
             layer.formats.weights,
             1,
-            net.weight_scaling,
+            net.weight_quant,
         );
         burn::tensor::module::linear(
             net.fc_quant.forward(x),
@@ -213,7 +224,7 @@ impl PlanLayers for QuantizedStaticLayers<'_> {
 
 impl StaticNet {
     /// The logits with every conv and classifier weight fake-quantized to its plan format on
-    /// the fly (`fake_quantize_weight` with [`StaticNet::weight_scaling`], straight-through
+    /// the fly (`fake_quantize_weight` with [`StaticNet::weight_quant`], straight-through
     /// gradients): quantization-aware training of a static network. Same plan, layers and
     /// frozen activation quantizers as [`StaticNet::forward`]; batch norms use batch
     /// statistics on an autodiff device. For weights already on their grids (an extracted or

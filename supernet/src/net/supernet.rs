@@ -13,7 +13,7 @@ use super::static_net::StaticNet;
 use super::traversal::{LayerAt, PlanLayers, run_plan};
 use crate::Phase;
 use crate::layers::{ConvBn, ElasticLinear, ElasticLinearConfig, dropout};
-use crate::quant::{ActQuantizerConfig, ActScaleMethod, Precision};
+use crate::quant::{ActQuantizerConfig, ActScaleMethod, Precision, WeightQuant};
 
 /// Options of a new supernet.
 #[derive(Clone, Debug)]
@@ -25,11 +25,14 @@ pub struct SupernetConfig {
     pub zero_init_residual: bool,
     /// Configuration of every activation quantizer (its `signed` flag is set per layer).
     pub act_quant: ActQuantizerConfig,
+    /// How every layer's weights are quantized.
+    pub weight_quant: WeightQuant,
 }
 
 impl SupernetConfig {
     /// The configuration a space file asks for: its activation-range estimator
-    /// (`quantization.activation_range`), the rest at the defaults.
+    /// (`quantization.activation_range`) and weight ranges (`quantization.weight_range`), the
+    /// rest at the defaults.
     pub fn for_space(space: &Space) -> SupernetConfig {
         let default = SupernetConfig::default();
         let momentum = match default.act_quant.method {
@@ -46,6 +49,7 @@ impl SupernetConfig {
         };
         SupernetConfig {
             act_quant: default.act_quant.with_method(method),
+            weight_quant: WeightQuant::for_space(space),
             ..default
         }
     }
@@ -56,6 +60,7 @@ impl Default for SupernetConfig {
         SupernetConfig {
             zero_init_residual: false,
             act_quant: ActQuantizerConfig::new(),
+            weight_quant: WeightQuant::default(),
         }
     }
 }
@@ -108,13 +113,14 @@ impl Supernet {
             .plan(&largest)
             .expect("the largest member of a valid space is valid");
         let quant = |signed: bool| cfg.act_quant.clone().with_signed(signed);
-        let stem = ConvBn::new(&plan.stem, quant(true), device);
+        let wq = cfg.weight_quant;
+        let stem = ConvBn::new(&plan.stem, quant(true), wq, device);
         let mut blocks = Vec::new();
         for b in &plan.blocks {
             let mut layers = Vec::new();
             for c in &b.convs {
                 let signed = input_signed_in_any(space, &plan, Some(b), c);
-                let mut layer = ConvBn::new(c, quant(signed), device);
+                let mut layer = ConvBn::new(c, quant(signed), wq, device);
                 if cfg.zero_init_residual && b.residual && Some(c) == b.convs.last() {
                     layer = layer.zero_gamma();
                 }
@@ -140,18 +146,19 @@ impl Supernet {
                     ..first.clone()
                 };
                 let signed = input_signed_in_any(space, &plan, Some(b), &layer);
-                ConvBn::new(&layer, quant(signed), device)
+                ConvBn::new(&layer, quant(signed), wq, device)
             });
             blocks.push(SuperBlock { layers, shortcut });
         }
-        let head_conv = plan
-            .head_conv
-            .as_ref()
-            .map(|h| ConvBn::new(h, quant(input_signed_in_any(space, &plan, None, h)), device));
+        let head_conv = plan.head_conv.as_ref().map(|h| {
+            let signed = input_signed_in_any(space, &plan, None, h);
+            ConvBn::new(h, quant(signed), wq, device)
+        });
         let fc_signed = fc_input_signed(space, &plan);
         let fc =
             ElasticLinearConfig::new(plan.fc.in_features as usize, plan.fc.out_features as usize)
                 .with_input_quant(quant(fc_signed))
+                .with_weight_quant(wq)
                 .init(device);
         Supernet {
             stem,
@@ -226,7 +233,7 @@ impl Supernet {
         let plan = self.space.plan(arch)?;
         let net = StaticNet::build(
             plan,
-            self.fc.weight_float_scaling,
+            self.fc.weight_quant,
             |plan, at, layer| Ok::<_, Infallible>(self.layer(plan, at).extract(layer)),
             |plan| {
                 let fc = self.fc.extract(

@@ -5,13 +5,13 @@
 //! bit for bit (checked in the tests).
 
 use burn::tensor::Tensor;
-use spaces::Format;
+use spaces::{Format, WeightRange};
 
-use super::FloatScaling;
 use super::grid::{
     float_code, float_code_value, grid_max, grid_significant_bits, int_code, int_code_range,
     snap_scale_scalar,
 };
+use super::weight::{WeightQuant, mse_channel_scales};
 
 /// Why a tensor could not be encoded.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -197,9 +197,11 @@ fn channel_layout(shape: &[usize], axis: Option<usize>) -> Result<(usize, usize)
 }
 
 /// Encodes a weight tensor exactly as [`super::fake_quantize_weight`] quantizes it: signed,
-/// per output channel along `axis` (`scale_c = max|w_c| / grid_max`, at least
-/// `f32::MIN_POSITIVE`, snapped as by [`super::grid::snap_scale_scalar`]), or one scale of 1 for unscaled
-/// formats. The scales are computed here from the data, independently of the tensor code.
+/// per output channel along `axis` (under [`WeightRange::Max`] `scale_c = max|w_c| / grid_max`,
+/// at least `f32::MIN_POSITIVE`, snapped as by [`super::grid::snap_scale_scalar`]; under
+/// [`WeightRange::Mse`] the scales of [`super::weight::mse_channel_scales`]), or one scale of 1
+/// for unscaled formats. The max scales are computed here from the data, independently of the
+/// tensor code.
 ///
 /// # Errors
 /// [`QuantError`] if `axis` is not an axis of the tensor, a value is NaN, or the data is not
@@ -208,7 +210,7 @@ pub fn quantize_codes<const D: usize>(
     weight: Tensor<D>,
     format: Format,
     axis: usize,
-    scaling: FloatScaling,
+    quant: WeightQuant,
 ) -> Result<QuantCodes, QuantError> {
     let shape = weight.dims().to_vec();
     let values = weight
@@ -216,14 +218,14 @@ pub fn quantize_codes<const D: usize>(
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| QuantError::Data(format!("{e:?}")))?;
-    let scaled = match format {
-        Format::Int(_) => true,
-        Format::Float { .. } => scaling.applies(format),
-    };
-    if !scaled {
+    if !quant.scales(format) {
         return QuantCodes::encode(&values, &shape, format, vec![1.0], None, true);
     }
     let (channels, stride) = channel_layout(&shape, Some(axis))?;
+    if quant.range == WeightRange::Mse {
+        let scales = mse_channel_scales(&values, channels, stride, format);
+        return QuantCodes::encode(&values, &shape, format, scales, Some(axis), true);
+    }
     let mut max = vec![0.0f32; channels];
     for (i, &x) in values.iter().enumerate() {
         let c = (i / stride) % channels;
@@ -241,8 +243,8 @@ pub fn quantize_codes<const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::fake_quantize_weight;
     use crate::quant::test_util::{pseudo_random, small_float_formats, values_of};
+    use crate::quant::{FloatScaling, fake_quantize_weight};
     use burn::tensor::Device;
 
     #[test]
@@ -258,7 +260,10 @@ mod tests {
                 FloatScaling::Minifloats,
                 FloatScaling::All,
                 FloatScaling::None,
-            ] {
+            ]
+            .into_iter()
+            .flat_map(|s| [WeightRange::Max, WeightRange::Mse].map(|r| WeightQuant::new(s, r)))
+            {
                 let fake = values_of(fake_quantize_weight(w.clone(), format, 0, scaling));
                 let codes = quantize_codes(w.clone(), format, 0, scaling).unwrap();
                 assert_eq!(codes.dequantize(), fake, "{format} {scaling:?}");

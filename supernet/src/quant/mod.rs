@@ -54,7 +54,7 @@ use spaces::Format;
 
 pub use act::{ActQuantizer, ActQuantizerConfig, ActScaleMethod, FrozenActQuant};
 pub use codes::{Codes, QuantCodes, QuantError, quantize_codes};
-pub use weight::{fake_quantize_weight, weight_scale};
+pub use weight::{WeightQuant, fake_quantize_weight, mse_channel_scales, weight_scale};
 
 use grid::saturation_bounds;
 use round::{round_to_float, round_to_int};

@@ -1,42 +1,92 @@
-//! Weight fake quantization: symmetric, per output channel, scale from the channel's maximum
-//! magnitude. A pure function of the weight tensor and the format; no state.
+//! Weight fake quantization: symmetric, per output channel, with the channel's range chosen by
+//! a [`WeightRange`]: its maximum magnitude, or the clipped range of least squared error. A pure
+//! function of the weight tensor, the format and the [`WeightQuant`] policy; no state.
 
-use burn::tensor::Tensor;
-use spaces::Format;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use spaces::{Format, Space, WeightRange};
 
-use super::grid::{grid_max, grid_significant_bits};
+use super::grid::{grid_max, grid_significant_bits, round_scalar, snap_scale_scalar};
 use super::round::snap_scale;
 use super::{FloatScaling, fake_quantize};
 
+/// How weights are fake-quantized: which floating-point formats are scaled, and how each
+/// output channel's range (and so its scale) is chosen. Part of a layer's configuration and of
+/// an extracted network, never of a forward call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WeightQuant {
+    /// Which floating-point formats get a scale.
+    pub float_scaling: FloatScaling,
+    /// How the range of a channel is chosen.
+    pub range: WeightRange,
+}
+
+impl WeightQuant {
+    /// A policy from its two parts.
+    pub fn new(float_scaling: FloatScaling, range: WeightRange) -> WeightQuant {
+        WeightQuant {
+            float_scaling,
+            range,
+        }
+    }
+
+    /// The policy a space file asks for (`quantization.weight_range`), with the default float
+    /// scaling.
+    pub fn for_space(space: &Space) -> WeightQuant {
+        WeightQuant::new(FloatScaling::default(), space.quantization.weight_range)
+    }
+
+    /// Whether `format` gets a scale under this policy (integers always; fp32 never).
+    pub fn scales(self, format: Format) -> bool {
+        match format {
+            Format::Int(_) => true,
+            Format::Float { .. } => self.float_scaling.applies(format),
+        }
+    }
+}
+
 /// The per-channel scale used to quantize a weight tensor to `format`, or `None` when the
-/// format is not scaled (fp32; floating point when `scaling` does not apply).
+/// format is not scaled (fp32; floating point when the policy's float scaling does not apply).
 ///
-/// `scale_c = max|w_c| / grid_max`, where `w_c` is the slice at index `c` of `axis` (the
-/// output-channel axis: 0 for a conv weight `[c_out, c_in, k, k]`, 1 for a burn `Linear`
-/// weight `[d_in, d_out]`) and `grid_max` is `2^(b-1) - 1` for integers and `max_finite` for
-/// floats. The scale is at least `f32::MIN_POSITIVE` (an all-zero channel stays zero) and is
-/// snapped to `24 - k` significant bits ([`super::grid::snap_scale_scalar`]) so that codes times
-/// scale are exact. The result is detached.
+/// With [`WeightRange::Max`], `scale_c = max|w_c| / grid_max`, where `w_c` is the slice at index
+/// `c` of `axis` (the output-channel axis: 0 for a conv weight `[c_out, c_in, k, k]`, 1 for a
+/// burn `Linear` weight `[d_in, d_out]`) and `grid_max` is `2^(b-1) - 1` for integers and
+/// `max_finite` for floats. With [`WeightRange::Mse`] the scales are those of
+/// [`mse_channel_scales`] (computed on the host from the tensor's values). The scale is at least
+/// `f32::MIN_POSITIVE` (an all-zero channel stays zero) and is snapped to `24 - k` significant
+/// bits ([`super::grid::snap_scale_scalar`]) so that codes times scale are exact. The result is
+/// detached.
 ///
 /// # Shapes
 /// - `weight`: any shape of rank `D`
 /// - output: `weight`'s shape with every axis but `axis` reduced to 1
 ///
 /// # Panics
-/// Panics if `axis >= D`.
+/// Panics if `axis >= D`, or under [`WeightRange::Mse`] if the values cannot be read as `f32`.
 pub fn weight_scale<const D: usize>(
     weight: Tensor<D>,
     format: Format,
     axis: usize,
-    scaling: FloatScaling,
+    quant: WeightQuant,
 ) -> Option<Tensor<D>> {
     assert!(axis < D, "channel axis {axis} out of range for rank {D}");
-    let scaled = match format {
-        Format::Int(_) => true,
-        Format::Float { .. } => scaling.applies(format),
-    };
-    if !scaled {
+    if !quant.scales(format) {
         return None;
+    }
+    if quant.range == WeightRange::Mse {
+        let dims = weight.dims();
+        let device = weight.device();
+        let values = weight
+            .detach()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("a float tensor's values read as f32");
+        let stride = dims[axis + 1..].iter().product::<usize>();
+        let scales = mse_channel_scales(&values, dims[axis], stride, format);
+        let mut shape = [1usize; D];
+        shape[axis] = dims[axis];
+        return Some(Tensor::from_data(TensorData::new(scales, shape), &device));
     }
     let mut max = weight.detach();
     for dim in (0..D).filter(|&d| d != axis) {
@@ -48,11 +98,91 @@ pub fn weight_scale<const D: usize>(
     Some(snap_scale(scale, grid_significant_bits(format, true)))
 }
 
+/// The clipping ratios of a channel's maximum that [`mse_channel_scales`] tries first, largest
+/// first: 1, 0.95, ..., 0.05.
+const COARSE_RATIOS: usize = 20;
+/// Then this many ratios on each side of the best coarse one, 0.005 apart.
+const FINE_RATIOS: usize = 9;
+
+/// The scale of each output channel that minimizes the squared error of quantizing its weights
+/// to `format` (signed, symmetric; saturating beyond the grid), among scales `r * max|w_c| /
+/// grid_max` for clipping ratios `r` in `(0, 1]`: a coarse pass over 20 ratios 0.05 apart, then
+/// a fine one 0.005 apart around the best. A smaller ratio is taken only when its error is
+/// strictly smaller, so weights that are already on a max-scaled grid (an extracted network's)
+/// keep their scale: quantizing twice equals quantizing once. Scales are snapped as those of
+/// [`weight_scale`].
+///
+/// `values` is the weight tensor in row-major order; element `i` belongs to channel
+/// `(i / stride) % channels`.
+///
+/// # Panics
+/// Panics if `channels` or `stride` is zero while `values` is not empty.
+pub fn mse_channel_scales(
+    values: &[f32],
+    channels: usize,
+    stride: usize,
+    format: Format,
+) -> Vec<f32> {
+    let mut per_channel: Vec<Vec<f32>> = vec![Vec::new(); channels];
+    for (i, &w) in values.iter().enumerate() {
+        per_channel[(i / stride) % channels].push(w);
+    }
+    let top = grid_max(format, true) as f32;
+    let bits = grid_significant_bits(format, true);
+    per_channel
+        .iter()
+        .map(|w| {
+            let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+            let scale_at = |ratio: f64| {
+                snap_scale_scalar(
+                    ((ratio * f64::from(max)) as f32 / top).max(f32::MIN_POSITIVE),
+                    bits,
+                )
+            };
+            let error = |scale: f32| -> f64 {
+                w.iter()
+                    .map(|&x| {
+                        let q = round_scalar(x / scale, format, true) * scale;
+                        let d = f64::from(x) - f64::from(q);
+                        d * d
+                    })
+                    .sum()
+            };
+            let mut best = (1.0f64, scale_at(1.0));
+            let mut best_error = error(best.1);
+            if max == 0.0 || best_error == 0.0 {
+                return best.1;
+            }
+            let consider = |ratio: f64, best: &mut (f64, f32), best_error: &mut f64| {
+                let scale = scale_at(ratio);
+                let e = error(scale);
+                if e < *best_error {
+                    *best = (ratio, scale);
+                    *best_error = e;
+                }
+            };
+            for k in 1..COARSE_RATIOS {
+                consider(1.0 - 0.05 * k as f64, &mut best, &mut best_error);
+            }
+            let centre = best.0;
+            for k in 1..=FINE_RATIOS {
+                for ratio in [centre + 0.005 * k as f64, centre - 0.005 * k as f64] {
+                    if ratio > 0.0 && ratio < 1.0 {
+                        consider(ratio, &mut best, &mut best_error);
+                    }
+                }
+            }
+            best.1
+        })
+        .collect()
+}
+
 /// Fake-quantizes a weight tensor to `format`: signed, symmetric, per output channel along
-/// `axis` (see [`weight_scale`]), with the straight-through estimator. Since the scale maps each
-/// channel's maximum onto the grid's maximum nothing saturates, and the gradient is passed
-/// unchanged to every element. Unscaled floating-point formats saturate at `max_finite` and
-/// block the gradient there. fp32 returns `weight` unchanged.
+/// `axis` (see [`weight_scale`]), with the straight-through estimator. Under
+/// [`WeightRange::Max`] nothing saturates, and the gradient is passed unchanged to every
+/// element; under [`WeightRange::Mse`] the weights beyond the clipped range saturate and get no
+/// gradient. Unscaled floating-point formats saturate at `max_finite` and block the gradient
+/// there. fp32 returns `weight` unchanged.
 ///
 /// # Shapes
 /// - `weight`: any shape of rank `D`
@@ -64,12 +194,12 @@ pub fn fake_quantize_weight<const D: usize>(
     weight: Tensor<D>,
     format: Format,
     axis: usize,
-    scaling: FloatScaling,
+    quant: WeightQuant,
 ) -> Tensor<D> {
     if format.is_full_precision() {
         return weight;
     }
-    let scale = weight_scale(weight.clone(), format, axis, scaling);
+    let scale = weight_scale(weight.clone(), format, axis, quant);
     fake_quantize(weight, format, scale, true)
 }
 
@@ -106,6 +236,14 @@ mod tests {
         }
     }
 
+    fn max(scaling: FloatScaling) -> WeightQuant {
+        WeightQuant::new(scaling, WeightRange::Max)
+    }
+
+    fn mse(scaling: FloatScaling) -> WeightQuant {
+        WeightQuant::new(scaling, WeightRange::Mse)
+    }
+
     fn formats_up_to_8_bits() -> Vec<Format> {
         let mut formats: Vec<Format> = (2..=8).map(Format::Int).collect();
         formats.extend(small_float_formats());
@@ -122,15 +260,15 @@ mod tests {
         let w = w.mul(gains);
         for format in formats_up_to_8_bits() {
             for scaling in [FloatScaling::Minifloats, FloatScaling::None] {
-                let q = fake_quantize_weight(w.clone(), format, 0, scaling);
+                let q = fake_quantize_weight(w.clone(), format, 0, max(scaling));
                 let qv = values_of(q.clone());
-                let scales = match weight_scale(w.clone(), format, 0, scaling) {
+                let scales = match weight_scale(w.clone(), format, 0, max(scaling)) {
                     Some(s) => values_of(s),
                     None => vec![1.0; 4],
                 };
                 assert_on_grid(&qv, &scales, 27, format);
                 // Quantizing twice equals quantizing once, bit for bit.
-                let qq = values_of(fake_quantize_weight(q, format, 0, scaling));
+                let qq = values_of(fake_quantize_weight(q, format, 0, max(scaling)));
                 assert_eq!(qq, qv, "{format} {scaling:?}");
                 // The all-zero channel stays zero.
                 assert!(qv[81..].iter().all(|&v| v == 0.0));
@@ -147,7 +285,7 @@ mod tests {
             w.clone(),
             Format::Int(3),
             0,
-            FloatScaling::None,
+            max(FloatScaling::None),
         ));
         let (s0, s1) = (1.0f32 / 3.0, 1.0f32);
         let want = [2.0 * s0, -3.0 * s0, s0, 3.0 * s1, 1.0 * s1, -0.0 * s1];
@@ -155,7 +293,7 @@ mod tests {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{q:?}");
         }
         // Along axis 1 (burn Linear layout [d_in, d_out]): channel maxima 3, 1.4, 0.26.
-        let s = values_of(weight_scale(w, Format::Int(3), 1, FloatScaling::None).unwrap());
+        let s = values_of(weight_scale(w, Format::Int(3), 1, max(FloatScaling::None)).unwrap());
         for (g, w) in s.iter().zip([1.0f32, 1.4 / 3.0, 0.26 / 3.0]) {
             assert!((g / w - 1.0).abs() < 1e-5, "{s:?}");
         }
@@ -172,14 +310,98 @@ mod tests {
             Format::BF16,
         ] {
             let w = pseudo_random([3, 2, 3, 3], 2.0, 11, &device).require_grad();
-            let y = fake_quantize_weight(w.clone(), format, 0, FloatScaling::Minifloats);
+            let y = fake_quantize_weight(w.clone(), format, 0, max(FloatScaling::Minifloats));
             let g = grad_of(&w, y);
             assert!(g.iter().all(|&v| v == 1.0), "{format}: {g:?}");
         }
         // Unscaled e2m1 saturates beyond ±7 and blocks the gradient there.
         let w = Tensor::<2>::from_floats([[1.0f32, 6.5, 7.5, -20.0]], &device).require_grad();
-        let y = fake_quantize_weight(w.clone(), Format::E2M1, 0, FloatScaling::None);
+        let y = fake_quantize_weight(w.clone(), Format::E2M1, 0, max(FloatScaling::None));
         assert_eq!(values_of(y.clone()), vec![1.0, 6.0, 6.0, -6.0]);
         assert_eq!(grad_of(&w, y), vec![1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn mse_scales_solve_a_small_case_exactly() {
+        // int2 codes are -1, 0, 1. At the max scale (1) the four 0.5s round to 0: error 1.01.
+        // Scale s <= 1 maps 1 to s and each 0.5 to s (0.5 / s >= 0.5; ties at s = 1 go to 0):
+        // error (1 - s)^2 + 4 (0.5 - s)^2 + 0.1^2, least at s = 0.6 (0.21).
+        let w = [1.0f32, 0.5, 0.5, 0.5, -0.5, 0.1];
+        let s = mse_channel_scales(&w, 1, 6, Format::Int(2));
+        assert!((s[0] - 0.6).abs() < 1e-3, "{s:?}");
+        // A channel already on its max-scaled grid, and an all-zero one, keep their scales.
+        let on_grid = [0.75f32, -0.25, 0.5, 0.0, 0.0, 0.0];
+        let s = mse_channel_scales(&on_grid, 2, 3, Format::Int(3));
+        assert_eq!(s[0], 0.25);
+        assert_eq!(s[1], f32::MIN_POSITIVE);
+    }
+
+    #[test]
+    fn mse_weights_land_on_the_grid_requantize_to_themselves_and_err_less() {
+        let device = Device::flex();
+        let w = pseudo_random([4, 3, 3, 3], 1.0, 7, &device);
+        let gains =
+            Tensor::<4>::from_floats([[[[0.02f32]]], [[[1.0]]], [[[37.0]]], [[[0.0]]]], &device);
+        let w = w.mul(gains);
+        let wv = values_of(w.clone());
+        let sq_error = |q: &[f32]| -> f64 {
+            wv.iter()
+                .zip(q)
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum()
+        };
+        let mut strictly_better = 0;
+        for format in formats_up_to_8_bits() {
+            for scaling in [FloatScaling::Minifloats, FloatScaling::None] {
+                let q = fake_quantize_weight(w.clone(), format, 0, mse(scaling));
+                let qv = values_of(q.clone());
+                let scales = match weight_scale(w.clone(), format, 0, mse(scaling)) {
+                    Some(s) => values_of(s),
+                    None => vec![1.0; 4],
+                };
+                assert_on_grid(&qv, &scales, 27, format);
+                let qq = values_of(fake_quantize_weight(q.clone(), format, 0, mse(scaling)));
+                assert_eq!(qq, qv, "{format} {scaling:?}");
+                // Max-scaling the MSE grid gives it back too (an exported model's weights read
+                // by a tool that only knows max scaling).
+                let qm = values_of(fake_quantize_weight(q, format, 0, max(scaling)));
+                assert_eq!(qm, qv, "{format} {scaling:?}");
+                assert!(qv[81..].iter().all(|&v| v == 0.0));
+                let at_max = values_of(fake_quantize_weight(w.clone(), format, 0, max(scaling)));
+                let (e_mse, e_max) = (sq_error(&qv), sq_error(&at_max));
+                assert!(e_mse <= e_max * (1.0 + 1e-9), "{format}: {e_mse} > {e_max}");
+                if e_mse < 0.9 * e_max {
+                    strictly_better += 1;
+                }
+            }
+        }
+        assert!(strictly_better > 0);
+        // int2 on a bell-shaped channel (a sum of three uniforms): max scaling zeroes most
+        // weights, MSE far fewer.
+        let w = pseudo_random([1, 512], 1.0, 3, &device)
+            .add(pseudo_random([1, 512], 1.0, 4, &device))
+            .add(pseudo_random([1, 512], 1.0, 5, &device));
+        let zeros = |quant| {
+            values_of(fake_quantize_weight(w.clone(), Format::Int(2), 0, quant))
+                .iter()
+                .filter(|&&v| v == 0.0)
+                .count()
+        };
+        let (z_max, z_mse) = (
+            zeros(max(FloatScaling::None)),
+            zeros(mse(FloatScaling::None)),
+        );
+        assert!(z_max > 350 && z_mse < z_max * 2 / 3, "{z_max} {z_mse}");
+    }
+
+    #[test]
+    fn mse_weights_saturate_and_block_the_gradient_beyond_the_clipped_range() {
+        let device = Device::flex().autodiff();
+        let w =
+            Tensor::<2>::from_floats([[1.0f32, 0.5, 0.5, 0.5, -0.5, 0.1]], &device).require_grad();
+        let y = fake_quantize_weight(w.clone(), Format::Int(2), 0, mse(FloatScaling::None));
+        let g = grad_of(&w, y);
+        // the scale is 0.6: 1.0 is 1.67 codes, beyond the saturation bound 1.5
+        assert_eq!(g, vec![0.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
     }
 }
