@@ -229,6 +229,10 @@ pub enum ActivationRange {
     /// The moving average of each batch's `p`-th percentile of `|x|` (in `(0, 100]`, e.g.
     /// `Percentile(99.9)`): rare outliers no longer stretch the grid of low-bit formats.
     Percentile(f64),
+    /// Learned step sizes (LSQ, Esser et al. 2020): one step per layer input and candidate
+    /// format, trained with the weights from the paper's initialization (`2 * mean|x| /
+    /// sqrt(Q_p)` on the first training batch) and carried into the exported model.
+    Lsq,
 }
 
 impl ActivationRange {

@@ -15,7 +15,9 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::plan::Plan;
-use spaces::{Arch, DecisionKind, Optimizer, Rng, Sampling, SmallestFormats, Space};
+use spaces::{
+    ActivationRange, Arch, DecisionKind, Optimizer, Rng, Sampling, SmallestFormats, Space,
+};
 
 use crate::Phase;
 pub use crate::layers::dropout;
@@ -120,6 +122,9 @@ pub struct Trainer {
     device: Device,
     /// The one member a stand-alone trainer trains (see [`Trainer::for_member`]).
     member: Option<Arch>,
+    /// Whether learned activation steps were initialized (on the first batch trained, or by a
+    /// restored checkpoint); nothing to do without them.
+    lsq_ready: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -335,6 +340,7 @@ impl Trainer {
             space: space.clone(),
             device,
             member: None,
+            lsq_ready: space.quantization.activation_range != ActivationRange::Lsq,
         })
     }
 
@@ -488,6 +494,15 @@ impl Trainer {
         } = choice;
         let step = self.state.step;
         let dropout = self.space.head.dropout;
+        if !self.lsq_ready {
+            let first = images.clone().to_device(&self.device);
+            let nets = std::mem::take(&mut self.nets);
+            self.nets = nets
+                .into_iter()
+                .map(|n| n.init_lsq_steps(first.clone()))
+                .collect();
+            self.lsq_ready = true;
+        }
         let net = &self.nets[model];
         let images = images.to_device(&self.device);
         let labels = labels.to_device(&self.device);
@@ -644,6 +659,7 @@ impl Trainer {
         self.nets = nets;
         self.optims = optims;
         self.state = state;
+        self.lsq_ready = true;
         Ok(())
     }
 }

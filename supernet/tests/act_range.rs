@@ -2,6 +2,7 @@
 //! supernet: a percentile range ignores an outlier a maximum follows, and the extracted
 //! network carries that scale.
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use spaces::{Format, Space};
 use supernet::Supernet;
@@ -88,4 +89,123 @@ fn the_default_range_leaves_the_fingerprint_as_it_was() {
     .unwrap_err();
     let text = format!("{err:?}");
     assert!(text.contains("activation_range"), "{text}");
+}
+
+fn lsq_space() -> Space {
+    let src = r#"(
+        version: 1,
+        input: (channels: 1, height: 8, width: 8),
+        classes: 10,
+        stem: (width: [4, 8]),
+        stages: [(block: ResidualBasic, depth: [1, 2], width: [8], kernel: [3], stride: 2)],
+        quantization: (
+            weights: [Int(4), Int(8)],
+            activations: [Int(2), Int(4), E2M1, Fp32],
+            tie: Block,
+            pins: [(layer: Last, weights: Int(8), activations: Int(8))],
+            activation_range: Lsq,
+        ),
+        train: (steps: 20, batch_size: 16, sampling: Sandwich(random: 1),
+            optimizer: Sgd(lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0),
+            schedule: Constant(warmup_steps: 0)),
+    )"#;
+    Space::parse(src, "lsq.ron", "lsq").unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// The stem's LSQ steps, one per format of the quantizer.
+fn stem_steps(net: &Supernet) -> (Vec<Format>, Vec<f32>) {
+    let SuperConv::Dense(c) = &net.stem.conv else {
+        panic!("a dense stem")
+    };
+    let q = &c.input_quant;
+    let steps = q.steps.as_ref().expect("LSQ steps").val().into_data();
+    (q.lsq_formats.clone(), steps.try_to_vec::<f32>().unwrap())
+}
+
+#[test]
+fn learned_steps_start_from_the_data_train_and_reach_the_extracted_network() {
+    let space = lsq_space();
+    let device = Device::flex();
+    let mut trainer = supernet::Trainer::new(&space, &device).unwrap();
+    let (formats, init) = stem_steps(&trainer.nets[0]);
+    // every choice and the pinned format get a step
+    assert_eq!(
+        formats,
+        vec![
+            Format::Int(2),
+            Format::Int(4),
+            Format::E2M1,
+            Format::FP32,
+            Format::Int(8)
+        ]
+    );
+    assert!(init.iter().all(|&s| s == 1.0), "{init:?}");
+    let mut rng = spaces::Rng::new(3);
+    let x0 = Tensor::<4>::random(
+        [16, 1, 8, 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let labels = |rng: &mut spaces::Rng| {
+        let v: Vec<i64> = (0..16).map(|_| rng.below(10) as i64).collect();
+        Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(v, [16]), &device)
+    };
+    trainer.step(x0.clone(), labels(&mut rng), None).unwrap();
+    let (_, after_one) = stem_steps(&trainer.nets[0]);
+    // the paper's initialization from the first batch (the stem's input is x0 itself), then
+    // one step of SGD: near 2 mean|x0| / sqrt(Q_p)
+    let mean_abs = f64::from(x0.clone().abs().mean().into_scalar::<f32>());
+    for (i, f) in [(0, 1.0f64), (1, 7.0), (4, 127.0)] {
+        let want = 2.0 * mean_abs / f.sqrt();
+        let got = f64::from(after_one[i]);
+        assert!(
+            (got / want - 1.0).abs() < 0.2,
+            "{}: {got} vs {want}",
+            formats[i]
+        );
+    }
+    for _ in 0..19 {
+        let x = Tensor::<4>::random(
+            [16, 1, 8, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        trainer.step(x, labels(&mut rng), None).unwrap();
+    }
+    let (_, trained) = stem_steps(&trainer.nets[0]);
+    assert_ne!(trained[0], after_one[0], "the int2 step is learned");
+    // the extracted network quantizes with the learned steps and computes what the supernet
+    // computes
+    let net = trainer.nets[0].valid();
+    for arch in [space.largest(), space.smallest()] {
+        let batches: Vec<_> = (0..2)
+            .map(|_| {
+                Tensor::<4>::random(
+                    [8, 1, 8, 8],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    &device,
+                )
+            })
+            .collect();
+        net.recalibrate(&arch, batches).unwrap();
+        let x = Tensor::<4>::random(
+            [8, 1, 8, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y = net
+            .forward(x.clone(), &arch, supernet::Phase::Eval)
+            .unwrap();
+        let model = net.extract(&arch).unwrap();
+        let d = (y - model.forward(x)).abs().max().into_scalar::<f32>();
+        assert!(d <= 1e-5, "|supernet - extracted| = {d}");
+        let f = arch.formats["stem"].activations;
+        let i = formats.iter().position(|g| *g == f).unwrap();
+        let want = if f == Format::FP32 {
+            1.0
+        } else {
+            trained[i].abs()
+        };
+        assert_eq!(model.stem.quant.scale_value(), want, "{f}");
+    }
 }

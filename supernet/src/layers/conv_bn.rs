@@ -16,7 +16,7 @@ use super::{
 };
 use crate::Phase;
 use crate::kernels::norm::NormAct;
-use crate::quant::{ActQuantizerConfig, FrozenActQuant, Precision, WeightQuant};
+use crate::quant::{ActQuantizer, ActQuantizerConfig, FrozenActQuant, Precision, WeightQuant};
 
 /// A dense or depthwise elastic convolution.
 #[derive(Module, Debug)]
@@ -152,6 +152,25 @@ impl ConvBn {
             SuperConv::Dense(c) => c.input_quant.reset_range(),
             SuperConv::Depthwise(c) => c.input_quant.reset_range(),
         }
+    }
+
+    /// This layer with its input quantizer passed through `f`.
+    pub(crate) fn map_act_quantizer(
+        self,
+        f: &mut impl FnMut(ActQuantizer) -> ActQuantizer,
+    ) -> Self {
+        let ConvBn { conv, bn } = self;
+        let conv = match conv {
+            SuperConv::Dense(mut c) => {
+                c.input_quant = f(c.input_quant);
+                SuperConv::Dense(c)
+            }
+            SuperConv::Depthwise(mut c) => {
+                c.input_quant = f(c.input_quant);
+                SuperConv::Depthwise(c)
+            }
+        };
+        ConvBn { conv, bn }
     }
 
     /// This layer with the batch norm's scale zeroed: its block starts as the identity.

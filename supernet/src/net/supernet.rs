@@ -13,7 +13,7 @@ use super::static_net::StaticNet;
 use super::traversal::{LayerAt, PlanLayers, run_plan};
 use crate::Phase;
 use crate::layers::{ConvBn, ElasticLinear, ElasticLinearConfig, dropout};
-use crate::quant::{ActQuantizerConfig, ActScaleMethod, Precision, WeightQuant};
+use crate::quant::{ActQuantizer, ActQuantizerConfig, ActScaleMethod, Precision, WeightQuant};
 
 /// Options of a new supernet.
 #[derive(Clone, Debug)]
@@ -40,15 +40,28 @@ impl SupernetConfig {
             | ActScaleMethod::Percentile { momentum, .. } => momentum,
             ActScaleMethod::Lsq { .. } => 0.1,
         };
-        let method = match space.quantization.activation_range {
+        let mut act_quant = default.act_quant;
+        act_quant.method = match space.quantization.activation_range {
             ActivationRange::Max => ActScaleMethod::RunningMax { momentum },
             ActivationRange::Percentile(percentile) => ActScaleMethod::Percentile {
                 percentile,
                 momentum,
             },
+            ActivationRange::Lsq => {
+                // every activation format a layer can take: the choices and the pins'
+                let q = &space.quantization;
+                let mut formats = q.activations.clone();
+                for p in &q.pins {
+                    if !formats.contains(&p.activations) {
+                        formats.push(p.activations);
+                    }
+                }
+                act_quant.lsq_formats = formats;
+                ActScaleMethod::Lsq { init_step: 1.0 }
+            }
         };
         SupernetConfig {
-            act_quant: default.act_quant.with_method(method),
+            act_quant,
             weight_quant: WeightQuant::for_space(space),
             ..default
         }
@@ -296,6 +309,58 @@ impl Supernet {
             n += 1;
         }
         n
+    }
+
+    /// This supernet with every activation quantizer passed through `f`, in traversal order.
+    fn map_act_quantizers(self, f: &mut impl FnMut(ActQuantizer) -> ActQuantizer) -> Supernet {
+        let Supernet {
+            stem,
+            blocks,
+            head_conv,
+            mut fc,
+            space,
+        } = self;
+        let stem = stem.map_act_quantizer(f);
+        let blocks = blocks
+            .into_iter()
+            .map(|b| SuperBlock {
+                layers: b
+                    .layers
+                    .into_iter()
+                    .map(|l| l.map_act_quantizer(f))
+                    .collect(),
+                shortcut: b.shortcut.map(|s| s.map_act_quantizer(f)),
+            })
+            .collect();
+        let head_conv = head_conv.map(|h| h.map_act_quantizer(f));
+        fc.input_quant = f(fc.input_quant);
+        Supernet {
+            stem,
+            blocks,
+            head_conv,
+            fc,
+            space,
+        }
+    }
+
+    /// With learned activation steps (`activation_range: Lsq`), this supernet with every step
+    /// initialized as the LSQ paper does, `2 * mean|x| / sqrt(Q_p)`, from one pass of the
+    /// largest member over `images` (the first training batch); unchanged otherwise. Batch
+    /// norm statistics are those of `images` afterwards.
+    ///
+    /// # Shapes
+    /// - `images`: `[batch, channels, height, width]`
+    pub fn init_lsq_steps(self, images: Tensor<4>) -> Supernet {
+        if self.space.quantization.activation_range != ActivationRange::Lsq {
+            return self;
+        }
+        let plan = self
+            .space
+            .plan(&self.space.largest())
+            .expect("the largest member of a valid space is valid");
+        self.reset_running_stats();
+        let _ = self.forward_plan(images, &plan, Phase::Recalibrate(0));
+        self.map_act_quantizers(&mut ActQuantizer::init_lsq_from_observed)
     }
 
     /// Resets every batch-norm statistic and activation range (before recalibrating a member).

@@ -11,7 +11,10 @@
 //!   training pass whatever format that pass uses, and never tied to an architecture.
 //! - [`ActScaleMethod::Lsq`] learns one step per candidate format (a [`Param`] of shape
 //!   `[n_formats]`), as in LSQ (Esser et al., 2020): the step receives the LSQ gradient, scaled
-//!   by `1 / sqrt(n_features * Q_p)`.
+//!   by `1 / sqrt(n_features * Q_p)`. Its running state holds the mean of `|x|` observed in
+//!   [`Phase::Recalibrate`] passes, from which [`ActQuantizer::init_lsq_from_observed`] sets
+//!   the steps as the paper does (`2 * mean|x| / sqrt(Q_p)`); the steps never depend on it
+//!   otherwise.
 
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
@@ -159,6 +162,12 @@ impl ActQuantizer {
     /// Panics under LSQ if `format` needs a scale and is not one of `lsq_formats`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>, format: Format, phase: Phase) -> Tensor<D> {
         if let ActScaleMethod::Lsq { .. } = self.method {
+            if let Phase::Recalibrate(_) = phase
+                && let Some(momentum) = phase.momentum(1.0)
+            {
+                let mean = self.magnitude(x.clone().detach()).mean();
+                self.update_range(mean, momentum);
+            }
             return self.forward_lsq(x, format);
         }
         let range = match phase.momentum(self.momentum()) {
@@ -223,11 +232,32 @@ impl ActQuantizer {
     ///
     /// # Shapes
     /// - `x`: any shape
-    pub fn init_lsq_steps<const D: usize>(mut self, x: Tensor<D>) -> Self {
+    pub fn init_lsq_steps<const D: usize>(self, x: Tensor<D>) -> Self {
+        let mean_abs = f64::from(x.detach().abs().mean().into_scalar::<f32>());
+        self.with_lsq_steps_from(mean_abs)
+    }
+
+    /// Sets every LSQ step as [`ActQuantizer::init_lsq_steps`] does, from the mean of `|x|`
+    /// (of `max(x, 0)` for unsigned quantizers) observed in the [`Phase::Recalibrate`] passes
+    /// since the last [`ActQuantizer::reset_range`]. Does nothing for the other methods, or
+    /// when nothing was observed.
+    pub fn init_lsq_from_observed(self) -> Self {
+        if self.steps.is_none() {
+            return self;
+        }
+        let device = self.range.value().device();
+        let observed = f64::from(self.running_range(&device).into_scalar::<f32>());
+        if observed > 0.0 {
+            self.with_lsq_steps_from(observed)
+        } else {
+            self
+        }
+    }
+
+    fn with_lsq_steps_from(mut self, mean_abs: f64) -> Self {
         let Some(steps) = self.steps.take() else {
             return self;
         };
-        let mean_abs = f64::from(x.detach().abs().mean().into_scalar::<f32>());
         let mut values: Vec<f32> = self
             .lsq_formats
             .iter()
@@ -274,6 +304,15 @@ impl ActQuantizer {
         ))
     }
 
+    /// `|x|`, or `max(x, 0)` for unsigned quantizers.
+    fn magnitude<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        if self.signed {
+            x.abs()
+        } else {
+            x.clamp_min(0.0)
+        }
+    }
+
     /// The range of one batch, shape `[1]`, detached.
     fn batch_range<const D: usize>(&self, x: Tensor<D>) -> Tensor<1> {
         let x = x.detach();
@@ -283,11 +322,7 @@ impl ActQuantizer {
             // one pass, no temporary: the same maximum
             return crate::kernels::ext::range_max(x, self.signed);
         }
-        let magnitude = if self.signed {
-            x.abs()
-        } else {
-            x.clamp_min(0.0)
-        };
+        let magnitude = self.magnitude(x);
         match self.method {
             ActScaleMethod::Percentile { percentile, .. } => {
                 let flat: Tensor<1> = magnitude.flatten(0, D - 1);
@@ -352,13 +387,17 @@ impl ActQuantizer {
             .add(scaled.clone().sub(scaled.detach()))
             .reshape([1; D]);
 
-        let y = x.div(step.clone()).clamp(-q_n as f32, q_p as f32);
+        let y = x.clone().div(step.clone()).clamp(-q_n as f32, q_p as f32);
         let rounded = match format {
             Format::Int(_) => y.clone().detach().round(),
             Format::Float { .. } => round_to_float(y.clone(), format),
         };
         let y_q = y.clone().add(rounded.sub(y).detach());
-        y_q.mul(step)
+        let lsq = y_q.mul(step.clone());
+        // The values of the fixed quantizer an extracted network gets (the same function, so
+        // the two agree bit for bit), the gradients of LSQ.
+        let values = fake_quantize(x.detach(), format, Some(step.detach()), self.signed);
+        lsq.clone().sub(lsq.detach()).add(values)
     }
 }
 
