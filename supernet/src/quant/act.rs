@@ -325,12 +325,18 @@ impl ActQuantizer {
         let magnitude = self.magnitude(x);
         match self.method {
             ActScaleMethod::Percentile { percentile, .. } => {
-                let flat: Tensor<1> = magnitude.flatten(0, D - 1);
-                let n = flat.dims()[0];
-                // Nearest rank: the smallest value with at least p% of the values <= it.
+                // Nearest rank: the smallest value with at least p% of the values <= it. A
+                // selection on the host: linear time, where a top-k of the tensor sorts.
+                let device = magnitude.device();
+                let mut values = magnitude
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("a float tensor's values read as f32");
+                let n = values.len();
                 let rank = ((percentile / 100.0 * n as f64).ceil() as usize).clamp(1, n);
-                let k = n - rank + 1;
-                flat.topk(k, 0).slice(k - 1..k)
+                let (_, &mut at, _) = values.select_nth_unstable_by(rank - 1, f32::total_cmp);
+                Tensor::from_data(TensorData::new(vec![at], [1]), &device)
             }
             _ => magnitude.max(),
         }

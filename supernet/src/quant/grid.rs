@@ -87,7 +87,7 @@ pub(crate) fn floor_log2(a: f64) -> i32 {
 
 /// Parameters of a floating-point format used by the encoder.
 #[derive(Clone, Copy, Debug)]
-struct FloatGrid {
+pub(crate) struct FloatGrid {
     exp: u32,
     man: u32,
     bias: i32,
@@ -208,6 +208,44 @@ pub fn round_scalar(y: f32, format: Format, signed: bool) -> f32 {
     }
 }
 
+/// [`round_scalar`] for one format, with the grid's parameters worked out once (for loops
+/// over many values, such as the weight-range search).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rounder {
+    /// Integer codes `lo..=hi`.
+    Int(i64, i64),
+    /// A floating-point grid.
+    Float(FloatGrid),
+}
+
+impl Rounder {
+    /// The rounder of `format` (integer codes signed or not; floats are always signed).
+    pub(crate) fn new(format: Format, signed: bool) -> Rounder {
+        match format {
+            Format::Int(bits) => {
+                let (lo, hi) = int_code_range(bits, signed);
+                Rounder::Int(lo, hi)
+            }
+            Format::Float { exp, man } => Rounder::Float(FloatGrid::new(exp, man)),
+        }
+    }
+
+    /// `round_scalar(y, format, signed)`.
+    pub(crate) fn round(&self, y: f32) -> f32 {
+        match *self {
+            Rounder::Int(lo, hi) => int_code(y, lo, hi) as f32,
+            Rounder::Float(grid) => {
+                if y.is_nan() {
+                    return f32::NAN;
+                }
+                let (e, r) = grid.round_magnitude(f64::from(y).abs());
+                let v = (r as f64 * pow2(e - grid.man as i32)) as f32;
+                if y.is_sign_negative() { -v } else { v }
+            }
+        }
+    }
+}
+
 /// The integer code nearest to `y` (ties to even), clamped to `[lo, hi]`. NaN gives 0.
 pub fn int_code(y: f32, lo: i64, hi: i64) -> i64 {
     let r = f64::from(y).round_ties_even();
@@ -245,7 +283,30 @@ pub fn snap_scale_scalar(scale: f32, significant_bits: u32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::test_util::small_float_formats;
+    use crate::quant::test_util::{float_probe_values, small_float_formats};
+
+    #[test]
+    fn the_rounder_rounds_as_round_scalar() {
+        let mut formats: Vec<Format> = (2..=8).map(Format::Int).collect();
+        formats.extend(small_float_formats());
+        formats.extend([Format::FP16, Format::BF16]);
+        for format in formats {
+            let probes = match format.float_values() {
+                Some(grid) => float_probe_values(&grid),
+                None => (-600..=600).map(|i| i as f32 * 0.25 + 0.01).collect(),
+            };
+            for signed in [true, false] {
+                let r = Rounder::new(format, signed);
+                for &y in probes
+                    .iter()
+                    .chain(&[0.0, -0.0, 1e30, -1e30, f32::INFINITY])
+                {
+                    let (a, b) = (r.round(y), round_scalar(y, format, signed));
+                    assert!(a == b, "{format} signed {signed}: {y} -> {a} vs {b}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn codes_enumerate_exactly_the_float_values() {

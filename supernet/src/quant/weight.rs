@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use spaces::{Format, Space, WeightRange};
 
-use super::grid::{grid_max, grid_significant_bits, round_scalar, snap_scale_scalar};
+use super::grid::{Rounder, grid_max, grid_significant_bits, snap_scale_scalar};
 use super::round::snap_scale;
 use super::{FloatScaling, fake_quantize};
 
@@ -129,6 +129,7 @@ pub fn mse_channel_scales(
     }
     let top = grid_max(format, true) as f32;
     let bits = grid_significant_bits(format, true);
+    let rounder = Rounder::new(format, true);
     per_channel
         .iter()
         .map(|w| {
@@ -142,7 +143,7 @@ pub fn mse_channel_scales(
             let error = |scale: f32| -> f64 {
                 w.iter()
                     .map(|&x| {
-                        let q = round_scalar(x / scale, format, true) * scale;
+                        let q = rounder.round(x / scale) * scale;
                         let d = f64::from(x) - f64::from(q);
                         d * d
                     })
