@@ -2,7 +2,11 @@
 //! a [`WeightRange`]: its maximum magnitude, or the clipped range of least squared error. A pure
 //! function of the weight tensor, the format and the [`WeightQuant`] policy; no state.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use burn::tensor::{Tensor, TensorData};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spaces::{Format, Space, WeightRange};
 
@@ -123,6 +127,15 @@ pub fn mse_channel_scales(
     stride: usize,
     format: Format,
 ) -> Vec<f32> {
+    let key = MemoKey {
+        hash: hash_values(values),
+        format,
+        channels,
+        stride,
+    };
+    if let Some(scales) = MEMO.with(|m| m.borrow().get(&key, values)) {
+        return scales;
+    }
     let mut per_channel: Vec<Vec<f32>> = vec![Vec::new(); channels];
     for (i, &w) in values.iter().enumerate() {
         per_channel[(i / stride) % channels].push(w);
@@ -130,52 +143,119 @@ pub fn mse_channel_scales(
     let top = grid_max(format, true) as f32;
     let bits = grid_significant_bits(format, true);
     let rounder = Rounder::new(format, true);
-    per_channel
-        .iter()
-        .map(|w| {
-            let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
-            let scale_at = |ratio: f64| {
-                snap_scale_scalar(
-                    ((ratio * f64::from(max)) as f32 / top).max(f32::MIN_POSITIVE),
-                    bits,
-                )
-            };
-            let error = |scale: f32| -> f64 {
-                w.iter()
-                    .map(|&x| {
-                        let q = rounder.round(x / scale) * scale;
-                        let d = f64::from(x) - f64::from(q);
-                        d * d
-                    })
-                    .sum()
-            };
-            let mut best = (1.0f64, scale_at(1.0));
-            let mut best_error = error(best.1);
-            if max == 0.0 || best_error == 0.0 {
-                return best.1;
+    let search = |w: &Vec<f32>| channel_scale(w, top, bits, rounder);
+    // channels are independent: split them over the threads when there is enough work
+    let scales: Vec<f32> = if values.len() >= PARALLEL_VALUES {
+        per_channel.par_iter().map(search).collect()
+    } else {
+        per_channel.iter().map(search).collect()
+    };
+    MEMO.with(|m| m.borrow_mut().insert(key, values, scales.clone()));
+    scales
+}
+
+/// Tensors of at least this many values search their channels on several threads.
+const PARALLEL_VALUES: usize = 16_384;
+
+/// The least-squared-error scale of one channel's weights `w` (see [`mse_channel_scales`]).
+fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) -> f32 {
+    let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
+    let scale_at = |ratio: f64| {
+        snap_scale_scalar(
+            ((ratio * f64::from(max)) as f32 / top).max(f32::MIN_POSITIVE),
+            bits,
+        )
+    };
+    let error = |scale: f32| -> f64 {
+        w.iter()
+            .map(|&x| {
+                let q = rounder.round(x / scale) * scale;
+                let d = f64::from(x) - f64::from(q);
+                d * d
+            })
+            .sum()
+    };
+    let mut best = (1.0f64, scale_at(1.0));
+    let mut best_error = error(best.1);
+    if max == 0.0 || best_error == 0.0 {
+        return best.1;
+    }
+    let mut consider = |ratio: f64, best: &mut (f64, f32)| {
+        let scale = scale_at(ratio);
+        let e = error(scale);
+        if e < best_error {
+            *best = (ratio, scale);
+            best_error = e;
+        }
+    };
+    for k in 1..COARSE_RATIOS {
+        consider(1.0 - 0.05 * k as f64, &mut best);
+    }
+    let centre = best.0;
+    for k in 1..=FINE_RATIOS {
+        for ratio in [centre + 0.005 * k as f64, centre - 0.005 * k as f64] {
+            if ratio > 0.0 && ratio < 1.0 {
+                consider(ratio, &mut best);
             }
-            let consider = |ratio: f64, best: &mut (f64, f32), best_error: &mut f64| {
-                let scale = scale_at(ratio);
-                let e = error(scale);
-                if e < *best_error {
-                    *best = (ratio, scale);
-                    *best_error = e;
-                }
-            };
-            for k in 1..COARSE_RATIOS {
-                consider(1.0 - 0.05 * k as f64, &mut best, &mut best_error);
-            }
-            let centre = best.0;
-            for k in 1..=FINE_RATIOS {
-                for ratio in [centre + 0.005 * k as f64, centre - 0.005 * k as f64] {
-                    if ratio > 0.0 && ratio < 1.0 {
-                        consider(ratio, &mut best, &mut best_error);
-                    }
-                }
-            }
-            best.1
-        })
-        .collect()
+        }
+    }
+    best.1
+}
+
+/// A 64-bit FNV-1a hash of the values' bits (the memo's key; a hit also compares the values).
+fn hash_values(values: &[f32]) -> u64 {
+    values.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+        (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What a memo entry was computed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct MemoKey {
+    hash: u64,
+    format: Format,
+    channels: usize,
+    stride: usize,
+}
+
+/// Values held by the memo of one thread before it is emptied (16 MiB).
+const MEMO_VALUES: usize = 1 << 22;
+
+/// Recent results of [`mse_channel_scales`], per thread. The function is pure; the memo only
+/// spares recomputing it for weights that did not change between forward passes (evaluating a
+/// member recalibrates and measures it over many batches with the same weights). Each entry
+/// keeps its values, so a hit is an exact match, never a hash collision.
+#[derive(Default)]
+struct Memo {
+    entries: HashMap<MemoKey, (Vec<f32>, Vec<f32>)>,
+    held: usize,
+}
+
+impl Memo {
+    fn get(&self, key: &MemoKey, values: &[f32]) -> Option<Vec<f32>> {
+        self.entries
+            .get(key)
+            .filter(|(v, _)| v.as_slice() == values)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn insert(&mut self, key: MemoKey, values: &[f32], scales: Vec<f32>) {
+        if values.len() > MEMO_VALUES {
+            return;
+        }
+        if self.held + values.len() > MEMO_VALUES {
+            self.entries.clear();
+            self.held = 0;
+        }
+        self.held += values.len();
+        if let Some((old, _)) = self.entries.insert(key, (values.to_vec(), scales)) {
+            self.held -= old.len();
+        }
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
 
 /// Fake-quantizes a weight tensor to `format`: signed, symmetric, per output channel along
@@ -330,6 +410,15 @@ mod tests {
         let w = [1.0f32, 0.5, 0.5, 0.5, -0.5, 0.1];
         let s = mse_channel_scales(&w, 1, 6, Format::Int(2));
         assert!((s[0] - 0.6).abs() < 1e-3, "{s:?}");
+        // The memo gives the same answer, and does not answer for other values, formats or
+        // layouts: the largest weight at 2 moves the scale.
+        assert_eq!(mse_channel_scales(&w, 1, 6, Format::Int(2)), s);
+        let mut moved = w;
+        moved[0] = 2.0;
+        assert_ne!(mse_channel_scales(&moved, 1, 6, Format::Int(2)), s);
+        assert_ne!(mse_channel_scales(&w, 1, 6, Format::Int(3)), s);
+        assert_eq!(mse_channel_scales(&w, 2, 3, Format::Int(2)).len(), 2);
+        assert_eq!(mse_channel_scales(&w, 1, 6, Format::Int(2)), s);
         // A channel already on its max-scaled grid, and an all-zero one, keep their scales.
         let on_grid = [0.75f32, -0.25, 0.5, 0.0, 0.0, 0.0];
         let s = mse_channel_scales(&on_grid, 2, 3, Format::Int(3));
