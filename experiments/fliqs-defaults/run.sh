@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=experiments/fliqs-defaults
 run=${RUN:-runs/fliqs-defaults}
-out=$here/results
+out=${OUT:-$here/results}
 mkdir -p "$out"
 cargo build --release --locked --bin qnas -p qnas-cli
 cargo build --release --locked -p qnas-search --example fliqs_convergence
