@@ -18,8 +18,9 @@
 //!
 //! # Activations
 //! Integer formats of up to 16 bits become `QuantizeLinear -> DequantizeLinear` with a zero
-//! point of the smallest ONNX integer type that holds the codes (`INT4`/`UINT4`, `INT8`/`UINT8`,
-//! `INT16`/`UINT16`), preceded by a `Clip` to the code range where the type's range is wider
+//! point of the smallest ONNX integer type of at least 8 bits that holds the codes (`INT8`/`UINT8`,
+//! `INT16`/`UINT16`; onnxruntime 1.32 mishandles 4-bit activation types), preceded by a `Clip`
+//! to the code range where the type's range is wider
 //! (qnas's signed codes are symmetric, `±(2^(b-1) - 1)`). e4m3 and e5m2 use `FLOAT8E4M3FN` /
 //! `FLOAT8E5M2` (saturating), fp16 and bf16 a `Cast` there and back after a saturating `Clip`.
 //! **Fallback**: activation formats with no ONNX type (integers above 16 bits, the other
@@ -50,7 +51,6 @@ const FLOAT16: i32 = 10;
 const BFLOAT16: i32 = 16;
 const FLOAT8E4M3FN: i32 = 17;
 const FLOAT8E5M2: i32 = 19;
-const UINT4: i32 = 21;
 const INT4: i32 = 22;
 
 /// An exported graph.
@@ -237,11 +237,12 @@ impl Graph {
         match f {
             Format::Int(b) if b <= 16 => {
                 let (lo, hi) = int_code_range(b, q.signed);
-                // 2- and 3-bit codes use 8-bit types behind a Clip: onnxruntime 1.32 cannot fold
-                // a Clip into a QuantizeLinear with a 4-bit unsigned zero point
+                // codes of 2 to 4 bits use 8-bit types behind a Clip: onnxruntime 1.32 cannot
+                // fold a Clip into a QuantizeLinear with a 4-bit unsigned zero point, and its
+                // QDQ fusion turns a 4-bit Q/DQ before a Conv into a QLinearConv that it then
+                // rejects ("Type 'tensor(uint4)' ... of operator (QLinearConv) is invalid",
+                // measured with an int4 input to a conv with fp32 weights)
                 let (dtype, tlo, thi) = match (b, q.signed) {
-                    (4, true) => (INT4, -8, 7),
-                    (4, false) => (UINT4, 0, 15),
                     (..=8, true) => (INT8, -128, 127),
                     (..=8, false) => (UINT8, 0, 255),
                     (_, true) => (INT16, -32768, 32767),
