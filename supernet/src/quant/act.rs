@@ -284,10 +284,7 @@ impl ActQuantizer {
     }
 
     fn is_scaled(&self, format: Format) -> bool {
-        match format {
-            Format::Int(_) => true,
-            Format::Float { .. } => self.float_scaling.applies(format),
-        }
+        self.float_scaling.scales(format)
     }
 
     /// `range / grid_max`, at least `f32::MIN_POSITIVE`, snapped to an exact grid.

@@ -74,6 +74,15 @@ pub enum FloatScaling {
 }
 
 impl FloatScaling {
+    /// True when a tensor quantized to `format` gets a scale: always for integer formats,
+    /// for floating-point formats when [`FloatScaling::applies`], never for fp32.
+    pub fn scales(self, format: Format) -> bool {
+        match format {
+            Format::Int(_) => true,
+            Format::Float { .. } => self.applies(format),
+        }
+    }
+
     /// True when a tensor quantized to `format` is scaled first. Never for integer formats
     /// (which are always scaled) or fp32 (which is not quantized).
     pub fn applies(self, format: Format) -> bool {

@@ -42,10 +42,7 @@ impl WeightQuant {
 
     /// Whether `format` gets a scale under this policy (integers always; fp32 never).
     pub fn scales(self, format: Format) -> bool {
-        match format {
-            Format::Int(_) => true,
-            Format::Float { .. } => self.float_scaling.applies(format),
-        }
+        self.float_scaling.scales(format)
     }
 }
 
@@ -331,28 +328,37 @@ mod tests {
         formats
     }
 
+    /// Four channels of 27 weights of very different magnitudes, the last all zero.
+    fn gained_weights(device: &Device) -> Tensor<4> {
+        let w = pseudo_random([4, 3, 3, 3], 1.0, 7, device);
+        let gains =
+            Tensor::<4>::from_floats([[[[0.02f32]]], [[[1.0]]], [[[37.0]]], [[[0.0]]]], device);
+        w.mul(gains)
+    }
+
+    /// `w` (from [`gained_weights`]) quantized under `quant`, checked to lie on the grid of
+    /// its scales, to quantize to itself again, bit for bit, and to keep the all-zero channel
+    /// zero.
+    fn quantized_on_grid(w: &Tensor<4>, format: Format, quant: WeightQuant) -> Vec<f32> {
+        let qv = values_of(fake_quantize_weight(w.clone(), format, 0, quant));
+        let scales = match weight_scale(w.clone(), format, 0, quant) {
+            Some(s) => values_of(s),
+            None => vec![1.0; 4],
+        };
+        assert_on_grid(&qv, &scales, 27, format);
+        let q = Tensor::<4>::from_data(TensorData::new(qv.clone(), [4, 3, 3, 3]), &w.device());
+        let qq = values_of(fake_quantize_weight(q, format, 0, quant));
+        assert_eq!(qq, qv, "{format} {quant:?}");
+        assert!(qv[81..].iter().all(|&v| v == 0.0));
+        qv
+    }
+
     #[test]
     fn weights_land_on_the_grid_and_requantize_to_themselves() {
-        let device = Device::flex();
-        // Channels of very different magnitudes, one all-zero channel.
-        let w = pseudo_random([4, 3, 3, 3], 1.0, 7, &device);
-        let gains =
-            Tensor::<4>::from_floats([[[[0.02f32]]], [[[1.0]]], [[[37.0]]], [[[0.0]]]], &device);
-        let w = w.mul(gains);
+        let w = gained_weights(&Device::flex());
         for format in formats_up_to_8_bits() {
             for scaling in [FloatScaling::Minifloats, FloatScaling::None] {
-                let q = fake_quantize_weight(w.clone(), format, 0, max(scaling));
-                let qv = values_of(q.clone());
-                let scales = match weight_scale(w.clone(), format, 0, max(scaling)) {
-                    Some(s) => values_of(s),
-                    None => vec![1.0; 4],
-                };
-                assert_on_grid(&qv, &scales, 27, format);
-                // Quantizing twice equals quantizing once, bit for bit.
-                let qq = values_of(fake_quantize_weight(q, format, 0, max(scaling)));
-                assert_eq!(qq, qv, "{format} {scaling:?}");
-                // The all-zero channel stays zero.
-                assert!(qv[81..].iter().all(|&v| v == 0.0));
+                quantized_on_grid(&w, format, max(scaling));
             }
         }
     }
@@ -429,10 +435,7 @@ mod tests {
     #[test]
     fn mse_weights_land_on_the_grid_requantize_to_themselves_and_err_less() {
         let device = Device::flex();
-        let w = pseudo_random([4, 3, 3, 3], 1.0, 7, &device);
-        let gains =
-            Tensor::<4>::from_floats([[[[0.02f32]]], [[[1.0]]], [[[37.0]]], [[[0.0]]]], &device);
-        let w = w.mul(gains);
+        let w = gained_weights(&device);
         let wv = values_of(w.clone());
         let sq_error = |q: &[f32]| -> f64 {
             wv.iter()
@@ -443,20 +446,12 @@ mod tests {
         let mut strictly_better = 0;
         for format in formats_up_to_8_bits() {
             for scaling in [FloatScaling::Minifloats, FloatScaling::None] {
-                let q = fake_quantize_weight(w.clone(), format, 0, mse(scaling));
-                let qv = values_of(q.clone());
-                let scales = match weight_scale(w.clone(), format, 0, mse(scaling)) {
-                    Some(s) => values_of(s),
-                    None => vec![1.0; 4],
-                };
-                assert_on_grid(&qv, &scales, 27, format);
-                let qq = values_of(fake_quantize_weight(q.clone(), format, 0, mse(scaling)));
-                assert_eq!(qq, qv, "{format} {scaling:?}");
+                let qv = quantized_on_grid(&w, format, mse(scaling));
                 // Max-scaling the MSE grid gives it back too (an exported model's weights read
                 // by a tool that only knows max scaling).
+                let q = Tensor::<4>::from_data(TensorData::new(qv.clone(), [4, 3, 3, 3]), &device);
                 let qm = values_of(fake_quantize_weight(q, format, 0, max(scaling)));
                 assert_eq!(qm, qv, "{format} {scaling:?}");
-                assert!(qv[81..].iter().all(|&v| v == 0.0));
                 let at_max = values_of(fake_quantize_weight(w.clone(), format, 0, max(scaling)));
                 let (e_mse, e_max) = (sq_error(&qv), sq_error(&at_max));
                 assert!(e_mse <= e_max * (1.0 + 1e-9), "{format}: {e_mse} > {e_max}");
