@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use qnas_cli::backend::BackendKind;
 use qnas_cli::correlate::{
-    self, CorrelateOptions, CorrelateProgress, CorrelateReport, with_interval,
+    self, CorrelateOptions, CorrelateProgress, CorrelateReport, EvalSplit, with_interval,
 };
 
 #[derive(Debug, Args)]
@@ -43,10 +43,16 @@ pub struct CorrelateArgs {
     /// Seed of the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The images both accuracies are measured on: `test` (the data set's test files, which
+    /// neither training nor the search saw; the default where the data set has them) or
+    /// `validation` (where the search ranked its members; its front members' supernet
+    /// accuracies there are biased upwards by the choice).
+    #[arg(long, value_parser = crate::common::named(&EvalSplit::ALL, EvalSplit::name))]
+    pub split: Option<EvalSplit>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
-    /// Print the report as JSON (schema `qnas.correlate/1`, see docs/json.md).
+    /// Print the report as JSON (schema `qnas.correlate/2`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -123,13 +129,14 @@ fn pct(x: f64) -> String {
 pub fn table(r: &CorrelateReport) -> String {
     let a = &r.analysis;
     let mut s = format!(
-        "supernet vs stand-alone training: {} members of {} evaluated, {} steps each alone ({} seed{}), {} validation images\n\n",
+        "supernet vs stand-alone training: {} members of {} evaluated, {} steps each alone ({} seed{}), {} {} images\n\n",
         r.members,
         r.evaluated,
         r.steps,
         r.seeds,
         if r.seeds == 1 { "" } else { "s" },
-        r.validation_images
+        r.images,
+        r.split.name()
     );
     s += &format!(
         "  Kendall tau-b      {}\n  Spearman rho       {}\n  top-{} overlap      {}\n",
@@ -162,8 +169,9 @@ pub fn table(r: &CorrelateReport) -> String {
         ))
     );
     s += &format!(
-        "  (95% intervals: {} bootstrap replicates over validation images and members; gap = supernet - alone)\n\n",
-        a.replicates
+        "  (95% intervals: {} bootstrap replicates over the {} images and the members; gap = supernet - alone)\n\n",
+        a.replicates,
+        r.split.name()
     );
     s += &format!(
         "  {:>3} {:>1} {:>11}  {:>7} {:>17}  {:>7} {:>17} {:>7}  {:>26}  {}\n",
@@ -233,6 +241,7 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
         top_k: a.top_k,
         replicates: a.bootstrap,
         seed: a.seed,
+        split: a.split,
         device,
     };
     let mut progress = Progress {

@@ -247,7 +247,7 @@ impl Ctx<'_> {
             message,
         };
         ev.with_member(worker, &row.arch, |net, plan| {
-            self.write_member(ev.validation(), net, plan, p)
+            self.write_member(ev.images(), net, plan, p)
         })
         .map_err(|e| bad_front(e.to_string()))?
     }

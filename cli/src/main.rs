@@ -113,12 +113,14 @@ enum Command {
     /// scratch and compare their accuracy with the supernet's (Kendall tau-b, Spearman rho,
     /// top-k overlap, each member's gap, with bootstrap intervals).
     #[command(
-        after_help = "Examples:\n  qnas correlate runs/mnist --members 16\n  qnas correlate runs/mnist --members 24 --jobs 2 --json\n  qnas correlate spaces/presets/digits.ron --run runs/d --members 6 --steps 100\n\n\
+        after_help = "Examples:\n  qnas correlate runs/mnist --members 16\n  qnas correlate runs/mnist --members 24 --jobs 2 --json\n  qnas correlate spaces/presets/digits.ron --run runs/d --members 6 --steps 100\n  qnas correlate runs/mnist --split validation\n\n\
                       Every member of the search's front is trained, then members spread over cost and\n\
                       accuracy. Each trains in RUN/correlate/alone/<member>-s<steps>/ with the space's\n\
                       recipe (its formats fake-quantized from step 0, no distillation); run the same\n\
                       command again after an interruption and finished members are kept, started ones\n\
-                      resume. Writes correlate.json, correlate.csv, correlate.svg and correlate.png."
+                      resume. Both accuracies of a member are measured on the data set's test files\n\
+                      (the search ranked on the validation split, which favours its front there).\n\
+                      Writes correlate.json, correlate.csv, correlate.svg and correlate.png."
     )]
     Correlate(crate::cli_correlate::CorrelateArgs),
 }

@@ -206,8 +206,11 @@ fn correlate_reports_resumes_and_checks_its_input() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = json(&out);
-    assert_eq!(r["schema"], "qnas.correlate/1");
+    assert_eq!(r["schema"], "qnas.correlate/2");
     assert_eq!(r["members"], k);
+    // measured on the test files by default: the digits' 359 test images
+    assert_eq!(r["split"], "test");
+    assert_eq!(r["images"], 359);
     let results = r["results"].as_array().unwrap();
     assert_eq!(results.len(), k);
     // every front member is among them, first
@@ -215,8 +218,9 @@ fn correlate_reports_resumes_and_checks_its_input() {
     assert_eq!(fronts, front_len(&run));
     assert!(results[..fronts].iter().all(|m| m["front"] == true));
     for m in results {
-        // the supernet's accuracy, measured again, is the search's
-        assert_eq!(m["supernet"]["accuracy"], m["search_accuracy"], "{m}");
+        // the stand-alone test accuracy is the one its own training reported
+        assert_eq!(m["alone"]["seeds"][0], m["alone_test"][0], "{m}");
+        assert_eq!(m["supernet"]["total"], 359, "{m}");
         let gap = m["gap"]["value"].as_f64().unwrap();
         let diff =
             m["supernet"]["accuracy"].as_f64().unwrap() - m["alone"]["accuracy"].as_f64().unwrap();
@@ -259,7 +263,7 @@ fn correlate_reports_resumes_and_checks_its_input() {
         "--json",
     ]);
     assert_eq!(
-        json(&alone)["alone"]["validation"]["correct"],
+        json(&alone)["alone"]["test"]["correct"],
         results[k - 1]["alone"]["seeds"][0]["correct"]
     );
 
@@ -296,6 +300,16 @@ fn correlate_reports_resumes_and_checks_its_input() {
     // nothing left to train: a third run trains nothing
     let third = json(&correlate(&run, k, &[]));
     assert_eq!(third["training_seconds"], 0.0);
+
+    // on the validation split, where the search measured: the supernet's accuracy, measured
+    // again, is the search's, and the trainings are reused
+    let val = json(&correlate(&run, k, &["--split", "validation"]));
+    assert_eq!(val["split"], "validation");
+    assert_eq!(val["training_seconds"], 0.0);
+    for m in val["results"].as_array().unwrap() {
+        assert_eq!(m["supernet"]["accuracy"], m["search_accuracy"], "{m}");
+        assert_ne!(m["supernet"]["total"], 359, "{m}");
+    }
 
     // a second seed per member: the first seed's trainings are kept, the mean is reported
     let two = json(&correlate(&run, k, &["--seeds", "2"]));

@@ -34,7 +34,9 @@ pub struct SupernetEvaluator<'a> {
     /// One set of supernet copies per worker (each recalibrates its own statistics).
     workers: Vec<Vec<Supernet>>,
     train: BatchLoader,
-    validation: BatchLoader,
+    /// The images members are measured on: the validation split unless [`Self::measuring_on`]
+    /// chose others.
+    images: BatchLoader,
     cfg: EvalConfig,
 }
 
@@ -81,7 +83,7 @@ impl<'a> SupernetEvaluator<'a> {
             trainer,
             workers: sets,
             train: data.train_loader(bs)?,
-            validation: data.validation_loader(bs.max(100))?,
+            images: data.validation_loader(bs.max(100))?,
             cfg: EvalConfig {
                 recalibration_batches: space.train.recalibration_batches as usize,
                 recalibration_epoch: 0,
@@ -94,9 +96,19 @@ impl<'a> SupernetEvaluator<'a> {
         self.workers.len()
     }
 
-    /// The validation loader members are measured on.
-    pub fn validation(&self) -> &BatchLoader {
-        &self.validation
+    /// The loader members are measured on (the validation split unless
+    /// [`Self::measuring_on`] chose others).
+    pub fn images(&self) -> &BatchLoader {
+        &self.images
+    }
+
+    /// The same evaluator measuring on `images` (an in-order loader, e.g. over the test files,
+    /// normalized with the training part's statistics) instead of the validation split;
+    /// recalibration still takes the training split's batches. For judging a search after
+    /// the fact (`qnas correlate`): the search itself must only see the validation split.
+    pub fn measuring_on(mut self, images: BatchLoader) -> Self {
+        self.images = images;
+        self
     }
 
     /// Recalibrates `arch` on worker `worker`'s copy of its supernet and hands that network and
@@ -116,7 +128,7 @@ impl<'a> SupernetEvaluator<'a> {
     pub fn accuracy(&self, worker: usize, arch: &Arch) -> Result<Accuracy, ArchError> {
         self.with_member(worker, arch, |net, plan| {
             let device = net.stem.bn.gamma.val().device();
-            evaluate_plan(net, plan, self.validation.epoch(0, &device))
+            evaluate_plan(net, plan, self.images.epoch(0, &device))
         })
     }
 
@@ -125,7 +137,7 @@ impl<'a> SupernetEvaluator<'a> {
     pub fn per_image(&self, worker: usize, arch: &Arch) -> Result<Vec<bool>, ArchError> {
         self.with_member(worker, arch, |net, plan| {
             let device = net.stem.bn.gamma.val().device();
-            correct_per_image(net, plan, self.validation.epoch(0, &device))
+            correct_per_image(net, plan, self.images.epoch(0, &device))
         })
     }
 

@@ -1,7 +1,7 @@
 //! The statistics of `qnas correlate`: how well the supernet's accuracies of members agree
 //! with their stand-alone accuracies, each figure with a bootstrap interval.
 //!
-//! Both accuracies of a member are measured on the same validation images, so the analysis
+//! Both accuracies of a member are measured on the same images, so the analysis
 //! works from per-image records (correct or not). A bootstrap replicate resamples the images
 //! (with replacement, the same images for both sides of every member: a paired comparison) and,
 //! for the rank statistics, the members too; the interval is the percentile interval over the

@@ -1,8 +1,14 @@
 //! `qnas correlate`: how far a run's front can be trusted. Members of the search's evaluated
 //! set (every front member, the rest spread over cost and accuracy) are each trained alone
-//! from scratch with the space's recipe, and their stand-alone validation accuracy is compared
-//! with the supernet's: Kendall tau-b, Spearman rho, top-k overlap and each member's gap, with
-//! bootstrap intervals. Nothing here prints.
+//! from scratch with the space's recipe, and their stand-alone accuracy is compared with the
+//! supernet's: Kendall tau-b, Spearman rho, top-k overlap and each member's gap, with bootstrap
+//! intervals. Nothing here prints.
+//!
+//! Both accuracies of a member are measured on the same images: the data set's test files
+//! by default ([`EvalSplit::Test`]). The search chose its front on the validation split, so the
+//! supernet's validation accuracies of front members carry the winner's curse (they were chosen
+//! because they came out high on those images); the test files hold no such bias and are
+//! usually larger. `--split validation` measures where the search measured.
 //!
 //! Outputs in `RUN/correlate/`: `alone/<member>-s<steps>/` (a normal run folder per member:
 //! checkpoints, `train.json`; an interrupted correlate resumes them), `correlate.json`,
@@ -17,7 +23,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use burn::tensor::Device;
-use evaluators::data::SearchData;
+use evaluators::data::{BatchLoader, DataError, SearchData};
 use evaluators::{Accuracy, Measured, SupernetEvaluator};
 use search::SearchError;
 use search::driver::saved_rows;
@@ -30,16 +36,39 @@ use supernet::{StepReport, TrainError, Trainer};
 
 use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
 use crate::run_dir::RunDir;
-use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from};
+use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from, test_loader};
 use crate::train_cmd::{Job, TrainCmdError, TrainProgress, train_job};
 pub use analysis::{Analysis, Estimate, Paired, analyse};
 pub use select::{MIN_MEMBERS, SelectError, select};
 
 /// Schema tag of [`CorrelateReport`].
-pub const CORRELATE_SCHEMA: &str = "qnas.correlate/1";
+pub const CORRELATE_SCHEMA: &str = "qnas.correlate/2";
 
 /// Confidence of every interval `qnas correlate` reports.
 pub use evaluators::CONFIDENCE;
+
+/// The images both accuracies of every member are measured on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalSplit {
+    /// The data set's test files, which neither training nor the search saw.
+    Test,
+    /// The validation split the search ranked its members on.
+    Validation,
+}
+
+impl EvalSplit {
+    /// Both, in the order the command line lists them.
+    pub const ALL: [EvalSplit; 2] = [EvalSplit::Test, EvalSplit::Validation];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvalSplit::Test => "test",
+            EvalSplit::Validation => "validation",
+        }
+    }
+}
 
 /// What to correlate and how.
 #[derive(Clone, Debug)]
@@ -64,6 +93,9 @@ pub struct CorrelateOptions {
     pub replicates: usize,
     /// Seed of the bootstrap.
     pub seed: u64,
+    /// The images accuracies are measured on; `None`: the test files where the data set has
+    /// them, else the validation split (with a note).
+    pub split: Option<EvalSplit>,
     /// Device.
     pub device: Device,
 }
@@ -153,14 +185,15 @@ pub struct MemberResult {
     pub bitops: u64,
     /// The accuracy the search recorded for it.
     pub search_accuracy: f64,
-    /// Its validation accuracy on the supernet's weights, measured now (as the search did).
+    /// Its accuracy on the supernet's weights, measured now as the search measured it (on the
+    /// report's split).
     pub supernet: Measured,
-    /// Its validation accuracy trained alone: the mean over the seeds, with its interval
-    /// (exact Clopper-Pearson for one seed, else the bootstrap's over validation images).
+    /// Its accuracy trained alone (on the report's split): the mean over the seeds, with its
+    /// interval (exact Clopper-Pearson for one seed, else the bootstrap's over the images).
     pub alone: AloneAccuracy,
     /// Its test accuracy trained alone, per seed (from each training's `train.json`).
     pub alone_test: Vec<Option<Measured>>,
-    /// Supernet minus stand-alone validation accuracy, with its paired bootstrap interval.
+    /// Supernet minus stand-alone accuracy, with its paired bootstrap interval.
     pub gap: Estimate,
     /// Seconds its stand-alone training took (0 when it was trained before).
     pub seconds: f64,
@@ -168,7 +201,7 @@ pub struct MemberResult {
     pub run_dirs: Vec<PathBuf>,
 }
 
-/// A member's stand-alone validation accuracy over its trainings.
+/// A member's stand-alone accuracy over its trainings.
 #[derive(Clone, Debug, Serialize)]
 pub struct AloneAccuracy {
     /// Mean over the seeds.
@@ -201,8 +234,10 @@ pub struct CorrelateReport {
     pub steps: u64,
     /// Trainings of each member alone (initialization seeds).
     pub seeds: usize,
-    /// Validation images every accuracy is measured on.
-    pub validation_images: usize,
+    /// The images every accuracy is measured on.
+    pub split: EvalSplit,
+    /// How many.
+    pub images: usize,
     /// Bootstrap seed.
     pub seed: u64,
     /// The statistics.
@@ -404,6 +439,48 @@ fn train_members(
     }
 }
 
+/// The images to measure on: `None` for the validation split (the evaluator's own), else a
+/// loader over the test files. Without a split asked for, the test files where the data set
+/// has them.
+fn eval_images(
+    space: &Space,
+    data: &SearchData,
+    wanted: Option<EvalSplit>,
+    progress: &mut dyn CorrelateProgress,
+) -> Result<(EvalSplit, Option<BatchLoader>), CorrelateError> {
+    let bs = (space.train.batch_size as usize).max(100);
+    match wanted {
+        Some(EvalSplit::Validation) => Ok((EvalSplit::Validation, None)),
+        Some(EvalSplit::Test) => Ok((EvalSplit::Test, Some(test_loader(space, data, bs)?))),
+        None => match test_loader(space, data, bs) {
+            Ok(loader) => Ok((EvalSplit::Test, Some(loader))),
+            Err(SetupError::Data(e @ DataError::Missing { .. })) => {
+                progress.note(&format!(
+                    "{e}: measuring on the validation split the search ranked its members on \
+                     (its front members' accuracies there are biased upwards by the choice)"
+                ));
+                Ok((EvalSplit::Validation, None))
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// One worker's evaluator of `trainer`'s members, measuring on `images` (or the validation
+/// split).
+fn evaluator<'a>(
+    space: &'a Space,
+    trainer: &'a Trainer,
+    data: &SearchData,
+    images: &Option<BatchLoader>,
+) -> Result<SupernetEvaluator<'a>, CorrelateError> {
+    let ev = SupernetEvaluator::new(space, trainer, data, 1).map_err(SetupError::from)?;
+    Ok(match images {
+        Some(loader) => ev.measuring_on(loader.clone()),
+        None => ev,
+    })
+}
+
 /// Runs `qnas correlate`; see the module docs.
 pub fn correlate(
     opts: &CorrelateOptions,
@@ -412,6 +489,7 @@ pub fn correlate(
     let run = open_run(&opts.target, &opts.run_dir)?;
     let mut space = run.space.clone();
     let data = load_data(&space, &run.space_file)?;
+    let (split, images) = eval_images(&space, &data, opts.split, progress)?;
 
     // the search's members and front
     let search_dir = run.dir.search_dir();
@@ -470,7 +548,7 @@ pub fn correlate(
         rows.len(),
         is_front.iter().filter(|&&f| f).count()
     ));
-    let ev = SupernetEvaluator::new(&space, &trainer, &data, 1).map_err(SetupError::from)?;
+    let ev = evaluator(&space, &trainer, &data, &images)?;
     let mut supernet_records = Vec::new();
     for &i in &chosen {
         supernet_records.push(ev.per_image(0, &rows[i].arch).map_err(member_failed)?);
@@ -535,7 +613,7 @@ pub fn correlate(
     let mut alone_records = Vec::new();
     for t in &trainings {
         let alone = load_alone(t.space, t.arch, &t.dir, &opts.device)?;
-        let ev = SupernetEvaluator::new(t.space, &alone, &data, 1).map_err(SetupError::from)?;
+        let ev = evaluator(t.space, &alone, &data, &images)?;
         alone_records.push(ev.per_image(0, t.arch).map_err(member_failed)?);
     }
     let fraction = |records: &[Vec<bool>]| -> Vec<f64> {
@@ -587,7 +665,7 @@ pub fn correlate(
             seconds: seconds[j * seeds..(j + 1) * seeds].iter().sum(),
             run_dirs: mine.iter().map(|t| t.dir.clone()).collect(),
         };
-        if (r.supernet.accuracy - row.accuracy).abs() > 1e-9 {
+        if split == EvalSplit::Validation && (r.supernet.accuracy - row.accuracy).abs() > 1e-9 {
             progress.note(&format!(
                 "member {}: the search recorded {:.4}, the supernet now gives {:.4} ({})",
                 j + 1,
@@ -607,7 +685,8 @@ pub fn correlate(
         evaluated: rows.len(),
         steps,
         seeds,
-        validation_images: paired.supernet.first().map_or(0, Vec::len),
+        split,
+        images: paired.supernet.first().map_or(0, Vec::len),
         seed: opts.seed,
         analysis,
         results,
@@ -699,11 +778,12 @@ fn write_outputs(report: &CorrelateReport) -> Result<(), IoError> {
         }
     );
     let subtitle = format!(
-        "tau-b {}, rho {}, median gap {:+.1} pts; {} images, 95% intervals",
+        "tau-b {}, rho {}, median gap {:+.1} pts; {} {} images, 95% intervals",
         with_interval(a.kendall_tau_b.as_ref()),
         with_interval(a.spearman_rho.as_ref()),
         a.median_gap.map_or(f64::NAN, |g| g.value * 100.0),
-        report.validation_images
+        report.images,
+        report.split.name()
     );
     write_atomic(
         &dir.join("correlate.svg"),
