@@ -168,6 +168,14 @@ pub fn table(r: &CorrelateReport) -> String {
             g * 100.0
         ))
     );
+    if let Some(sa) = &r.seed_agreement {
+        s += &format!(
+            "  seed 0 vs seed 1   tau-b {}, rho {}, largest |difference| {:.2} points\n                     (two trainings alone agree this well with each other)\n",
+            with_interval(sa.kendall_tau_b.as_ref()),
+            with_interval(sa.spearman_rho.as_ref()),
+            sa.max_abs_difference * 100.0
+        );
+    }
     s += &format!(
         "  (95% intervals: {} bootstrap replicates over the {} images and the members; gap = supernet - alone)\n\n",
         a.replicates,

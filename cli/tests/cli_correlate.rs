@@ -314,6 +314,19 @@ fn correlate_reports_resumes_and_checks_its_input() {
     // a second seed per member: the first seed's trainings are kept, the mean is reported
     let two = json(&correlate(&run, k, &["--seeds", "2"]));
     assert_eq!(two["seeds"], 2);
+    // one seed has no seed agreement; two seeds compare seed 0 with seed 1
+    assert!(r["seed_agreement"].is_null());
+    let largest = two["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["alone"]["spread"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let agreement = &two["seed_agreement"];
+    assert!((agreement["max_abs_difference"].as_f64().unwrap() - largest).abs() < 1e-12);
+    if let Some(t) = agreement["kendall_tau_b"]["value"].as_f64() {
+        assert!((-1.0..=1.0).contains(&t));
+    }
     for (m, one) in two["results"].as_array().unwrap().iter().zip(results) {
         let seeds = m["alone"]["seeds"].as_array().unwrap();
         assert_eq!(seeds.len(), 2);

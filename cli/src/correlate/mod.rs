@@ -215,6 +215,18 @@ pub struct AloneAccuracy {
     pub spread: f64,
 }
 
+/// How well two stand-alone trainings (seeds 0 and 1) of the same members agree: the same
+/// figures as the supernet's, with seed 0 in the supernet's place.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedAgreement {
+    /// Kendall's tau-b between the two seeds' accuracies.
+    pub kendall_tau_b: Option<Estimate>,
+    /// Spearman's rho.
+    pub spearman_rho: Option<Estimate>,
+    /// The largest |seed 0 - seed 1| over the members, a fraction.
+    pub max_abs_difference: f64,
+}
+
 /// What `qnas correlate` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct CorrelateReport {
@@ -242,6 +254,11 @@ pub struct CorrelateReport {
     pub seed: u64,
     /// The statistics.
     pub analysis: Analysis,
+    /// With two seeds or more: how well the first two stand-alone trainings of the members
+    /// agree with each other, the noise floor of the comparison (training noise and the images'
+    /// sampling): the supernet can hardly agree better with the trainings than they agree with
+    /// each other.
+    pub seed_agreement: Option<SeedAgreement>,
     /// The members, in selection order.
     pub results: Vec<MemberResult>,
     /// Seconds of stand-alone training in this invocation.
@@ -631,6 +648,25 @@ pub fn correlate(
         front: is_front.clone(),
     };
     let analysis = analyse(&paired, top_k, opts.replicates, opts.seed, CONFIDENCE);
+    let seed_agreement = (seeds >= 2).then(|| {
+        let seed = |k: usize| -> Vec<Vec<f64>> {
+            alone_records
+                .chunks(seeds)
+                .map(|c| c[k].iter().map(|&x| f64::from(u8::from(x))).collect())
+                .collect()
+        };
+        let two = Paired {
+            supernet: seed(0),
+            alone: seed(1),
+            front: is_front.clone(),
+        };
+        let a = analyse(&two, top_k, opts.replicates, opts.seed, CONFIDENCE);
+        SeedAgreement {
+            kendall_tau_b: a.kendall_tau_b,
+            spearman_rho: a.spearman_rho,
+            max_abs_difference: a.gaps.iter().map(|g| g.value.abs()).fold(0.0, f64::max),
+        }
+    });
     let mut results = Vec::new();
     for (j, &i) in chosen.iter().enumerate() {
         let row = &rows[i];
@@ -689,6 +725,7 @@ pub fn correlate(
         images: paired.supernet.first().map_or(0, Vec::len),
         seed: opts.seed,
         analysis,
+        seed_agreement,
         results,
         training_seconds,
     };
