@@ -17,6 +17,7 @@ use spaces::Plan;
 use spaces::{Arch, Space};
 use supernet::{Phase, StaticNet, Supernet};
 
+use crate::lock::FolderLock;
 use crate::model_dir::{
     AccuracyInfo, CostInfo, DataInfo, InputInfo, MODEL_SCHEMA, Measured, ModelError, ModelInfo,
     ONNX_FILE, OnnxInfo, read_info, sizes, write_model_dir,
@@ -384,6 +385,7 @@ pub fn export(
     progress: &mut dyn ExportProgress,
 ) -> Result<ExportReport, ExportError> {
     let run = open_run(&opts.target, &opts.run_dir)?;
+    let _lock = FolderLock::run_folder(run.dir.path(), "qnas export").map_err(SetupError::from)?;
     let space = &run.space;
     let (settings, front, chosen, arch_name) = match &opts.arch {
         Some(path) => {

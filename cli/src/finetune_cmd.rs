@@ -26,6 +26,7 @@ use spaces::run::Optimizer;
 use supernet::StaticNet;
 use supernet::deploy::DeployError;
 
+use crate::lock::{FolderLock, LockError};
 use crate::model_dir::{
     self, AccuracyInfo, EvalData, INFO_FILE, ModelError, ModelInfo, SPACE_FILE,
 };
@@ -111,6 +112,9 @@ pub enum FinetuneError {
     /// The model folder or its data could not be read.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// Another process writes the output folder.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The trained weights could not be encoded.
     #[error("{}: {source}", path.display())]
     Weights {
@@ -162,6 +166,7 @@ impl FinetuneError {
             FinetuneError::Weights { .. }
             | FinetuneError::NonFinite { .. }
             | FinetuneError::Mismatch { .. }
+            | FinetuneError::Lock(_)
             | FinetuneError::Io(_) => false,
         }
     }
@@ -305,6 +310,7 @@ pub fn finetune(
         .clone()
         .unwrap_or_else(|| default_out(&opts.model, opts.steps));
     check_out(&opts.model, &out)?;
+    let _lock = FolderLock::model_folder(&out, "qnas finetune")?;
     let device = &opts.device;
     let m = model_dir::load_model(&opts.model, device)?;
     let t = &m.space.train;

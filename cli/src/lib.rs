@@ -22,6 +22,7 @@ pub mod correlate;
 pub mod correlate_plot;
 pub mod export_cmd;
 pub mod finetune_cmd;
+pub mod lock;
 pub mod model_dir;
 pub mod run_dir;
 pub mod search_cmd;

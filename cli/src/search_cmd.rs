@@ -19,6 +19,7 @@ use supernet::checkpoint;
 use supernet::train::WeightBytes;
 use supernet::{TrainState, Trainer};
 
+use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, Stream, checkpoint_contents, checkpoint_of, load_data};
 
@@ -179,6 +180,7 @@ pub fn search(
     let space = Space::load(&opts.file).map_err(SetupError::from)?;
     let data = load_data(&space, &opts.file)?;
     let run = RunDir::for_space(opts.run_dir.as_deref(), &space);
+    let _lock = FolderLock::run_folder(run.path(), "qnas search").map_err(SetupError::from)?;
     let ck_dir = run.checkpoints();
     let found =
         checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(SetupError::from)?;

@@ -12,6 +12,7 @@ use spaces::{Space, SpaceError};
 use supernet::checkpoint::{self, Checkpoint, CheckpointError};
 use supernet::{TrainError, TrainState, Trainer};
 
+use crate::lock::LockError;
 use crate::run_dir::{RunDir, SummaryError};
 
 /// Why a command could not set itself up: its space, data, run folder or checkpoint.
@@ -73,6 +74,9 @@ pub enum SetupError {
     /// A file could not be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// Another process writes into the folder.
+    #[error(transparent)]
+    Lock(#[from] LockError),
 }
 
 impl From<SpaceError> for SetupError {
@@ -84,7 +88,10 @@ impl From<SpaceError> for SetupError {
 impl SetupError {
     /// True when the user's input is at fault (exit code 2).
     pub fn is_invalid_input(&self) -> bool {
-        !matches!(self, SetupError::Supernet(_) | SetupError::Io(_))
+        !matches!(
+            self,
+            SetupError::Supernet(_) | SetupError::Io(_) | SetupError::Lock(_)
+        )
     }
 }
 

@@ -21,6 +21,7 @@ use spaces::{Arch, Format, Space, SpaceError};
 use supernet::checkpoint::{self, CheckpointError};
 use supernet::{StepReport, TrainError, Trainer};
 
+use crate::lock::FolderLock;
 use crate::run_dir::{
     AloneReport, MemberAccuracy, MixtureReport, RunDir, TRAIN_SCHEMA, TrainSummary,
 };
@@ -267,6 +268,11 @@ pub fn train_job(
 ) -> Result<TrainSummary, TrainCmdError> {
     let space = job.space;
     let dir = &job.dir;
+    let command = match job.member {
+        Some(_) => "qnas train --arch",
+        None => "qnas train",
+    };
+    let _lock = FolderLock::run_folder(dir.path(), command).map_err(SetupError::from)?;
     let ck_dir = dir.checkpoints();
     let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();
     if !existing.is_empty() && !job.resume && !job.restart {

@@ -353,3 +353,55 @@ fn a_mixture_of_four_supernets_reports_a_balanced_assignment() {
     );
     std::fs::remove_dir_all(run).unwrap();
 }
+
+#[test]
+fn a_second_writer_is_refused_while_a_run_trains_and_a_killed_holder_is_taken_over() {
+    let run = tmp("locked");
+    let r = run.to_str().unwrap();
+    let mut child = spawn_qnas(&[
+        "train",
+        "spaces/presets/digits.ron",
+        "--run",
+        r,
+        "--steps",
+        "1000000",
+    ]);
+    let pid = child.id();
+    let lock = run.join("qnas.lock");
+    wait_until("the training's lock", || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
+    });
+    let refused = |args: &[&str]| {
+        let out = qnas(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["schema"], "qnas.error/1");
+        let message = e["errors"][0]["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains(&format!("in use by qnas train (process {pid}, ")),
+            "{message}"
+        );
+    };
+    // a second training (even one that would start over) and a search are refused
+    let digits = "spaces/presets/digits.ron";
+    refused(&["train", digits, "--run", r, "--restart", "--json"]);
+    refused(&["search", digits, "--run", r, "--json"]);
+    assert!(child.try_wait().unwrap().is_none(), "the first still runs");
+
+    // killed, its lock is free: the next command takes it over
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = qnas_ok(&[
+        "train",
+        digits,
+        "--run",
+        r,
+        "--restart",
+        "--steps",
+        "20",
+        "--json",
+    ]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["steps"], 20);
+    std::fs::remove_dir_all(run).unwrap();
+}

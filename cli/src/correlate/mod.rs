@@ -35,6 +35,7 @@ use supernet::checkpoint;
 use supernet::{StepReport, TrainError, Trainer};
 
 use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
+use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from, test_loader};
 use crate::train_cmd::{Job, TrainCmdError, TrainProgress, train_job};
@@ -504,6 +505,8 @@ pub fn correlate(
     progress: &mut dyn CorrelateProgress,
 ) -> Result<CorrelateReport, CorrelateError> {
     let run = open_run(&opts.target, &opts.run_dir)?;
+    let _lock =
+        FolderLock::run_folder(run.dir.path(), "qnas correlate").map_err(SetupError::from)?;
     let mut space = run.space.clone();
     let data = load_data(&space, &run.space_file)?;
     let (split, images) = eval_images(&space, &data, opts.split, progress)?;
