@@ -77,10 +77,14 @@ pub struct FolderLock {
 }
 
 impl FolderLock {
-    /// Locks the run folder `dir` (created if missing) for `command`.
-    pub fn run_folder(dir: &Path, command: &str) -> Result<Self, LockError> {
-        std::fs::create_dir_all(dir).map_err(|e| IoError::new("create folder", dir, e))?;
-        Self::acquire(&dir.join(RUN_LOCK_FILE), dir, command)
+    /// Locks the run folder `dir` for `command`; `None` when there is no such folder (nobody
+    /// writes there, and the command reports what it misses on its own: a folder is never
+    /// created only to be locked). A command that creates the folder creates it first.
+    pub fn run_folder(dir: &Path, command: &str) -> Result<Option<Self>, LockError> {
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        Self::acquire(&dir.join(RUN_LOCK_FILE), dir, command).map(Some)
     }
 
     /// Locks the model folder `dir` (which need not exist yet; its parent is created) for
@@ -158,7 +162,10 @@ mod tests {
     #[test]
     fn a_second_writer_is_refused_with_the_holder_named_until_the_first_lets_go() {
         let d = tmp("run");
-        let first = FolderLock::run_folder(&d, "qnas train").unwrap();
+        assert!(FolderLock::run_folder(&d, "qnas train").unwrap().is_none());
+        assert!(!d.exists(), "no folder is created only to be locked");
+        std::fs::create_dir_all(&d).unwrap();
+        let first = FolderLock::run_folder(&d, "qnas train").unwrap().unwrap();
         assert_eq!(first.path(), d.join(RUN_LOCK_FILE));
         // a second open file description conflicts even within one process
         match FolderLock::run_folder(&d, "qnas search") {
@@ -173,7 +180,7 @@ mod tests {
             other => panic!("expected Held, got {other:?}"),
         }
         drop(first);
-        let second = FolderLock::run_folder(&d, "qnas search").unwrap();
+        let second = FolderLock::run_folder(&d, "qnas search").unwrap().unwrap();
         let text = std::fs::read_to_string(second.path()).unwrap();
         let h: Holder = serde_json::from_str(&text).unwrap();
         assert_eq!(h.command, "qnas search");
@@ -191,7 +198,9 @@ mod tests {
             r#"{"pid":4000000,"command":"qnas export","since":1}"#,
         )
         .unwrap();
-        let l = FolderLock::run_folder(&d, "qnas correlate").unwrap();
+        let l = FolderLock::run_folder(&d, "qnas correlate")
+            .unwrap()
+            .unwrap();
         let h: Holder = serde_json::from_str(&std::fs::read_to_string(l.path()).unwrap()).unwrap();
         assert_eq!(
             (h.pid, h.command.as_str()),

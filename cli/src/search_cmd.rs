@@ -180,8 +180,16 @@ pub fn search(
     let space = Space::load(&opts.file).map_err(SetupError::from)?;
     let data = load_data(&space, &opts.file)?;
     let run = RunDir::for_space(opts.run_dir.as_deref(), &space);
-    let _lock = FolderLock::run_folder(run.path(), "qnas search").map_err(SetupError::from)?;
     let ck_dir = run.checkpoints();
+    if checkpoint::list_checkpoints(&ck_dir)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(SetupError::NotTrained { dir: ck_dir }.into());
+    }
+    // the folder is a trained run: from here on nobody else writes into it (a training still
+    // running holds it)
+    let _lock = FolderLock::run_folder(run.path(), "qnas search").map_err(SetupError::from)?;
     let found =
         checkpoint::latest_good(&ck_dir, Some(space.fingerprint())).map_err(SetupError::from)?;
     let Some((ck_path, ck)) = found.found else {

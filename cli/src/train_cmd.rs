@@ -272,6 +272,8 @@ pub fn train_job(
         Some(_) => "qnas train --arch",
         None => "qnas train",
     };
+    std::fs::create_dir_all(dir.path())
+        .map_err(|e| SetupError::from(IoError::new("create folder", dir.path(), e)))?;
     let _lock = FolderLock::run_folder(dir.path(), command).map_err(SetupError::from)?;
     let ck_dir = dir.checkpoints();
     let existing = checkpoint::list_checkpoints(&ck_dir).unwrap_or_default();

@@ -368,8 +368,9 @@ fn a_second_writer_is_refused_while_a_run_trains_and_a_killed_holder_is_taken_ov
     ]);
     let pid = child.id();
     let lock = run.join("qnas.lock");
-    wait_until("the training's lock", || {
+    wait_until("the training's lock and a first checkpoint", || {
         std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
+            && !checkpoints(&run).is_empty()
     });
     let refused = |args: &[&str]| {
         let out = qnas(args);
