@@ -303,6 +303,52 @@ pub fn sizes(weights: &[u8]) -> Result<SizeInfo, DeployError> {
     })
 }
 
+/// Whether process `pid` is alive; without a way to tell (other than Linux), assumed alive.
+fn alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// What a writer of the model folder `dir` (named `name`, in `parent`) killed mid-way left
+/// behind: its temporary folder `.NAME.tmp-PID`, removed; and the previous model moved aside as
+/// `.NAME.old-PID` when it was killed between the two renames, moved back if nothing took its
+/// place, else removed. Only folders of dead processes are touched.
+fn clear_leftovers(parent: &Path, name: &str, dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else {
+            continue;
+        };
+        let Some((kind, pid)) = rest.split_once('-') else {
+            continue;
+        };
+        let dead = pid
+            .parse::<u32>()
+            .is_ok_and(|p| p != std::process::id() && !alive(p));
+        if !dead {
+            continue;
+        }
+        match kind {
+            "tmp" => {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+            "old" if !dir.exists() => {
+                let _ = std::fs::rename(e.path(), dir);
+            }
+            "old" => {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Writes a model folder atomically: into a temporary folder next to `dir`, renamed into
 /// place (an existing folder is replaced only once the new one is complete). `extra` are
 /// further files (e.g. `model.onnx`) written into it.
@@ -325,6 +371,7 @@ pub fn write_model_dir(
         .and_then(|n| n.to_str())
         .unwrap_or("model")
         .to_string();
+    clear_leftovers(parent, &name, dir);
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| IoError::new("create folder", &tmp, e))?;
@@ -555,4 +602,43 @@ pub fn predict(
         model: m.dir.clone(),
         predictions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_dead_writers_leftovers_are_cleared_and_a_model_moved_aside_comes_back() {
+        let parent = std::env::temp_dir().join(format!("qnas-leftovers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&parent);
+        // above the kernel's largest process id: never alive
+        let dead = 4_194_305u32;
+        let tmp = parent.join(format!(".m.tmp-{dead}"));
+        let old = parent.join(format!(".m.old-{dead}"));
+        let mine = parent.join(format!(".m.tmp-{}", std::process::id()));
+        let other = parent.join(format!(".other.tmp-{dead}"));
+        for d in [&tmp, &old, &mine, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(old.join(INFO_FILE), "{}").unwrap();
+        let dir = parent.join("m");
+        clear_leftovers(&parent, "m", &dir);
+        assert!(!tmp.exists(), "a dead writer's temporary folder is removed");
+        assert!(
+            !old.exists() && dir.join(INFO_FILE).exists(),
+            "the model moved aside is back"
+        );
+        assert!(mine.exists(), "this process's own folder is its business");
+        assert!(
+            other.exists(),
+            "another model's leftovers are not this writer's"
+        );
+        // with the model in place, a dead writer's moved-aside copy is removed
+        std::fs::create_dir_all(&old).unwrap();
+        clear_leftovers(&parent, "m", &dir);
+        assert!(!old.exists() && dir.exists());
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
 }
