@@ -358,15 +358,23 @@ fn a_mixture_of_four_supernets_reports_a_balanced_assignment() {
 fn a_second_writer_is_refused_while_a_run_trains_and_a_killed_holder_is_taken_over() {
     let run = tmp("locked");
     let r = run.to_str().unwrap();
-    let mut child = spawn_qnas(&[
+    // killed when the test ends, however it ends
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(spawn_qnas(&[
         "train",
         "spaces/presets/digits.ron",
         "--run",
         r,
         "--steps",
         "1000000",
-    ]);
-    let pid = child.id();
+    ]));
+    let pid = child.0.id();
     let lock = run.join("qnas.lock");
     wait_until("the training's lock and a first checkpoint", || {
         std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("\"pid\":{pid}")))
@@ -387,11 +395,13 @@ fn a_second_writer_is_refused_while_a_run_trains_and_a_killed_holder_is_taken_ov
     let digits = "spaces/presets/digits.ron";
     refused(&["train", digits, "--run", r, "--restart", "--json"]);
     refused(&["search", digits, "--run", r, "--json"]);
-    assert!(child.try_wait().unwrap().is_none(), "the first still runs");
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the first still runs"
+    );
 
     // killed, its lock is free: the next command takes it over
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     let out = qnas_ok(&[
         "train",
         digits,
