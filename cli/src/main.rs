@@ -125,7 +125,21 @@ enum Command {
     Correlate(crate::cli_correlate::CorrelateArgs),
 }
 
+/// A write beyond the file-size limit (`ulimit -f`) would kill the process with SIGXFSZ,
+/// leaving no message; ignored, the write fails with EFBIG and the command reports the file it
+/// could not write, as it reports a full disk.
+fn write_errors_not_signals() {
+    #[cfg(unix)]
+    #[allow(unsafe_code)]
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code and has no
+    // memory-safety preconditions; it happens once, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 fn main() -> ExitCode {
+    write_errors_not_signals();
     supernet::kernels::tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
