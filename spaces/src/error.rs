@@ -1,11 +1,14 @@
 //! Errors of the space language, carrying the file, line, column and source span of every
-//! problem so that the binary can render them (miette) or print them as JSON.
+//! problem so that the binary can render them (miette) or print them as JSON. A diagnostic
+//! carries an [`Excerpt`] of its file around the span, never the whole file, and the texts it
+//! quotes from the file are shortened, so that it renders in short lines whatever the file.
 
 use std::path::PathBuf;
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
 
 use crate::locate::{FieldPath, Locator};
+use crate::source::Excerpt;
 
 /// One semantic problem found while validating a parsed file, before spans are attached.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +57,7 @@ pub struct FieldError {
     #[help]
     pub help: Option<String>,
     #[source_code]
-    src: NamedSource<String>,
+    src: Excerpt,
     #[label("{label}")]
     span: SourceSpan,
     label: String,
@@ -76,7 +79,7 @@ pub struct SyntaxError {
     /// The offending text.
     pub token: String,
     #[source_code]
-    pub(crate) src: NamedSource<String>,
+    pub(crate) src: Excerpt,
     #[label("{message}")]
     pub(crate) span: SourceSpan,
 }
@@ -119,19 +122,20 @@ impl SpaceError {
             .map(|p| {
                 let (offset, len) = locator.span(&p.path);
                 let (line, column) = line_col(src, offset);
-                let label = first_line(&p.message);
+                let message = shorten(&p.message, MAX_MESSAGE);
+                let (excerpt, span) = Excerpt::new(file, src, offset, len);
                 (
                     offset,
                     FieldError {
                         file: file.to_string(),
                         line,
                         column,
-                        field: p.path.to_string(),
-                        message: p.message,
+                        field: shorten(&p.path.to_string(), MAX_QUOTE),
+                        label: first_line(&message),
+                        message,
                         help: p.help,
-                        src: NamedSource::new(file, src.to_string()),
-                        span: (offset, len).into(),
-                        label,
+                        src: excerpt,
+                        span,
                     },
                 )
             })
@@ -156,14 +160,15 @@ impl SpaceError {
             end = next_token_end(src, start);
         }
         let (line, column) = line_col(src, start);
+        let (excerpt, span) = Excerpt::new(file, src, start, end - start);
         SpaceError::Syntax(Box::new(SyntaxError {
             file: file.to_string(),
             line,
             column,
-            message: err.code.to_string(),
-            token: src[start..end].to_string(),
-            src: NamedSource::new(file, src.to_string()),
-            span: (start, end - start).into(),
+            message: shorten(&err.code.to_string(), MAX_MESSAGE),
+            token: shorten(&src[start..end], MAX_QUOTE),
+            src: excerpt,
+            span,
         }))
     }
 
@@ -220,6 +225,19 @@ pub struct ErrorRecord {
     pub message: String,
     /// What was expected.
     pub help: Option<String>,
+}
+
+/// Characters kept of a message.
+const MAX_MESSAGE: usize = 600;
+/// Characters kept of a token or a field path quoted from the file.
+const MAX_QUOTE: usize = 120;
+
+/// `s` cut to `max` characters, the cut marked by an ellipsis.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}… ({} characters in all)", &s[..at], s.chars().count()),
+        None => s.to_string(),
+    }
 }
 
 fn first_line(s: &str) -> String {

@@ -30,6 +30,7 @@ pub mod plan;
 pub mod raw;
 pub mod rng;
 pub mod run;
+pub mod source;
 pub mod space;
 mod validate;
 
@@ -49,4 +50,5 @@ pub use run::{
     DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,
     SearchStrategy, SmallestFormats, TrainConfig,
 };
+pub use source::{Excerpt, decode_source, read_source};
 pub use space::{Space, Stage};
