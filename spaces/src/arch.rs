@@ -151,7 +151,7 @@ impl Arch {
 
     /// Reads an arch file (RON or JSON) and validates it against `space`.
     pub fn load(path: &Path, space: &Space) -> Result<Arch, SpaceError> {
-        let src = crate::source::read_source(path)?;
+        let src = crate::error::read_source(path)?;
         Arch::parse(&src, &path.display().to_string(), space)
     }
 }

@@ -3,12 +3,13 @@
 //! carries an [`Excerpt`] of its file around the span, never the whole file, and the texts it
 //! quotes from the file are shortened, so that it renders in short lines whatever the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use miette::{Diagnostic, SourceSpan};
 
 use crate::locate::{FieldPath, Locator};
 use crate::source::Excerpt;
+pub use crate::source::line_col;
 
 /// One semantic problem found while validating a parsed file, before spans are attached.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,6 +211,44 @@ impl SpaceError {
     }
 }
 
+/// Reads `path` as UTF-8 text; an unreadable file is [`SpaceError::Io`], bytes that are not
+/// UTF-8 a [`SpaceError::Syntax`] at the first of them.
+pub fn read_source(path: &Path) -> Result<String, SpaceError> {
+    let bytes = std::fs::read(path).map_err(|source| SpaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_source(bytes, &path.display().to_string())
+}
+
+/// `bytes` as text; bytes that are not UTF-8 are a syntax error of `file` located at the first
+/// of them.
+pub fn decode_source(bytes: impl Into<Vec<u8>>, file: &str) -> Result<String, SpaceError> {
+    String::from_utf8(bytes.into()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let bad = e.utf8_error().error_len().unwrap_or(bytes.len() - at);
+        let shown: Vec<String> = bytes[at..at + bad]
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        // the valid prefix is the same text in the lossy form, so `at` is its offset there
+        let text = String::from_utf8_lossy(bytes);
+        let (line, column) = line_col(&text, at);
+        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+        let (src, span) = Excerpt::new(file, &text, at, end - at);
+        SpaceError::Syntax(Box::new(SyntaxError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("the file is not UTF-8 text (byte {})", shown.join(" ")),
+            token: String::new(),
+            src,
+            span,
+        }))
+    })
+}
+
 /// A located problem as plain data: the `--json` error schema.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorRecord {
@@ -244,15 +283,6 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
-/// 1-based (line, column in characters) of a byte offset.
-pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, src[line_start..offset].chars().count() + 1)
-}
-
 /// Byte offset of a 1-based (line, column in characters) position.
 fn offset_of(src: &str, line: usize, col: usize) -> usize {
     let mut offset = 0;
@@ -277,4 +307,21 @@ fn next_token_end(src: &str, start: usize) -> usize {
         .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | ')' | ']' | '}' | '(' | '[' | ':'))
         .map_or(rest.len(), |(i, _)| i);
     start + n.max(rest.chars().next().map_or(0, char::len_utf8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_located() {
+        let err = decode_source(b"(\n  ab\xffc\n)".to_vec(), "bad.ron").unwrap_err();
+        let r = &err.records()[0];
+        assert_eq!((r.line, r.column), (Some(2), Some(5)));
+        assert!(r.message.contains("0xff"), "{}", r.message);
+        assert_eq!(decode_source(b"(ok)".to_vec(), "ok.ron").unwrap(), "(ok)");
+        // a file cut inside a character
+        let err = decode_source("(é".as_bytes()[..2].to_vec(), "cut.ron").unwrap_err();
+        assert_eq!(err.records()[0].column, Some(2));
+    }
 }

@@ -39,7 +39,9 @@ pub use arch::{
 };
 pub use cost::{Cost, LayerCost};
 pub use encode::{Decision, DecisionKind, EncodingError, SpaceSize, TooLarge};
-pub use error::{ErrorRecord, FieldError, Problem, SpaceError, SyntaxError};
+pub use error::{
+    ErrorRecord, FieldError, Problem, SpaceError, SyntaxError, decode_source, read_source,
+};
 pub use fliqs::{FliqsScope, FliqsSettings, RewardKind};
 pub use format::{Format, FormatError, RawFormat};
 pub use locate::{FieldPath, Locator};
@@ -50,5 +52,5 @@ pub use run::{
     DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,
     SearchStrategy, SmallestFormats, TrainConfig,
 };
-pub use source::{Excerpt, decode_source, read_source};
+pub use source::Excerpt;
 pub use space::{Space, Stage};

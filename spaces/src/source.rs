@@ -1,13 +1,8 @@
-//! The text of a space or arch file as diagnostics see it: reading and decoding a file (bytes
-//! that are not UTF-8 are a located error, not an I/O failure), and [`Excerpt`], the trimmed
-//! window of the file that a diagnostic carries, so that a renderer never receives a megabyte
-//! line while its spans, line numbers and columns stay those of the whole file.
-
-use std::path::Path;
+//! The text of a space or arch file as diagnostics see it: [`Excerpt`], the trimmed window of
+//! the file that a diagnostic carries, so that a renderer never receives a megabyte line while
+//! its spans, line numbers and columns stay those of the whole file; and [`line_col`].
 
 use miette::{MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
-
-use crate::error::{SpaceError, SyntaxError, line_col};
 
 /// Bytes of a line kept on each side of a span.
 const SIDE: usize = 160;
@@ -17,44 +12,6 @@ const MAX_SPAN: usize = 240;
 const CONTEXT_LINES: usize = 2;
 /// Marks text left out at either end of an excerpt.
 const ELLIPSIS: &str = "…";
-
-/// Reads `path` as UTF-8 text; an unreadable file is [`SpaceError::Io`], bytes that are not
-/// UTF-8 a [`SpaceError::Syntax`] at the first of them.
-pub fn read_source(path: &Path) -> Result<String, SpaceError> {
-    let bytes = std::fs::read(path).map_err(|source| SpaceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    decode_source(bytes, &path.display().to_string())
-}
-
-/// `bytes` as text; bytes that are not UTF-8 are a syntax error of `file` located at the first
-/// of them.
-pub fn decode_source(bytes: impl Into<Vec<u8>>, file: &str) -> Result<String, SpaceError> {
-    String::from_utf8(bytes.into()).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let bytes = e.as_bytes();
-        let bad = e.utf8_error().error_len().unwrap_or(bytes.len() - at);
-        let shown: Vec<String> = bytes[at..at + bad]
-            .iter()
-            .map(|b| format!("0x{b:02x}"))
-            .collect();
-        // the valid prefix is the same text in the lossy form, so `at` is its offset there
-        let text = String::from_utf8_lossy(bytes);
-        let (line, column) = line_col(&text, at);
-        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-        let (src, span) = Excerpt::new(file, &text, at, end - at);
-        SpaceError::Syntax(Box::new(SyntaxError {
-            file: file.to_string(),
-            line,
-            column,
-            message: format!("the file is not UTF-8 text (byte {})", shown.join(" ")),
-            token: String::new(),
-            src,
-            span,
-        }))
-    })
-}
 
 /// A window of a file around one span: whole lines where they are short, cut to [`SIDE`] bytes
 /// on either side of the span (marked by an ellipsis) where they are long. Read as a miette
@@ -150,6 +107,15 @@ impl SourceCode for Excerpt {
     }
 }
 
+/// 1-based (line, column in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, src[line_start..offset].chars().count() + 1)
+}
+
 /// Start of the line holding byte `at`.
 fn line_start(src: &str, at: usize) -> usize {
     src[..at].rfind('\n').map_or(0, |i| i + 1)
@@ -224,17 +190,5 @@ mod tests {
             assert!(ex.text().is_char_boundary(span.offset() + span.len()));
             assert!(span.len() <= MAX_SPAN);
         }
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_located() {
-        let err = decode_source(b"(\n  ab\xffc\n)".to_vec(), "bad.ron").unwrap_err();
-        let r = &err.records()[0];
-        assert_eq!((r.line, r.column), (Some(2), Some(5)));
-        assert!(r.message.contains("0xff"), "{}", r.message);
-        assert_eq!(decode_source(b"(ok)".to_vec(), "ok.ron").unwrap(), "(ok)");
-        // a file cut inside a character
-        let err = decode_source("(é".as_bytes()[..2].to_vec(), "cut.ron").unwrap_err();
-        assert_eq!(err.records()[0].column, Some(2));
     }
 }

@@ -175,7 +175,7 @@ pub struct Space {
 impl Space {
     /// Reads and validates a space file.
     pub fn load(path: &Path) -> Result<Space, SpaceError> {
-        let src = crate::source::read_source(path)?;
+        let src = crate::error::read_source(path)?;
         let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Space::parse(&src, &path.display().to_string(), default_name)
     }
