@@ -3,6 +3,10 @@
 //! mutation, crossover and enumeration, and the analytic cost model (MACs, params, BitOps,
 //! memory). No tensors here.
 //!
+//! Loading never panics: `tests/fuzz.rs` feeds the loaders seeded mutations of the presets and
+//! of `tests/malformed/` (5,000 cases in `cargo test`) and renders every error. A longer
+//! campaign: `QNAS_FUZZ_CASES=200000 cargo test --release -p qnas-spaces --test fuzz`.
+//!
 //! ```
 //! let src = r#"(
 //!     version: 1,
