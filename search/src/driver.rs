@@ -253,15 +253,36 @@ pub fn saved_rows(out_dir: &Path, space: &Space) -> Result<Option<(Vec<Row>, boo
 
 /// The saved search in `path`, checked to belong to `space`.
 fn read_state(path: &Path, space: &Space) -> Result<SearchState, SearchError> {
-    let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
+    // bytes, not text: a file that is not UTF-8 is a bad state (located by serde_json), not an
+    // I/O failure
+    let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
     let bad = |message: String| SearchError::BadState {
         path: path.to_path_buf(),
         message,
     };
     let saved: SearchState =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not a saved search: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a saved search: {e}")))?;
     if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
         return Err(bad("the saved search belongs to another space".into()));
+    }
+    // the rows are trusted from here on (plots, fronts, the cache of measured members)
+    for (i, r) in saved.rows.iter().enumerate() {
+        let cost = space
+            .cost(&r.arch)
+            .map_err(|e| bad(format!("rows[{i}]: {e}")))?;
+        if (r.bitops, r.macs, r.params, r.weight_bits)
+            != (cost.bitops, cost.macs, cost.params, cost.weight_bits)
+        {
+            return Err(bad(format!(
+                "rows[{i}]: its costs are not those of its member in this space"
+            )));
+        }
+        if !(r.accuracy.is_nan() || (0.0..=1.0).contains(&r.accuracy)) {
+            return Err(bad(format!(
+                "rows[{i}]: accuracy {} is not between 0 and 1",
+                r.accuracy
+            )));
+        }
     }
     Ok(saved)
 }
@@ -391,7 +412,12 @@ pub fn search(
         stage = saved.stage;
         if stage < set.stages() {
             strategy = make_strategy(space, set, stage)?;
-            strategy.restore(saved.strategy_state)?;
+            strategy
+                .restore(saved.strategy_state)
+                .map_err(|e| SearchError::BadState {
+                    path: state_path.clone(),
+                    message: e.to_string(),
+                })?;
         }
         rows = saved.rows;
         track = saved.track;

@@ -151,32 +151,31 @@ impl Arch {
 
     /// Reads an arch file (RON or JSON) and validates it against `space`.
     pub fn load(path: &Path, space: &Space) -> Result<Arch, SpaceError> {
-        let src = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let src = crate::error::read_source(path)?;
         Arch::parse(&src, &path.display().to_string(), space)
     }
 }
 
 fn json_syntax(file: &str, src: &str, e: &serde_json::Error) -> SpaceError {
-    let line = e.line().max(1);
-    let column = e.column().max(1);
-    let offset: usize = src
+    // serde_json counts columns in bytes; the diagnostic counts characters, as for RON
+    let line_start: usize = src
         .split_inclusive('\n')
-        .take(line - 1)
+        .take(e.line().saturating_sub(1))
         .map(str::len)
-        .sum::<usize>()
-        + column
-        - 1;
-    let offset = offset.min(src.len());
+        .sum();
+    let mut offset = (line_start + e.column().saturating_sub(1)).min(src.len());
+    while !src.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let (line, column) = crate::error::line_col(src, offset);
+    let (excerpt, span) = crate::source::Excerpt::new(file, src, offset, 0);
     SpaceError::Syntax(Box::new(crate::error::SyntaxError {
         file: file.to_string(),
         line,
         column,
-        message: e.to_string(),
+        message: crate::error::shorten(&e.to_string(), 600),
         token: String::new(),
-        src: miette::NamedSource::new(file, src.to_string()),
-        span: (offset, 0).into(),
+        src: excerpt,
+        span,
     }))
 }

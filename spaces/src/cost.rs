@@ -15,6 +15,9 @@
 //!   runs: its input at its activation format, its output at the activation format of the next
 //!   layer (32 bits for the logits), and, inside a residual block, the block input held for the
 //!   shortcut at the block's first layer's activation format.
+//!
+//! A figure that does not fit in 64 bits (a space's sizes are limited only by their types)
+//! saturates at `u64::MAX` rather than wrapping.
 
 use serde::Serialize;
 
@@ -60,8 +63,12 @@ pub struct Cost {
 pub fn layer_costs(plan: &Plan) -> Vec<LayerCost> {
     let conv_cost = |c: &ConvLayer| {
         let k2 = u64::from(c.kernel) * u64::from(c.kernel);
-        let weights = u64::from(c.out_channels) * u64::from(c.in_channels / c.groups) * k2;
-        let macs = u64::from(c.out_size.0) * u64::from(c.out_size.1) * weights;
+        let weights = mul(&[
+            c.out_channels.into(),
+            (c.in_channels / c.groups.max(1)).into(),
+            k2,
+        ]);
+        let macs = mul(&[c.out_size.0.into(), c.out_size.1.into(), weights]);
         let bn = 2 * u64::from(c.out_channels);
         let (wb, ab) = (
             u64::from(c.formats.weights.bits()),
@@ -70,9 +77,9 @@ pub fn layer_costs(plan: &Plan) -> Vec<LayerCost> {
         LayerCost {
             name: c.name.clone(),
             macs,
-            params: weights + bn,
-            bitops: macs * wb * ab,
-            weight_bits: weights * wb + bn * 32,
+            params: weights.saturating_add(bn),
+            bitops: mul(&[macs, wb, ab]),
+            weight_bits: mul(&[weights, wb]).saturating_add(bn * 32),
             weights: c.formats.weights.to_string(),
             activations: c.formats.activations.to_string(),
         }
@@ -88,8 +95,8 @@ pub fn layer_costs(plan: &Plan) -> Vec<LayerCost> {
         name: fc.name.clone(),
         macs: weights,
         params: weights + u64::from(fc.out_features),
-        bitops: weights * wb * ab,
-        weight_bits: weights * wb + u64::from(fc.out_features) * 32,
+        bitops: mul(&[weights, wb, ab]),
+        weight_bits: mul(&[weights, wb]).saturating_add(u64::from(fc.out_features) * 32),
         weights: fc.formats.weights.to_string(),
         activations: fc.formats.activations.to_string(),
     });
@@ -98,7 +105,7 @@ pub fn layer_costs(plan: &Plan) -> Vec<LayerCost> {
 
 /// Peak activation memory of a plan, in bits (see the module docs).
 pub fn peak_activation_bits(plan: &Plan) -> u64 {
-    let elems = |c: u32, hw: (u32, u32)| u64::from(c) * u64::from(hw.0) * u64::from(hw.1);
+    let elems = |c: u32, hw: (u32, u32)| mul(&[c.into(), hw.0.into(), hw.1.into()]);
     // (input bits, output elements, held bits) per layer in execution order; output bits are
     // priced at the next layer's activation format
     let mut steps: Vec<(u64, u64, u64)> = Vec::new();
@@ -107,7 +114,7 @@ pub fn peak_activation_bits(plan: &Plan) -> u64 {
         |steps: &mut Vec<(u64, u64, u64)>, next_bits: &mut Vec<u64>, c: &ConvLayer, held: u64| {
             let ab = u64::from(c.formats.activations.bits());
             steps.push((
-                elems(c.in_channels, c.in_size) * ab,
+                mul(&[elems(c.in_channels, c.in_size), ab]),
                 elems(c.out_channels, c.out_size),
                 held,
             ));
@@ -117,7 +124,10 @@ pub fn peak_activation_bits(plan: &Plan) -> u64 {
     for b in &plan.blocks {
         let first = &b.convs[0];
         let held = if b.residual {
-            elems(first.in_channels, first.in_size) * u64::from(first.formats.activations.bits())
+            mul(&[
+                elems(first.in_channels, first.in_size),
+                first.formats.activations.bits().into(),
+            ])
         } else {
             0
         };
@@ -143,19 +153,32 @@ pub fn peak_activation_bits(plan: &Plan) -> u64 {
     steps
         .iter()
         .enumerate()
-        .map(|(i, (input, out_elems, held))| input + out_elems * next_bits[i + 1] + held)
+        .map(|(i, (input, out_elems, held))| {
+            sum([*input, mul(&[*out_elems, next_bits[i + 1]]), *held])
+        })
         .max()
         .unwrap_or(0)
+}
+
+/// The product of `factors`, `u64::MAX` when it does not fit (a space's sizes are limited
+/// only by their types, so absurd ones saturate instead of wrapping).
+fn mul(factors: &[u64]) -> u64 {
+    factors.iter().fold(1, |p: u64, f| p.saturating_mul(*f))
+}
+
+/// The sum of `terms`, `u64::MAX` when it does not fit.
+fn sum(terms: impl IntoIterator<Item = u64>) -> u64 {
+    terms.into_iter().fold(0, u64::saturating_add)
 }
 
 /// Total cost of a plan.
 pub fn plan_cost(plan: &Plan) -> Cost {
     let layers = layer_costs(plan);
     Cost {
-        macs: layers.iter().map(|l| l.macs).sum(),
-        params: layers.iter().map(|l| l.params).sum(),
-        bitops: layers.iter().map(|l| l.bitops).sum(),
-        weight_bits: layers.iter().map(|l| l.weight_bits).sum(),
+        macs: sum(layers.iter().map(|l| l.macs)),
+        params: sum(layers.iter().map(|l| l.params)),
+        bitops: sum(layers.iter().map(|l| l.bitops)),
+        weight_bits: sum(layers.iter().map(|l| l.weight_bits)),
         peak_activation_bits: peak_activation_bits(plan),
     }
 }

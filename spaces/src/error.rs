@@ -1,11 +1,15 @@
 //! Errors of the space language, carrying the file, line, column and source span of every
-//! problem so that the binary can render them (miette) or print them as JSON.
+//! problem so that the binary can render them (miette) or print them as JSON. A diagnostic
+//! carries an [`Excerpt`] of its file around the span, never the whole file, and the texts it
+//! quotes from the file are shortened, so that it renders in short lines whatever the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
 
 use crate::locate::{FieldPath, Locator};
+use crate::source::Excerpt;
+pub use crate::source::line_col;
 
 /// One semantic problem found while validating a parsed file, before spans are attached.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +58,7 @@ pub struct FieldError {
     #[help]
     pub help: Option<String>,
     #[source_code]
-    src: NamedSource<String>,
+    src: Excerpt,
     #[label("{label}")]
     span: SourceSpan,
     label: String,
@@ -76,7 +80,7 @@ pub struct SyntaxError {
     /// The offending text.
     pub token: String,
     #[source_code]
-    pub(crate) src: NamedSource<String>,
+    pub(crate) src: Excerpt,
     #[label("{message}")]
     pub(crate) span: SourceSpan,
 }
@@ -119,19 +123,20 @@ impl SpaceError {
             .map(|p| {
                 let (offset, len) = locator.span(&p.path);
                 let (line, column) = line_col(src, offset);
-                let label = first_line(&p.message);
+                let message = shorten(&p.message, MAX_MESSAGE);
+                let (excerpt, span) = Excerpt::new(file, src, offset, len);
                 (
                     offset,
                     FieldError {
                         file: file.to_string(),
                         line,
                         column,
-                        field: p.path.to_string(),
-                        message: p.message,
+                        field: shorten(&p.path.to_string(), MAX_QUOTE),
+                        label: first_line(&message),
+                        message,
                         help: p.help,
-                        src: NamedSource::new(file, src.to_string()),
-                        span: (offset, len).into(),
-                        label,
+                        src: excerpt,
+                        span,
                     },
                 )
             })
@@ -156,14 +161,15 @@ impl SpaceError {
             end = next_token_end(src, start);
         }
         let (line, column) = line_col(src, start);
+        let (excerpt, span) = Excerpt::new(file, src, start, end - start);
         SpaceError::Syntax(Box::new(SyntaxError {
             file: file.to_string(),
             line,
             column,
-            message: err.code.to_string(),
-            token: src[start..end].to_string(),
-            src: NamedSource::new(file, src.to_string()),
-            span: (start, end - start).into(),
+            message: shorten(&err.code.to_string(), MAX_MESSAGE),
+            token: shorten(&src[start..end], MAX_QUOTE),
+            src: excerpt,
+            span,
         }))
     }
 
@@ -205,6 +211,44 @@ impl SpaceError {
     }
 }
 
+/// Reads `path` as UTF-8 text; an unreadable file is [`SpaceError::Io`], bytes that are not
+/// UTF-8 a [`SpaceError::Syntax`] at the first of them.
+pub fn read_source(path: &Path) -> Result<String, SpaceError> {
+    let bytes = std::fs::read(path).map_err(|source| SpaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_source(bytes, &path.display().to_string())
+}
+
+/// `bytes` as text; bytes that are not UTF-8 are a syntax error of `file` located at the first
+/// of them.
+pub fn decode_source(bytes: impl Into<Vec<u8>>, file: &str) -> Result<String, SpaceError> {
+    String::from_utf8(bytes.into()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let bad = e.utf8_error().error_len().unwrap_or(bytes.len() - at);
+        let shown: Vec<String> = bytes[at..at + bad]
+            .iter()
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        // the valid prefix is the same text in the lossy form, so `at` is its offset there
+        let text = String::from_utf8_lossy(bytes);
+        let (line, column) = line_col(&text, at);
+        let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
+        let (src, span) = Excerpt::new(file, &text, at, end - at);
+        SpaceError::Syntax(Box::new(SyntaxError {
+            file: file.to_string(),
+            line,
+            column,
+            message: format!("the file is not UTF-8 text (byte {})", shown.join(" ")),
+            token: String::new(),
+            src,
+            span,
+        }))
+    })
+}
+
 /// A located problem as plain data: the `--json` error schema.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ErrorRecord {
@@ -222,17 +266,21 @@ pub struct ErrorRecord {
     pub help: Option<String>,
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
+/// Characters kept of a message.
+const MAX_MESSAGE: usize = 600;
+/// Characters kept of a token or a field path quoted from the file.
+const MAX_QUOTE: usize = 120;
+
+/// `s` cut to `max` characters, the cut marked by an ellipsis.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}… ({} characters in all)", &s[..at], s.chars().count()),
+        None => s.to_string(),
+    }
 }
 
-/// 1-based (line, column in characters) of a byte offset.
-pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, src[line_start..offset].chars().count() + 1)
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
 }
 
 /// Byte offset of a 1-based (line, column in characters) position.
@@ -259,4 +307,21 @@ fn next_token_end(src: &str, start: usize) -> usize {
         .find(|(_, c)| c.is_whitespace() || matches!(c, ',' | ')' | ']' | '}' | '(' | '[' | ':'))
         .map_or(rest.len(), |(i, _)| i);
     start + n.max(rest.chars().next().map_or(0, char::len_utf8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_located() {
+        let err = decode_source(b"(\n  ab\xffc\n)".to_vec(), "bad.ron").unwrap_err();
+        let r = &err.records()[0];
+        assert_eq!((r.line, r.column), (Some(2), Some(5)));
+        assert!(r.message.contains("0xff"), "{}", r.message);
+        assert_eq!(decode_source(b"(ok)".to_vec(), "ok.ron").unwrap(), "(ok)");
+        // a file cut inside a character
+        let err = decode_source("(é".as_bytes()[..2].to_vec(), "cut.ron").unwrap_err();
+        assert_eq!(err.records()[0].column, Some(2));
+    }
 }

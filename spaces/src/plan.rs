@@ -197,8 +197,14 @@ pub fn all_groups(space: &Space) -> Vec<String> {
         .collect()
 }
 
+/// Output size of a conv or pooling window with padding `kernel / 2`; in 64 bits, since a
+/// space's sizes are limited only by their types.
 fn conv_out(size: (u32, u32), kernel: u32, stride: u32) -> (u32, u32) {
-    let f = |h: u32| (h + 2 * (kernel / 2) - kernel) / stride + 1;
+    let (k, s) = (u64::from(kernel), u64::from(stride.max(1)));
+    let f = |h: u32| {
+        let out = (u64::from(h) + 2 * (k / 2)).saturating_sub(k) / s + 1;
+        u32::try_from(out).unwrap_or(u32::MAX)
+    };
     (f(size.0), f(size.1))
 }
 

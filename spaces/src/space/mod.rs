@@ -17,6 +17,8 @@ use crate::raw::{
 
 /// Largest number of pooling configurations a space may list.
 pub const MAX_POOL_CONFIGS: usize = 100_000;
+/// The largest depth of a stage (the validator names every layer a space can have).
+pub const MAX_DEPTH: u32 = 100;
 
 /// Shape of one input image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -173,10 +175,7 @@ pub struct Space {
 impl Space {
     /// Reads and validates a space file.
     pub fn load(path: &Path) -> Result<Space, SpaceError> {
-        let src = std::fs::read_to_string(path).map_err(|source| SpaceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let src = crate::error::read_source(path)?;
         let default_name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("space");
         Space::parse(&src, &path.display().to_string(), default_name)
     }
@@ -296,6 +295,11 @@ impl Validator {
 
     /// A non-empty list of distinct positive integers, sorted ascending.
     fn positive_choices(&mut self, path: FieldPath, values: &[u32], what: &str) -> Vec<u32> {
+        self.choices_up_to(path, values, what, u32::MAX)
+    }
+
+    /// [`Self::positive_choices`] of at most `max`.
+    fn choices_up_to(&mut self, path: FieldPath, values: &[u32], what: &str, max: u32) -> Vec<u32> {
         if values.is_empty() {
             self.err_help(
                 path.clone(),
@@ -307,11 +311,13 @@ impl Validator {
         for (i, &v) in values.iter().enumerate() {
             if v == 0 {
                 self.err(path.index(i), format!("a {what} of 0 is not allowed"));
+            } else if v > max {
+                self.err(path.index(i), format!("a {what} of {v} is more than {max}"));
             } else if !seen.insert(v) {
                 self.err(path.index(i), format!("{what} {v} is listed twice"));
             }
         }
-        seen.into_iter().filter(|v| *v > 0).collect()
+        seen.into_iter().filter(|v| (1..=max).contains(v)).collect()
     }
 
     fn kernels(&mut self, path: FieldPath, values: &[u32]) -> Vec<u32> {
@@ -447,7 +453,7 @@ impl Validator {
         let mut stages = Vec::new();
         for (s, rs) in raw.stages.iter().enumerate() {
             let p = stp.index(s);
-            let depths = self.positive_choices(p.field("depth"), &rs.depth, "depth");
+            let depths = self.choices_up_to(p.field("depth"), &rs.depth, "depth", MAX_DEPTH);
             let widths = self.positive_choices(p.field("width"), &rs.width, "width");
             let kernels = self.kernels(p.field("kernel"), &rs.kernel);
             self.stride(p.field("stride"), rs.stride);
