@@ -398,7 +398,11 @@ pub fn write_model_dir(
     ];
     let result = (|| -> Result<(), IoError> {
         for (file, bytes) in files.iter().chain(extra) {
-            search::fsio::write_atomic(&tmp.join(file), bytes)?;
+            // named as the user will look for it: the folder's final name, not the temporary one
+            search::fsio::write_atomic(&tmp.join(file), bytes).map_err(|e| IoError {
+                path: dir.join(file),
+                ..e
+            })?;
         }
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         let had_old = dir.exists();

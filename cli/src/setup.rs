@@ -283,10 +283,7 @@ pub fn open_run(target: &Path, run_dir_opt: &Option<PathBuf>) -> Result<Run, Set
     }
     if target.is_dir() {
         let file = RunDir::new(target).space_file();
-        let src = std::fs::read_to_string(&file).map_err(|source| SpaceError::Io {
-            path: file.clone(),
-            source,
-        })?;
+        let src = spaces::read_source(&file)?;
         let source: Option<Source> = std::fs::read_to_string(RunDir::new(target).source_file())
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
