@@ -90,14 +90,7 @@ impl FolderLock {
     /// Locks the model folder `dir` (which need not exist yet; its parent is created) for
     /// `command`, through `.NAME.lock` next to it.
     pub fn model_folder(dir: &Path, command: &str) -> Result<Self, LockError> {
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
-        let name = dir
-            .file_name()
-            .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+        let (parent, name) = crate::model_dir::parent_and_name(dir)?;
         Self::acquire(&parent.join(format!(".{name}.lock")), dir, command)
     }
 

@@ -303,6 +303,20 @@ pub fn sizes(weights: &[u8]) -> Result<SizeInfo, DeployError> {
     })
 }
 
+/// The folder that holds the model folder `dir` (created if missing) and `dir`'s name: where
+/// its temporary folders and its lock file go.
+pub fn parent_and_name(dir: &Path) -> Result<(PathBuf, String), IoError> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    Ok((parent.to_path_buf(), name))
+}
+
 /// Whether process `pid` is alive; without a way to tell (other than Linux), assumed alive.
 fn alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
@@ -361,16 +375,8 @@ pub fn write_model_dir(
     weights: &[u8],
     extra: &[(&str, &[u8])],
 ) -> Result<(), ModelError> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| IoError::new("create folder", parent, e))?;
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("model")
-        .to_string();
+    let (parent, name) = parent_and_name(dir)?;
+    let parent = parent.as_path();
     clear_leftovers(parent, &name, dir);
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
