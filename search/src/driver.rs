@@ -404,8 +404,9 @@ pub fn search(
             return Err(SearchError::BadState {
                 path: state_path.clone(),
                 message: format!(
-                    "the saved search used {:?}; pass the same settings",
-                    saved.settings
+                    "the saved search differs in {}; pass the same settings to continue it, or \
+                     delete the folder to start over",
+                    saved.settings.differences(set).join(", ")
                 ),
             });
         }

@@ -32,6 +32,51 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Where `self` (a saved search's settings) and `asked` differ, one `field (saved X,
+    /// asked Y)` each; FLIQS's settings field by field (`fliqs.beta (saved 0.5, asked 1.0)`).
+    pub fn differences(&self, asked: &Settings) -> Vec<String> {
+        fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+            use serde_json::Value;
+            match (a, b) {
+                (Value::Object(x), Value::Object(y)) => {
+                    let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    for k in keys {
+                        let null = Value::Null;
+                        let name = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(
+                            &name,
+                            x.get(k).unwrap_or(&null),
+                            y.get(k).unwrap_or(&null),
+                            out,
+                        );
+                    }
+                }
+                _ if a != b => {
+                    let show = |v: &Value| match v {
+                        Value::Null => "none".to_string(),
+                        v => v.to_string(),
+                    };
+                    out.push(format!("{prefix} (saved {}, asked {})", show(a), show(b)));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(
+            "",
+            &serde_json::to_value(self).unwrap_or_default(),
+            &serde_json::to_value(asked).unwrap_or_default(),
+            &mut out,
+        );
+        out
+    }
+
     /// The stages of the search: one per FLIQS target, else one.
     pub fn stages(&self) -> usize {
         if self.strategy == SearchStrategy::Fliqs {
@@ -153,5 +198,44 @@ pub fn ask_batch(settings: &Settings) -> usize {
     match (&settings.strategy, &settings.fliqs) {
         (SearchStrategy::Fliqs, Some(f)) => f.samples_per_step as usize,
         _ => 8,
+    }
+}
+
+#[cfg(test)]
+mod difference_tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_each_setting_that_changed() {
+        let saved = Settings {
+            strategy: SearchStrategy::Fliqs,
+            budget: 1200,
+            seed: 0,
+            targets: vec![0.25],
+            fliqs_training: false,
+            fliqs: Some(spaces::FliqsSettings::default()),
+        };
+        assert!(saved.differences(&saved).is_empty());
+        let mut asked = saved.clone();
+        asked.budget = 24;
+        asked.targets = vec![0.25, 0.5];
+        if let Some(f) = asked.fliqs.as_mut() {
+            f.beta = 1.0;
+        }
+        assert_eq!(
+            saved.differences(&asked),
+            vec![
+                "budget (saved 1200, asked 24)".to_string(),
+                "fliqs.beta (saved 0.5, asked 1.0)".to_string(),
+                "targets (saved [0.25], asked [0.25,0.5])".to_string(),
+            ]
+        );
+        asked.fliqs = None;
+        assert!(
+            saved
+                .differences(&asked)
+                .iter()
+                .any(|d| d.starts_with("fliqs (saved {"))
+        );
     }
 }
