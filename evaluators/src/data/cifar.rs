@@ -81,7 +81,9 @@ pub fn cifar10_train_files(dir: &Path) -> DataResult<Vec<PathBuf>> {
         if let Some(k) = name
             .strip_prefix("data_batch_")
             .and_then(|r| r.strip_suffix(".bin"))
-            .and_then(|k| k.parse::<u32>().ok())
+            // the canonical decimal only: `data_batch_01.bin` or `data_batch_+2.bin` is not
+            // batch 1 or 2 (else two files would claim one number)
+            .and_then(|k| k.parse::<u32>().ok().filter(|n| n.to_string() == k))
         {
             numbers.push(k);
         }

@@ -161,6 +161,16 @@ pub enum DataError {
         channels: usize,
     },
 
+    /// The files of a data folder hold too few samples to split off a validation part as the
+    /// description asks (both parts need at least one).
+    #[error("{}: cannot split the training files: {reason}", path.display())]
+    Split {
+        /// The data folder.
+        path: PathBuf,
+        /// What the split would leave.
+        reason: String,
+    },
+
     /// The data description (or a call) asks for something impossible.
     #[error("invalid data configuration: {0}")]
     Invalid(String),

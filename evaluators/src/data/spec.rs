@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cifar::{CIFAR10_CLASSES, load_cifar10_test, load_cifar10_train};
 use super::dataset::{Dataset, SplitIndices, check_fraction};
-use super::error::DataResult;
+use super::error::{DataError, DataResult};
 use super::idx::{IdxPart, load_idx_dir};
 use super::loader::{BatchLoader, LoaderConfig};
 use super::transform::{Augment, Normalization};
@@ -192,7 +192,16 @@ impl DataSpec {
     pub fn load(&self, base_dir: &Path) -> DataResult<SearchData> {
         self.validate()?;
         let all = self.load_train_files(base_dir)?;
-        let split = all.split_indices(self.validation_fraction, self.seed)?;
+        // the fraction is valid: a failure is the files' (too few samples of the classes)
+        let split = all
+            .split_indices(self.validation_fraction, self.seed)
+            .map_err(|e| match e {
+                DataError::Invalid(reason) => DataError::Split {
+                    path: self.resolve(base_dir),
+                    reason,
+                },
+                other => other,
+            })?;
         let train = all.subset(&split.train)?;
         let validation = all.subset(&split.validation)?;
         let normalization = Normalization::from_dataset(&train)?;
