@@ -256,7 +256,38 @@ pub fn read_info(dir: &Path) -> Result<ModelInfo, ModelError> {
             message: format!("schema {:?}, this qnas reads {MODEL_SCHEMA:?}", info.schema),
         });
     }
+    check_info(&info).map_err(|message| ModelError::Info { path, message })?;
     Ok(info)
+}
+
+/// The values of `model.json` that its readers rely on: an input shape with pixels, a
+/// normalization of its channels, classes, a validation fraction that splits.
+fn check_info(info: &ModelInfo) -> Result<(), String> {
+    let i = info.input;
+    let pixels = i
+        .channels
+        .checked_mul(i.height)
+        .and_then(|n| n.checked_mul(i.width));
+    if !matches!(pixels, Some(n) if n > 0) {
+        return Err(format!(
+            "input {}x{}x{} has no pixels or too many",
+            i.channels, i.height, i.width
+        ));
+    }
+    info.normalization.check(i.channels).map_err(|e| match e {
+        DataError::Invalid(m) => m,
+        other => other.to_string(),
+    })?;
+    if info.classes == 0 {
+        return Err("classes is 0".into());
+    }
+    let f = info.data.validation_fraction;
+    if !(f.is_finite() && f > 0.0 && f < 1.0) {
+        return Err(format!(
+            "data.validation_fraction must be strictly between 0 and 1, got {f}"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads a model folder: `model.json`, the space, the arch (validated against the space) and
@@ -271,6 +302,26 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError
     let space_path = dir.join(SPACE_FILE);
     let src = String::from_utf8_lossy(&read(&space_path)?).to_string();
     let space = Space::parse(&src, &space_path.display().to_string(), &info.space)?;
+    // the network is built from the space; what predict and eval feed it, from model.json
+    let (si, i) = (space.input, info.input);
+    let space_input = (si.channels as usize, si.height as usize, si.width as usize);
+    if (i.channels, i.height, i.width) != space_input || info.classes != space.classes as usize {
+        return Err(ModelError::Info {
+            path: dir.join(INFO_FILE),
+            message: format!(
+                "input {}x{}x{} with {} classes, but {} defines {}x{}x{} with {} classes",
+                i.channels,
+                i.height,
+                i.width,
+                info.classes,
+                space_path.display(),
+                space_input.0,
+                space_input.1,
+                space_input.2,
+                space.classes
+            ),
+        });
+    }
     let arch = Arch::load(&dir.join(ARCH_FILE), &space)?;
     let plan = space.plan(&arch).map_err(|e| ModelError::Info {
         path: dir.join(ARCH_FILE),
