@@ -300,7 +300,7 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<LoadedModel, ModelError
     }
     let info = read_info(dir)?;
     let space_path = dir.join(SPACE_FILE);
-    let src = String::from_utf8_lossy(&read(&space_path)?).to_string();
+    let src = spaces::decode_source(read(&space_path)?, &space_path.display().to_string())?;
     let space = Space::parse(&src, &space_path.display().to_string(), &info.space)?;
     // the network is built from the space; what predict and eval feed it, from model.json
     let (si, i) = (space.input, info.input);
