@@ -14,8 +14,18 @@
 //! `QNAS_FUZZ_CASES=20000 cargo test --release -p qnas-cli --test fuzz_model`).
 
 mod common;
+#[path = "../../spaces/tests/mutate/json.rs"]
+mod json_mutate;
 #[path = "../../spaces/tests/mutate/mod.rs"]
 mod mutate;
+
+use json_mutate::{Limits, edit_bytes, edit_value};
+
+/// The largest strings and deepest nesting the JSON mutations make.
+const LIMITS: Limits = Limits {
+    string: 10_000,
+    depth: 300,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -83,83 +93,6 @@ fn originals() -> Vec<(&'static str, Vec<u8>)> {
 // ---------------------------------------------------------------------------------------------
 // JSON edits (`model.json`, the header of `weights.safetensors`).
 
-/// Values written over the values of a document.
-fn odd_value(rng: &mut Rng, doc: &Value) -> Value {
-    match rng.below(20) {
-        0 => Value::Null,
-        1 => Value::Bool(rng.chance(0.5)),
-        2 => (-1).into(),
-        3 => 0.into(),
-        4 => u64::MAX.into(),
-        5 => i64::MIN.into(),
-        6 => 1e308.into(),
-        7 => (-0.5).into(),
-        8 => "".into(),
-        9 => "x".repeat(rng.below(10_000)).into(),
-        10 => Value::Array(Vec::new()),
-        11 => Value::Object(serde_json::Map::new()),
-        12 => (0..rng.below(300)).fold(Value::Null, |v, _| Value::Array(vec![v])),
-        13 => (rng.below(1_000) as u64).into(),
-        14 => (1u64 << 32).into(),
-        15 => json!([0.0, 0.0, 0.0]),
-        16 => 1e-45.into(),
-        17 => json!(usize::MAX as f64),
-        // a node of the document itself, elsewhere
-        _ => pick(rng, doc).clone(),
-    }
-}
-
-/// A random node of `v`.
-fn pick<'a>(rng: &mut Rng, v: &'a Value) -> &'a Value {
-    let mut at = v;
-    loop {
-        let children: Vec<&Value> = match at {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(o) => o.values().collect(),
-            _ => return at,
-        };
-        if children.is_empty() || rng.chance(0.3) {
-            return at;
-        }
-        at = children[rng.below(children.len())];
-    }
-}
-
-/// One structural edit: a value replaced, a key removed or added, an element removed or
-/// duplicated.
-fn edit_value(rng: &mut Rng, doc: &mut Value) {
-    let new = odd_value(rng, doc);
-    edit_at(rng, doc, new);
-}
-
-fn edit_at(rng: &mut Rng, at: &mut Value, new: Value) {
-    let deeper = rng.chance(0.75);
-    match at {
-        Value::Array(a) if !a.is_empty() => {
-            let i = rng.below(a.len());
-            if deeper {
-                edit_at(rng, &mut a[i], new);
-            } else if rng.chance(0.5) {
-                a.remove(i);
-            } else {
-                let dup = a[i].clone();
-                a.insert(i, dup);
-            }
-        }
-        Value::Object(o) if !o.is_empty() => {
-            let key = o.keys().nth(rng.below(o.len())).unwrap().clone();
-            if deeper {
-                edit_at(rng, o.get_mut(&key).unwrap(), new);
-            } else if rng.chance(0.5) {
-                o.remove(&key);
-            } else {
-                o.insert(format!("{key}_extra"), new);
-            }
-        }
-        _ => *at = new,
-    }
-}
-
 /// The fields of `model.json` that the readers use, set to values at their limits.
 fn limit_field(rng: &mut Rng, doc: &mut Value) {
     const FIELDS: &[&[&str]] = &[
@@ -214,28 +147,6 @@ fn limit_field(rng: &mut Rng, doc: &mut Value) {
     at[path[path.len() - 1]] = values[rng.below(values.len())].clone();
 }
 
-/// One byte-level edit: a byte replaced, a range deleted, a truncation, bytes that are not
-/// UTF-8, a number at a limit.
-fn edit_bytes(rng: &mut Rng, b: &mut Vec<u8>) {
-    let at = rng.below(b.len() + 1);
-    match rng.below(5) {
-        0 if at < b.len() => b[at] ^= 1 + rng.below(255) as u8,
-        1 => {
-            let end = (at + 1 + rng.below(40)).min(b.len());
-            b.drain(at..end);
-        }
-        2 => b.truncate(at),
-        3 => {
-            let bad: &[u8] = [b"\xff".as_slice(), b"\xc3", b"\xed\xa0\x80", b"\x00"][rng.below(4)];
-            b.splice(at..at, bad.iter().copied());
-        }
-        _ => {
-            let n = ["1e999", "-1", "18446744073709551616", "0.5", "NaN"][rng.below(5)];
-            b.splice(at..at, n.bytes());
-        }
-    }
-}
-
 /// `model.json` edited.
 fn mutate_info(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut doc: Value = serde_json::from_slice(seed).unwrap();
@@ -243,7 +154,7 @@ fn mutate_info(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         if rng.chance(0.5) {
             limit_field(rng, &mut doc);
         } else {
-            edit_value(rng, &mut doc);
+            edit_value(rng, &mut doc, LIMITS);
         }
     }
     let mut b = serde_json::to_vec_pretty(&doc).unwrap();
@@ -280,7 +191,7 @@ fn mutate_weights(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         1..=3 => {
             let mut h = header;
             for _ in 0..1 + rng.below(2) {
-                edit_value(rng, &mut h);
+                edit_value(rng, &mut h, LIMITS);
             }
             let text = serde_json::to_vec(&h).unwrap();
             let mut b = (text.len() as u64).to_le_bytes().to_vec();

@@ -7,7 +7,12 @@
 //! cases instead of the default (a longer campaign:
 //! `QNAS_FUZZ_CASES=100000 cargo test --release -p qnas-search --test state_fuzz`).
 
+#[path = "../../spaces/tests/mutate/json.rs"]
+mod json_mutate;
+
 use std::path::{Path, PathBuf};
+
+use json_mutate::{Limits, edit_bytes, edit_value};
 
 use search::driver::{EvaluationError, Evaluator, STATE_FILE, SearchSetup, saved_rows};
 use search::settings::{Overrides, Settings, settings};
@@ -15,6 +20,12 @@ use search::{Row, SearchError, SearchProgress, search};
 use serde_json::Value;
 use spaces::{Arch, Rng, SearchStrategy, Space};
 use stats::Accuracy;
+
+/// The largest strings and deepest nesting the JSON mutations make.
+const LIMITS: Limits = Limits {
+    string: 100_000,
+    depth: 3_000,
+};
 
 fn space() -> Space {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -107,101 +118,6 @@ fn saved_states(space: &Space) -> Vec<(Settings, Vec<u8>)> {
     out
 }
 
-/// Values written over the values of a state.
-fn odd_value(rng: &mut Rng, doc: &Value) -> Value {
-    match rng.below(16) {
-        0 => Value::Null,
-        1 => Value::Bool(rng.chance(0.5)),
-        2 => (-1).into(),
-        3 => 0.into(),
-        4 => u64::MAX.into(),
-        5 => i64::MIN.into(),
-        6 => 1e308.into(),
-        7 => (-0.5).into(),
-        8 => "".into(),
-        9 => "x".repeat(rng.below(100_000)).into(),
-        10 => Value::Array(Vec::new()),
-        11 => Value::Object(serde_json::Map::new()),
-        12 => (0..rng.below(3_000)).fold(Value::Null, |v, _| Value::Array(vec![v])),
-        13 => (rng.below(1_000) as u64).into(),
-        // a node of the document itself, elsewhere
-        _ => pick(rng, doc).clone(),
-    }
-}
-
-/// A random node of `v`.
-fn pick<'a>(rng: &mut Rng, v: &'a Value) -> &'a Value {
-    let mut at = v;
-    loop {
-        let children: Vec<&Value> = match at {
-            Value::Array(a) => a.iter().collect(),
-            Value::Object(o) => o.values().collect(),
-            _ => return at,
-        };
-        if children.is_empty() || rng.chance(0.3) {
-            return at;
-        }
-        at = children[rng.below(children.len())];
-    }
-}
-
-/// One structural edit of `doc`: a value replaced, a key removed or added, an element removed
-/// or duplicated.
-fn edit_value(rng: &mut Rng, doc: &mut Value) {
-    let new = odd_value(rng, doc);
-    edit_at(rng, doc, new);
-}
-
-fn edit_at(rng: &mut Rng, at: &mut Value, new: Value) {
-    let deeper = rng.chance(0.75);
-    match at {
-        Value::Array(a) if !a.is_empty() => {
-            let i = rng.below(a.len());
-            if deeper {
-                edit_at(rng, &mut a[i], new);
-            } else if rng.chance(0.5) {
-                a.remove(i);
-            } else {
-                let dup = a[i].clone();
-                a.insert(i, dup);
-            }
-        }
-        Value::Object(o) if !o.is_empty() => {
-            let key = o.keys().nth(rng.below(o.len())).unwrap().clone();
-            if deeper {
-                edit_at(rng, o.get_mut(&key).unwrap(), new);
-            } else if rng.chance(0.5) {
-                o.remove(&key);
-            } else {
-                o.insert(format!("{key}_extra"), new);
-            }
-        }
-        _ => *at = new,
-    }
-}
-
-/// One byte-level edit: a byte replaced, a range deleted, a truncation, bytes that are not
-/// UTF-8, a number at a limit.
-fn edit_bytes(rng: &mut Rng, b: &mut Vec<u8>) {
-    let at = rng.below(b.len() + 1);
-    match rng.below(5) {
-        0 if at < b.len() => b[at] = rng.next_u64() as u8,
-        1 => {
-            let end = (at + 1 + rng.below(40)).min(b.len());
-            b.drain(at..end);
-        }
-        2 => b.truncate(at),
-        3 => {
-            let bad: &[u8] = [b"\xff".as_slice(), b"\xc3", b"\xed\xa0\x80", b"\x00"][rng.below(4)];
-            b.splice(at..at, bad.iter().copied());
-        }
-        _ => {
-            let n = ["1e999", "-1", "18446744073709551616", "0.5", "NaN"][rng.below(5)];
-            b.splice(at..at, n.bytes());
-        }
-    }
-}
-
 /// Checks the error of reading or resuming a mutated state in `out`.
 fn check(e: &SearchError, state: &Path, what: &str) {
     match e {
@@ -231,7 +147,7 @@ fn mutated_saved_searches_resume_or_give_errors_naming_the_state_file() {
         if r.chance(0.6) {
             let mut doc: Value = serde_json::from_slice(seed).unwrap();
             for _ in 0..1 + r.below(3) {
-                edit_value(&mut r, &mut doc);
+                edit_value(&mut r, &mut doc, LIMITS);
             }
             bytes = serde_json::to_vec_pretty(&doc).unwrap();
         }
