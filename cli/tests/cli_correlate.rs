@@ -155,18 +155,7 @@ fn an_arch_of_another_space_is_refused_with_its_location() {
 /// A digits run with a trained supernet and a finished random search.
 fn searched(name: &str) -> PathBuf {
     let run = tmp(name);
-    let r = run.to_str().unwrap();
-    qnas_ok(&["train", DIGITS, "--run", r, "--steps", "60"]);
-    qnas_ok(&[
-        "search",
-        DIGITS,
-        "--run",
-        r,
-        "--strategy",
-        "random",
-        "--budget",
-        "10",
-    ]);
+    train_and_search(&run, 60, 10);
     run
 }
 

@@ -10,25 +10,7 @@ use std::path::PathBuf;
 
 fn searched(name: &str) -> PathBuf {
     let d = tmp(&format!("export-{name}"));
-    let run = d.to_str().unwrap();
-    qnas_ok(&[
-        "train",
-        "spaces/presets/digits.ron",
-        "--run",
-        run,
-        "--steps",
-        "60",
-    ]);
-    qnas_ok(&[
-        "search",
-        "spaces/presets/digits.ron",
-        "--run",
-        run,
-        "--strategy",
-        "random",
-        "--budget",
-        "10",
-    ]);
+    train_and_search(&d, 60, 10);
     d
 }
 

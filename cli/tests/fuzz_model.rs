@@ -49,24 +49,7 @@ fn exported() -> &'static PathBuf {
     MODEL.get_or_init(|| {
         let d = tmp("fuzz-model-run");
         let run = d.to_str().unwrap();
-        qnas_ok(&[
-            "train",
-            "spaces/presets/digits.ron",
-            "--run",
-            run,
-            "--steps",
-            "20",
-        ]);
-        qnas_ok(&[
-            "search",
-            "spaces/presets/digits.ron",
-            "--run",
-            run,
-            "--strategy",
-            "random",
-            "--budget",
-            "4",
-        ]);
+        train_and_search(&d, 20, 4);
         let out = d.join("export");
         qnas_ok(&["export", run, "--pick", "1", "--out", out.to_str().unwrap()]);
         let model = std::fs::read_dir(&out)

@@ -55,6 +55,24 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Trains the digits preset's supernet into `run` for `steps` steps, then searches it at
+/// random with `budget` members: the small searched run many tests start from.
+pub fn train_and_search(run: &std::path::Path, steps: u64, budget: usize) {
+    let (r, steps, budget) = (run.to_str().unwrap(), steps.to_string(), budget.to_string());
+    let digits = "spaces/presets/digits.ron";
+    qnas_ok(&["train", digits, "--run", r, "--steps", &steps]);
+    qnas_ok(&[
+        "search",
+        digits,
+        "--run",
+        r,
+        "--strategy",
+        "random",
+        "--budget",
+        &budget,
+    ]);
+}
+
 /// A fresh, empty temp folder for one test.
 pub fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("qnas-test-{name}-{}", std::process::id()));
