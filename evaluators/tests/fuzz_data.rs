@@ -345,10 +345,11 @@ fn edit_idx(rng: &mut Rng, name: &str, b: &mut Vec<u8>) -> &'static str {
         4 if images && b.len() >= 16 => {
             let (rows, cols) = (be_u32(b, 8), be_u32(b, 12));
             let (r, c) = match rng.below(4) {
-                0 => (rows * cols, 1),
-                1 => (1, rows * cols),
-                2 => (rows * 2, cols / 2),
-                _ => (rows / 2, cols * 2),
+                // an earlier edit may have set the sizes anywhere: wrap, as a corrupt file would
+                0 => (rows.wrapping_mul(cols), 1),
+                1 => (1, rows.wrapping_mul(cols)),
+                2 => (rows.wrapping_mul(2), cols / 2),
+                _ => (rows / 2, cols.wrapping_mul(2)),
             };
             set_be_u32(b, 8, r);
             set_be_u32(b, 12, c);
