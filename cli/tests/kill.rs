@@ -170,7 +170,10 @@ fn outputs(dir: &Path) -> Vec<(String, String)> {
                 // plots of timings would differ; the data behind them is compared
                 continue;
             } else {
-                format!("{:x}", crc(&std::fs::read(e.path()).unwrap()))
+                format!(
+                    "{:x}",
+                    supernet::checkpoint::crc32(&std::fs::read(e.path()).unwrap())
+                )
             };
             out.push((rel, content));
         }
@@ -200,12 +203,6 @@ fn outputs(dir: &Path) -> Vec<(String, String)> {
             }
             _ => {}
         }
-    }
-    fn crc(bytes: &[u8]) -> u64 {
-        // FNV-1a: enough to tell two files apart in a test
-        bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        })
     }
     let mut out = Vec::new();
     walk(dir, dir, &mut out);
