@@ -93,6 +93,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         overrides: Overrides::default(),
         resume,
         device: device.clone(),
+        out_dir: None,
     };
     let device_for_export = device;
     let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {

@@ -162,6 +162,7 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         },
         resume: a.resume,
         device,
+        out_dir: None,
     };
     match search_cmd::search(&opts, &mut Lines) {
         Ok(report) => crate::common::emit(a.json, &report, table),

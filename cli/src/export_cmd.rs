@@ -410,6 +410,7 @@ pub fn export(
                 targets: Vec::new(),
                 fliqs_training: false,
                 fliqs: None,
+                hawq: None,
             };
             (settings, vec![row], vec![1], Some(name))
         }

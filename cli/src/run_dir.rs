@@ -26,6 +26,9 @@ use supernet::checkpoint;
 /// Schema tag of [`TrainSummary`].
 pub const TRAIN_SCHEMA: &str = "qnas.train/1";
 
+/// The HAWQ baseline's measured layer sensitivities, in a search's output folder.
+pub const HAWQ_FILE: &str = "hawq.json";
+
 /// `train.json` could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {message}", path.display())]

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use evaluators::SupernetEvaluator;
 use evaluators::data::{BatchLoader, SearchData};
+use evaluators::{HawqMeasurement, SupernetEvaluator, hawq_sensitivity};
 use search::driver::{EvaluationError, PolicyTraining, SearchSetup};
 use search::settings::{Overrides, settings};
 use search::strategy::StrategyError;
@@ -36,6 +36,9 @@ pub struct SearchOptions {
     pub resume: bool,
     /// Device.
     pub device: Device,
+    /// Where the search's files go (default `RUN/search`; `qnas experiment` keeps one folder
+    /// per search of the same supernet).
+    pub out_dir: Option<PathBuf>,
 }
 
 /// Why `qnas search` failed.
@@ -47,6 +50,9 @@ pub enum SearchCmdError {
     /// The search failed.
     #[error(transparent)]
     Search(#[from] SearchError),
+    /// The HAWQ baseline's sensitivities could not be measured.
+    #[error("measuring the layers' sensitivities for hawq: {0}")]
+    Sensitivity(#[from] evaluators::SensitivityError),
 }
 
 impl From<StrategyError> for SearchCmdError {
@@ -61,6 +67,7 @@ impl SearchCmdError {
         match self {
             SearchCmdError::Setup(e) => e.is_invalid_input(),
             SearchCmdError::Search(e) => e.is_invalid_input(),
+            SearchCmdError::Sensitivity(_) => false,
         }
     }
 }
@@ -172,6 +179,42 @@ impl PolicyTraining for SupernetPolicyTraining<'_> {
     }
 }
 
+/// The HAWQ baseline's sensitivities: those saved in `OUT/hawq.json` when it was measured
+/// with the same settings and seed (a resumed search), else measured now and saved there.
+#[allow(clippy::too_many_arguments)]
+fn hawq_measurement(
+    space: &Space,
+    out_dir: &std::path::Path,
+    evaluator: &SupernetEvaluator<'_>,
+    data: &SearchData,
+    settings: &spaces::HawqSettings,
+    seed: u64,
+    opts: &SearchOptions,
+    progress: &mut dyn SearchProgress,
+) -> Result<HawqMeasurement, SearchCmdError> {
+    let path = out_dir.join(crate::run_dir::HAWQ_FILE);
+    if opts.resume {
+        let saved = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HawqMeasurement>(&b).ok())
+            .filter(|m| &m.settings == settings && m.seed == seed);
+        if let Some(m) = saved {
+            progress.note(&format!("layer sensitivities from {}", path.display()));
+            return Ok(m);
+        }
+    }
+    progress.note(&format!(
+        "hawq: Hessian traces of the largest member's layers ({} random vectors on {} training images)",
+        settings.samples, settings.images
+    ));
+    let m = hawq_sensitivity(space, evaluator, data, settings, seed, &opts.device)?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| SearchError::Io(search::fsio::IoError::new("create", out_dir, e)))?;
+    search::fsio::write_json_atomic(&path, &m).map_err(SearchError::from)?;
+    progress.note(&format!("layer sensitivities: {}", path.display()));
+    Ok(m)
+}
+
 /// Runs the search; see the module docs.
 pub fn search(
     opts: &SearchOptions,
@@ -233,12 +276,19 @@ pub fn search(
             tuner: None,
         }
     });
-    let out_dir = run.search_dir();
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| run.search_dir());
+    let measured = match &set.hawq {
+        Some(h) if set.strategy == SearchStrategy::Hawq => Some(hawq_measurement(
+            &space, &out_dir, &evaluator, &data, h, set.seed, opts, progress,
+        )?),
+        _ => None,
+    };
     let setup = SearchSetup {
         space: &space,
         settings: &set,
         out_dir: &out_dir,
         resume: opts.resume,
+        sensitivity: measured.as_ref().map(|m| &m.sensitivity),
     };
     Ok(search::search(
         setup,

@@ -20,6 +20,7 @@ use crate::origin::{FliqsMember, Origin};
 use crate::pareto::{HvReference, Point, hypervolume};
 use crate::row::{Row, baselines, front_of, rows_csv};
 use crate::settings::{Settings, ask_batch, make_strategy};
+use crate::strategy::hawq::Sensitivity;
 use crate::strategy::{Evaluation, Strategy, StrategyError, Trial};
 
 /// Schema tag of [`SearchReport`].
@@ -350,6 +351,8 @@ pub struct SearchSetup<'a> {
     pub out_dir: &'a Path,
     /// Continue the search saved there (else a saved search is an error).
     pub resume: bool,
+    /// The measured layer sensitivities the HAWQ strategy allocates formats by (HAWQ only).
+    pub sensitivity: Option<&'a Sensitivity>,
 }
 
 /// The origin of a stage's members.
@@ -386,10 +389,11 @@ pub fn search(
         settings: set,
         out_dir,
         resume,
+        sensitivity,
     } = setup;
     let state_path = out_dir.join(STATE_FILE);
     let mut stage = 0;
-    let mut strategy = make_strategy(space, set, 0)?;
+    let mut strategy = make_strategy(space, set, 0, sensitivity)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut track: Option<Track> = None;
     let mut policies: Vec<PolicySummary> = Vec::new();
@@ -412,7 +416,7 @@ pub fn search(
         }
         stage = saved.stage;
         if stage < set.stages() {
-            strategy = make_strategy(space, set, stage)?;
+            strategy = make_strategy(space, set, stage, sensitivity)?;
             strategy
                 .restore(saved.strategy_state)
                 .map_err(|e| SearchError::BadState {
@@ -485,7 +489,7 @@ pub fn search(
         if let (true, Some(trainer)) = (training_mode, policy.as_deref_mut()) {
             // a fresh copy of the trained supernet keeps training on the policy's members; a
             // stage interrupted in the middle starts over when resumed
-            strategy = make_strategy(space, set, stage)?;
+            strategy = make_strategy(space, set, stage, sensitivity)?;
             track = None;
             let failed = |e: EvaluationError| evaluation_failed(&origin, &e.arch, e.message);
             trainer.begin_stage(stage).map_err(failed)?;
@@ -528,7 +532,7 @@ pub fn search(
             }
             stage += 1;
             if stage < set.stages() {
-                strategy = make_strategy(space, set, stage)?;
+                strategy = make_strategy(space, set, stage, sensitivity)?;
             }
             save(strategy.as_ref(), stage, &rows, &track, &policies)?;
             continue;
@@ -574,7 +578,7 @@ pub fn search(
         }
         stage += 1;
         if stage < set.stages() {
-            strategy = make_strategy(space, set, stage)?;
+            strategy = make_strategy(space, set, stage, sensitivity)?;
         }
         save(strategy.as_ref(), stage, &rows, &track, &policies)?;
     }

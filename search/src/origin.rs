@@ -83,11 +83,12 @@ impl Origin {
 }
 
 /// Every strategy, in the order the command line lists them.
-pub const STRATEGIES: [SearchStrategy; 4] = [
+pub const STRATEGIES: [SearchStrategy; 5] = [
     SearchStrategy::Random,
     SearchStrategy::Nsga2,
     SearchStrategy::Exhaustive,
     SearchStrategy::Fliqs,
+    SearchStrategy::Hawq,
 ];
 
 /// The strategy of a name given by [`strategy_name`] (`random`, `nsga2`, ...).
@@ -102,6 +103,7 @@ pub fn strategy_name(s: SearchStrategy) -> &'static str {
         SearchStrategy::Nsga2 => "nsga2",
         SearchStrategy::Exhaustive => "exhaustive",
         SearchStrategy::Fliqs => "fliqs",
+        SearchStrategy::Hawq => "hawq",
     }
 }
 
@@ -205,6 +207,7 @@ mod tests {
             Origin::Strategy(SearchStrategy::Nsga2),
             Origin::Strategy(SearchStrategy::Random),
             Origin::Strategy(SearchStrategy::Exhaustive),
+            Origin::Strategy(SearchStrategy::Hawq),
             Origin::Fliqs {
                 target: 0.25,
                 member: FliqsMember::Sampled,

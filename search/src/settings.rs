@@ -2,10 +2,11 @@
 //! line's overrides) and the strategy each stage runs.
 
 use serde::{Deserialize, Serialize};
-use spaces::{FliqsSettings, SearchStrategy, Space};
+use spaces::{FliqsSettings, HawqSettings, SearchStrategy, Space};
 
 use crate::strategy::exhaustive::Exhaustive;
 use crate::strategy::fliqs::{CostTarget, Fliqs, FliqsConfig};
+use crate::strategy::hawq::{Hawq, Sensitivity};
 use crate::strategy::nsga2::{Nsga2, Nsga2Config};
 use crate::strategy::random::RandomSearch;
 use crate::strategy::{Strategy, StrategyError};
@@ -29,6 +30,9 @@ pub struct Settings {
     /// The FLIQS controller's settings (FLIQS only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fliqs: Option<FliqsSettings>,
+    /// How the HAWQ baseline's Hessian traces are estimated (HAWQ only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hawq: Option<HawqSettings>,
 }
 
 impl Settings {
@@ -87,13 +91,23 @@ impl Settings {
     }
 }
 
-/// The strategy of stage `stage` (FLIQS: one per target, seeded `seed + stage`).
+/// The strategy of stage `stage` (FLIQS: one per target, seeded `seed + stage`); HAWQ needs
+/// the measured `sensitivity`.
 pub fn make_strategy(
     space: &Space,
     s: &Settings,
     stage: usize,
+    sensitivity: Option<&Sensitivity>,
 ) -> Result<Box<dyn Strategy>, StrategyError> {
     Ok(match s.strategy {
+        SearchStrategy::Hawq => {
+            let sens = sensitivity.ok_or_else(|| {
+                StrategyError::Invalid(
+                    "the hawq strategy needs the layers' measured sensitivities".into(),
+                )
+            })?;
+            Box::new(Hawq::new(space, sens, s.budget)?)
+        }
         SearchStrategy::Random => Box::new(RandomSearch::new(s.budget, s.seed)?),
         SearchStrategy::Exhaustive => Box::new(Exhaustive::new(space, s.budget.max(1))?),
         SearchStrategy::Nsga2 => {
@@ -182,6 +196,7 @@ pub fn settings(space: &Space, opts: &Overrides) -> Result<Settings, StrategyErr
         targets: opts.targets.clone().unwrap_or_else(|| f.targets.clone()),
         fliqs_training: opts.fliqs_training || f.fliqs_training,
         fliqs,
+        hawq: (strategy == SearchStrategy::Hawq).then(|| f.hawq.clone()),
     };
     if s.targets.is_empty() || s.targets.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(StrategyError::Invalid(format!(
@@ -214,6 +229,7 @@ mod difference_tests {
             targets: vec![0.25],
             fliqs_training: false,
             fliqs: Some(spaces::FliqsSettings::default()),
+            hawq: None,
         };
         assert!(saved.differences(&saved).is_empty());
         let mut asked = saved.clone();

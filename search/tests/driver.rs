@@ -95,6 +95,7 @@ fn every_member_is_measured_once_and_the_front_is_non_dominated() {
         settings: &set,
         out_dir: &dir,
         resume: false,
+        sensitivity: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     let unique: HashSet<&String> = table.asked.iter().collect();
@@ -156,6 +157,7 @@ fn a_failed_evaluation_names_the_member_and_a_resumed_search_ends_as_an_uninterr
             settings: set,
             out_dir: dir,
             resume,
+            sensitivity: None,
         }
     }
     let uninterrupted = search(
@@ -258,6 +260,7 @@ fn fliqs_training_mode_without_a_trainer_is_an_error() {
         settings: &set,
         out_dir: &dir,
         resume: false,
+        sensitivity: None,
     };
     assert!(matches!(
         search(setup, &mut table, None, &mut Quiet),
@@ -293,6 +296,7 @@ fn fliqs_reports_how_each_targets_policy_ended() {
         settings: &set,
         out_dir: &dir,
         resume: false,
+        sensitivity: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     assert_eq!(report.policies.len(), 2);
@@ -325,6 +329,7 @@ fn fliqs_reports_how_each_targets_policy_ended() {
         settings: &nsga,
         out_dir: &other,
         resume: false,
+        sensitivity: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     assert!(report.policies.is_empty());

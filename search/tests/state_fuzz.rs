@@ -106,6 +106,7 @@ fn saved_states(space: &Space) -> Vec<(Settings, Vec<u8>)> {
                 settings: &set,
                 out_dir: &d,
                 resume: false,
+                sensitivity: None,
             };
             let _ = search(setup, &mut table, None, &mut Quiet);
             if let Ok(bytes) = std::fs::read(d.join(STATE_FILE)) {
@@ -173,6 +174,7 @@ fn mutated_saved_searches_resume_or_give_errors_naming_the_state_file() {
             settings: set,
             out_dir: &out,
             resume: true,
+            sensitivity: None,
         };
         match search(setup, &mut table, None, &mut Quiet) {
             Ok(report) => {

@@ -28,6 +28,7 @@ pub mod encode;
 pub mod error;
 pub mod fliqs;
 pub mod format;
+pub mod hawq;
 pub mod locate;
 pub mod member;
 pub mod plan;
@@ -48,6 +49,7 @@ pub use error::{
 };
 pub use fliqs::{FliqsScope, FliqsSettings, RewardKind};
 pub use format::{Format, FormatError, RawFormat};
+pub use hawq::HawqSettings;
 pub use locate::{FieldPath, Locator};
 pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode, WeightRange};

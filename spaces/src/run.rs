@@ -2,6 +2,7 @@
 //! supernet is trained. Raw serde types (as written) and validated types.
 
 use crate::fliqs::FliqsSettings;
+use crate::hawq::HawqSettings;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -322,6 +323,9 @@ pub enum SearchStrategy {
     Exhaustive,
     /// The FLIQS REINFORCE controller, one run per cost target.
     Fliqs,
+    /// HAWQ-V3's baseline: layers ranked by Hessian trace x weight quantization error, the
+    /// formats under each BitOps budget allocated exactly.
+    Hawq,
 }
 
 /// The `search` section.
@@ -351,6 +355,10 @@ pub struct SearchConfig {
     /// [`FliqsSettings`].
     #[serde(default)]
     pub fliqs: FliqsSettings,
+    /// The HAWQ-V3 baseline's settings (used when the strategy is `Hawq`). Default: see
+    /// [`HawqSettings`].
+    #[serde(default)]
+    pub hawq: HawqSettings,
 }
 
 fn default_search_strategy() -> SearchStrategy {
@@ -372,6 +380,7 @@ impl Default for SearchConfig {
             seed: 0,
             fliqs_training: false,
             fliqs: FliqsSettings::default(),
+            hawq: HawqSettings::default(),
         }
     }
 }
@@ -399,6 +408,7 @@ pub(crate) fn check_search(s: &SearchConfig, problems: &mut Vec<Problem>) {
         }
     }
     crate::fliqs::check_fliqs(&s.fliqs, &p, problems);
+    crate::hawq::check_hawq(&s.hawq, &p, problems);
 }
 
 /// A validated `data` section.

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod deploy;
+pub mod hessian;
 pub mod kernels;
 pub mod layers;
 pub mod mixture;

@@ -4,6 +4,7 @@
 
 pub mod exhaustive;
 pub mod fliqs;
+pub mod hawq;
 pub mod nsga2;
 pub mod random;
 

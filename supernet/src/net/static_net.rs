@@ -124,7 +124,7 @@ impl StaticNet {
     }
 
     /// The module at `at` in [`StaticNet::plan`], as a traversal of it asks for it.
-    fn layer_module(&self, at: LayerAt) -> &StaticConvBn {
+    pub(crate) fn layer_module(&self, at: LayerAt) -> &StaticConvBn {
         match at {
             LayerAt::Stem => &self.stem,
             LayerAt::Main { block, conv } => &self.blocks[block].convs[conv],
@@ -133,6 +133,19 @@ impl StaticNet {
                 .as_ref()
                 .expect("shortcut extracted"),
             LayerAt::Head => self.head_conv.as_ref().expect("head conv extracted"),
+        }
+    }
+
+    /// The module at `at` in [`StaticNet::plan`], to change its weights.
+    pub(crate) fn layer_module_mut(&mut self, at: LayerAt) -> &mut StaticConvBn {
+        match at {
+            LayerAt::Stem => &mut self.stem,
+            LayerAt::Main { block, conv } => &mut self.blocks[block].convs[conv],
+            LayerAt::Shortcut { block } => self.blocks[block]
+                .shortcut
+                .as_mut()
+                .expect("shortcut extracted"),
+            LayerAt::Head => self.head_conv.as_mut().expect("head conv extracted"),
         }
     }
 
