@@ -48,6 +48,7 @@ pub struct SearchArgs {
 }
 
 /// Progress: one line per evaluated member on stderr.
+#[derive(Default)]
 pub struct Lines;
 
 impl SearchProgress for Lines {
@@ -159,6 +160,7 @@ pub fn run(a: &SearchArgs) -> ExitCode {
             seed: a.seed,
             targets: a.targets.clone(),
             fliqs_training: a.fliqs_train,
+            hawq: None,
         },
         resume: a.resume,
         device,

@@ -206,6 +206,7 @@ macro_rules! failure {
 
 use qnas_cli::bench::BenchError;
 use qnas_cli::correlate::CorrelateError;
+use qnas_cli::experiment::ExperimentError;
 use qnas_cli::export_cmd::ExportError;
 use qnas_cli::finetune_cmd::FinetuneError;
 use qnas_cli::model_dir::ModelError;
@@ -225,3 +226,8 @@ failure!(
 failure!(FinetuneError, FinetuneError::Model(ModelError::Space(e)) => e);
 failure!(CorrelateError, CorrelateError::Setup(SetupError::Space(e)) => *e);
 failure!(BenchError);
+failure!(
+    ExperimentError,
+    ExperimentError::Spec(e) => *e,
+    ExperimentError::Setup(SetupError::Space(e)) => *e
+);

@@ -12,6 +12,7 @@
 //! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
 //! - [`correlate`], [`correlate_plot`]: `qnas correlate`, the supernet against stand-alone
 //!   training;
+//! - [`experiment`]: `qnas experiment`, a claim of the papers run and reported;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
 //! - [`space_report`]: `qnas space check` and `qnas space sample`;
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`.
@@ -20,6 +21,7 @@ pub mod backend;
 pub mod bench;
 pub mod correlate;
 pub mod correlate_plot;
+pub mod experiment;
 pub mod export_cmd;
 pub mod finetune_cmd;
 pub mod lock;

@@ -7,6 +7,7 @@
 
 mod cli_bench;
 mod cli_correlate;
+mod cli_experiment;
 mod cli_finetune;
 mod cli_model;
 mod cli_run;
@@ -123,6 +124,16 @@ enum Command {
                       Writes correlate.json, correlate.csv, correlate.svg and correlate.png."
     )]
     Correlate(crate::cli_correlate::CorrelateArgs),
+    /// Run an experiment (a claim of the papers: spaces trained once, searches over seeds) and
+    /// write its report with the measured tables, the checks and the verdict.
+    #[command(
+        after_help = "Examples:\n  qnas experiment experiments/mixed-vs-uniform/experiment.ron\n  qnas experiment experiments/strategies/experiment.ron --quick --json\n\n\
+                      Each space is trained once into RUNS/<space>/ and each search of each seed runs\n\
+                      into RUNS/<space>/searches/<label>-seed<k>/; run the same command again after an\n\
+                      interruption and finished stages are read back, unfinished ones resume. Writes\n\
+                      report.md, fronts.svg and results.json."
+    )]
+    Experiment(crate::cli_experiment::ExperimentArgs),
 }
 
 /// A write beyond the file-size limit (`ulimit -f`) would kill the process with SIGXFSZ,
@@ -157,5 +168,6 @@ fn main() -> ExitCode {
         Command::Predict(a) => crate::cli_model::predict(&a),
         Command::Finetune(a) => crate::cli_finetune::run(&a),
         Command::Correlate(a) => crate::cli_correlate::run(&a),
+        Command::Experiment(a) => crate::cli_experiment::run(&a),
     }
 }

@@ -164,6 +164,8 @@ pub struct Overrides {
     pub targets: Option<Vec<f64>>,
     /// FLIQS training mode (on when either this or the file says so).
     pub fliqs_training: bool,
+    /// The HAWQ baseline's estimate settings instead of the file's.
+    pub hawq: Option<HawqSettings>,
 }
 
 /// The file's search settings with `opts`' overrides.
@@ -196,7 +198,8 @@ pub fn settings(space: &Space, opts: &Overrides) -> Result<Settings, StrategyErr
         targets: opts.targets.clone().unwrap_or_else(|| f.targets.clone()),
         fliqs_training: opts.fliqs_training || f.fliqs_training,
         fliqs,
-        hawq: (strategy == SearchStrategy::Hawq).then(|| f.hawq.clone()),
+        hawq: (strategy == SearchStrategy::Hawq)
+            .then(|| opts.hawq.clone().unwrap_or_else(|| f.hawq.clone())),
     };
     if s.targets.is_empty() || s.targets.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         return Err(StrategyError::Invalid(format!(
