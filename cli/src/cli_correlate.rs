@@ -59,7 +59,8 @@ pub struct CorrelateArgs {
 
 /// Progress on stderr: a bar over all members' steps on a terminal, a line per finished
 /// member otherwise.
-struct Progress {
+#[derive(Default)]
+pub struct Progress {
     bar: Option<ProgressBar>,
     steps: u64,
     members: usize,
@@ -145,17 +146,8 @@ pub fn table(r: &CorrelateReport) -> String {
         a.top_k,
         with_interval(a.top_k_overlap.as_ref())
     );
-    let points = |e: Option<&correlate::Estimate>| match e {
-        None => "undefined".to_string(),
-        Some(e) => match e.interval {
-            Some(i) => format!(
-                "{:+.2} points [{:+.2}, {:+.2}]",
-                e.value * 100.0,
-                i.lo * 100.0,
-                i.hi * 100.0
-            ),
-            None => format!("{:+.2} points", e.value * 100.0),
-        },
+    let points = |e: Option<&correlate::Estimate>| {
+        correlate::signed_points(e, " points").unwrap_or_else(|| "undefined".into())
     };
     s += &format!(
         "  median gap         {}\n  median front gap   {}\n  front within 3 pts {} of {}{}\n",
@@ -251,6 +243,7 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
         seed: a.seed,
         split: a.split,
         device,
+        folders: Default::default(),
     };
     let mut progress = Progress {
         bar: None,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use qnas_cli::backend::BackendKind;
+use qnas_cli::correlate::CorrelateProgress;
 use qnas_cli::experiment::{self, ExperimentOptions, ExperimentProgress, ExperimentReport};
 use qnas_cli::train_cmd::TrainProgress;
 use search::SearchProgress;
@@ -38,6 +39,7 @@ pub struct ExperimentArgs {
 struct Progress {
     bar: crate::cli_train::Bar,
     lines: crate::cli_search::Lines,
+    alone: crate::cli_correlate::Progress,
 }
 
 impl ExperimentProgress for Progress {
@@ -52,6 +54,10 @@ impl ExperimentProgress for Progress {
     fn searching(&mut self) -> &mut dyn SearchProgress {
         &mut self.lines
     }
+
+    fn correlating(&mut self) -> &mut dyn CorrelateProgress {
+        &mut self.alone
+    }
 }
 
 fn summary(r: &ExperimentReport) -> String {
@@ -61,17 +67,28 @@ fn summary(r: &ExperimentReport) -> String {
         if r.quick { " (quick)" } else { "" },
         r.verdict.map_or("no checks", |v| v.text())
     );
-    for c in &r.checks {
+    for c in &r.correlations {
         s += &format!(
-            "  {} ({} over {}): {} of {} pairs\n",
-            c.verdict.text(),
-            c.better,
-            c.worse,
-            c.wins,
-            c.pairs.len()
+            "  {}: Kendall tau-b {} over {} members trained alone\n",
+            c.label,
+            qnas_cli::correlate::with_interval(c.analysis.kendall_tau_b.as_ref()),
+            c.members
         );
     }
-    s += &format!("report: {}\nplot: {}\n", r.report.display(), r.plot.display());
+    for c in &r.checks {
+        s += &format!(
+            "  {} ({} of {}): {}\n",
+            c.verdict.text(),
+            c.wins,
+            c.outcomes.len(),
+            c.claim
+        );
+    }
+    s += &format!(
+        "report: {}\nplot: {}\n",
+        r.report.display(),
+        r.plot.display()
+    );
     s
 }
 

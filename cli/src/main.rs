@@ -129,9 +129,11 @@ enum Command {
     #[command(
         after_help = "Examples:\n  qnas experiment experiments/mixed-vs-uniform/experiment.ron\n  qnas experiment experiments/strategies/experiment.ron --quick --json\n\n\
                       Each space is trained once into RUNS/<space>/ and each search of each seed runs\n\
-                      into RUNS/<space>/searches/<label>-seed<k>/; run the same command again after an\n\
-                      interruption and finished stages are read back, unfinished ones resume. Writes\n\
-                      report.md, fronts.svg and results.json."
+                      into RUNS/<space>/searches/<label>-seed<k>/; a correlation trains its search's\n\
+                      members alone into RUNS/alone/ and reports into RUNS/<space>/correlations/<label>/.\n\
+                      Run the same command again after an interruption and finished stages are read\n\
+                      back, unfinished ones resume. Writes report.md, fronts.svg and results.json\n\
+                      (experiments/README.md describes the file)."
     )]
     Experiment(crate::cli_experiment::ExperimentArgs),
 }

@@ -82,8 +82,8 @@ pub fn overlaps_cheaper(front: &[Row]) -> Vec<bool> {
         .collect()
 }
 
-/// The uniform-precision members a space allows: all-int8, all-int4, all-e4m3, all-e2m1 and
-/// fp32, at the largest and the smallest architecture.
+/// The uniform-precision members a space allows: all-int8, all-int4, all-e4m3, all-e2m1,
+/// all-bf16, all-fp16 and fp32, at the largest and the smallest architecture.
 pub fn baselines(space: &Space) -> Vec<(Origin, Arch)> {
     let mut out = Vec::new();
     for (size, arch) in [
@@ -95,6 +95,8 @@ pub fn baselines(space: &Space) -> Vec<(Origin, Arch)> {
             Format::Int(4),
             Format::E4M3,
             Format::E2M1,
+            Format::BF16,
+            Format::FP16,
             Format::FP32,
         ] {
             if let Some(a) = space.with_uniform_formats(&arch, f, f) {

@@ -99,6 +99,23 @@ pub struct CorrelateOptions {
     pub split: Option<EvalSplit>,
     /// Device.
     pub device: Device,
+    /// Where the other folders are kept (`qnas experiment`'s layout); `None` everywhere: the
+    /// run folder's own.
+    pub folders: CorrelateFolders,
+}
+
+/// Folders of a correlation other than the run folder's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct CorrelateFolders {
+    /// The finished search whose members are compared (default `RUN/search`).
+    pub search: Option<PathBuf>,
+    /// Where the report files go (default `RUN/correlate`).
+    pub out: Option<PathBuf>,
+    /// Where the stand-alone trainings are kept (default `RUN/correlate/alone`). Several runs
+    /// of spaces with the same networks and training recipe can share it: a member's folder is
+    /// named by its network's fingerprint, its steps and its seed, none of which depend on how
+    /// a supernet is trained (sampling, distillation, mixture).
+    pub alone: Option<PathBuf>,
 }
 
 /// Receives progress (from the calling thread only).
@@ -218,7 +235,7 @@ pub struct AloneAccuracy {
 
 /// How well two stand-alone trainings (seeds 0 and 1) of the same members agree: the same
 /// figures as the supernet's, with seed 0 in the supernet's place.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SeedAgreement {
     /// Kendall's tau-b between the two seeds' accuracies.
     pub kendall_tau_b: Option<Estimate>,
@@ -299,13 +316,13 @@ impl TrainProgress for Forward {
 
 /// The run folder of a member trained alone for `steps` steps with initialization seed
 /// `train.seed + seed`.
-fn member_dir(run: &RunDir, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
+fn member_dir(alone: &Path, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
     let fp = space.member_fingerprint(arch).unwrap_or(0);
     let name = match seed {
         0 => format!("{fp:016x}-s{steps}"),
         k => format!("{fp:016x}-s{steps}-seed{k}"),
     };
-    run.alone_dir().join(name)
+    alone.join(name)
 }
 
 /// Whether a member's run folder holds a finished training of `steps` steps.
@@ -512,7 +529,11 @@ pub fn correlate(
     let (split, images) = eval_images(&space, &data, opts.split, progress)?;
 
     // the search's members and front
-    let search_dir = run.dir.search_dir();
+    let search_dir = opts
+        .folders
+        .search
+        .clone()
+        .unwrap_or_else(|| run.dir.search_dir());
     let rows: Vec<Row> = match saved_rows(&search_dir, &space)? {
         Some((rows, true)) => rows,
         _ => return Err(CorrelateError::NoSearch { dir: search_dir }),
@@ -587,13 +608,22 @@ pub fn correlate(
             s
         })
         .collect();
-    let out_dir = run.dir.correlate_dir();
+    let out_dir = opts
+        .folders
+        .out
+        .clone()
+        .unwrap_or_else(|| run.dir.correlate_dir());
+    let alone_root = opts
+        .folders
+        .alone
+        .clone()
+        .unwrap_or_else(|| run.dir.alone_dir());
     let archs: Vec<Arch> = chosen.iter().map(|&i| rows[i].arch.clone()).collect();
     let trainings: Vec<Training<'_>> = archs
         .iter()
         .enumerate()
         .flat_map(|(j, a)| {
-            let (space, run_dir) = (&space, &run.dir);
+            let (space, alone_root) = (&space, &alone_root);
             seeded_spaces
                 .iter()
                 .enumerate()
@@ -602,7 +632,7 @@ pub fn correlate(
                     seed: k,
                     arch: a,
                     space: sp,
-                    dir: member_dir(run_dir, space, a, steps, k),
+                    dir: member_dir(alone_root, space, a, steps, k),
                 })
         })
         .collect();
@@ -775,6 +805,21 @@ fn csv(report: &CorrelateReport) -> String {
         );
     }
     out
+}
+
+/// A fraction as signed points with `unit` and its interval: `-2.13 points [-9.25, -0.50]`
+/// (`unit` " points"); `None` when undefined.
+pub fn signed_points(e: Option<&Estimate>, unit: &str) -> Option<String> {
+    let e = e?;
+    Some(match e.interval {
+        Some(i) => format!(
+            "{:+.2}{unit} [{:+.2}, {:+.2}]",
+            e.value * 100.0,
+            i.lo * 100.0,
+            i.hi * 100.0
+        ),
+        None => format!("{:+.2}{unit}", e.value * 100.0),
+    })
 }
 
 /// A figure with its interval, for titles: `0.74 [0.52, 0.90]`.

@@ -5,8 +5,10 @@
 //! unfinished one continued.
 //!
 //! - [`spec`]: the experiment file, validated with located errors;
-//! - [`report`]: the figures (hypervolume, its curve over evaluations, checks) and the report.
+//! - [`report`]: the figures (hypervolume, its curve over evaluations, checks) and the report;
+//! - [`correlation`]: members of a search trained alone, ranked against the supernet.
 
+pub mod correlation;
 pub mod plot;
 pub mod report;
 pub mod spec;
@@ -24,11 +26,13 @@ use serde::{Deserialize, Serialize};
 use spaces::{Space, SpaceError};
 use supernet::checkpoint;
 
+use crate::correlate::{CorrelateError, CorrelateProgress};
 use crate::run_dir::RunDir;
 use crate::search_cmd::{self, SearchCmdError, SearchOptions};
 use crate::setup::SetupError;
 use crate::train_cmd::{self, TrainCmdError, TrainOptions, TrainProgress};
 
+pub use correlation::CorrelationResult;
 pub use report::{CheckResult, SearchResult, Verdict};
 pub use spec::Experiment;
 
@@ -59,6 +63,8 @@ pub trait ExperimentProgress {
     fn training(&mut self) -> &mut dyn TrainProgress;
     /// The progress of a search.
     fn searching(&mut self) -> &mut dyn SearchProgress;
+    /// The progress of a correlation's stand-alone trainings.
+    fn correlating(&mut self) -> &mut dyn CorrelateProgress;
 }
 
 /// Why an experiment failed.
@@ -88,6 +94,26 @@ pub enum ExperimentError {
         /// Why.
         source: SearchCmdError,
     },
+    /// A finished search of the run was run with other settings than the file now asks for.
+    #[error("search {label} (seed {seed}) in {} was run with other settings than the experiment file asks for: {}; remove that folder to run it again with the file's", dir.display(), changes.join(", "))]
+    Changed {
+        /// Its label.
+        label: String,
+        /// Its seed.
+        seed: u64,
+        /// Its folder.
+        dir: PathBuf,
+        /// `field (saved X, asked Y)` each.
+        changes: Vec<String>,
+    },
+    /// A correlation failed.
+    #[error("correlation of {label}: {source}")]
+    Correlate {
+        /// The search's label.
+        label: String,
+        /// Why.
+        source: CorrelateError,
+    },
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
@@ -101,9 +127,20 @@ impl ExperimentError {
             ExperimentError::Setup(e) => e.is_invalid_input(),
             ExperimentError::Train { source, .. } => source.is_invalid_input(),
             ExperimentError::Search { source, .. } => source.is_invalid_input(),
+            ExperimentError::Correlate { source, .. } => source.is_invalid_input(),
+            ExperimentError::Changed { .. } => true,
             ExperimentError::Io(_) => false,
         }
     }
+}
+
+/// One comparison of a check (one seed, or one pair of seeds).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Whether the claim held here.
+    pub held: bool,
+    /// What was measured, in words.
+    pub detail: String,
 }
 
 /// One trained supernet of the experiment.
@@ -138,6 +175,9 @@ pub struct ExperimentReport {
     pub trainings: Vec<TrainResult>,
     /// Every search, per seed.
     pub searches: Vec<SearchResult>,
+    /// The correlations against stand-alone training.
+    #[serde(default)]
+    pub correlations: Vec<CorrelationResult>,
     /// The checks.
     pub checks: Vec<CheckResult>,
     /// The verdict over the checks (`None` without checks).
@@ -184,7 +224,7 @@ pub fn run_experiment(
     let mut spaces: Vec<Space> = Vec::new();
     let mut trainings = Vec::new();
     for (label, file) in &exp.spaces {
-        let space = Space::load(file).map_err(|e| SetupError::from(e))?;
+        let space = Space::load(file).map_err(SetupError::from)?;
         let run_dir = runs.join(label);
         let run = RunDir::for_space(Some(&run_dir), &space);
         let wanted = exp.train_steps.unwrap_or(space.train.steps);
@@ -264,7 +304,7 @@ pub fn run_experiment(
                             seed: Some(seed),
                             targets: s.targets.clone(),
                             fliqs_training: false,
-                            hawq: exp.quick.then(|| spaces::HawqSettings {
+                            hawq: exp.quick.then_some(spaces::HawqSettings {
                                 samples: exp.spec.quick.hawq_samples,
                                 images: exp.spec.quick.hawq_images,
                             }),
@@ -290,6 +330,15 @@ pub fn run_experiment(
                 seed,
                 source,
             })?;
+            let changes = changed_settings(&read.0.settings, planned, seed);
+            if !changes.is_empty() {
+                return Err(ExperimentError::Changed {
+                    label: s.label.clone(),
+                    seed,
+                    dir: out_dir,
+                    changes,
+                });
+            }
             results.push(report::search_result(
                 space,
                 planned,
@@ -303,12 +352,70 @@ pub fn run_experiment(
         }
     }
 
-    let checks = report::checks(&exp, &spaces, &results);
+    // the correlations
+    let mut correlations = Vec::new();
+    for c in &exp.correlations {
+        let planned = &exp.searches[c.search];
+        let (label, file) = &exp.spaces[planned.space];
+        let space = &spaces[planned.space];
+        let seed = planned.seeds[0];
+        let run_dir = runs.join(label);
+        let search_dir = run_dir
+            .join("searches")
+            .join(format!("{}-seed{seed}", planned.spec.label));
+        let steps = c.steps.or(exp.train_steps).unwrap_or(space.train.steps);
+        let key = format!("correlate {}", planned.spec.label);
+        let job = correlation::CorrelationJob {
+            planned: c,
+            label: &planned.spec.label,
+            seed,
+            file,
+            space,
+            run_dir: &run_dir,
+            search_dir: &search_dir,
+            runs: &runs,
+            steps,
+        };
+        progress.stage(&format!(
+            "correlation of {} (seed {seed}): {} members trained alone, {steps} steps{}",
+            planned.spec.label,
+            c.members,
+            if c.seeds > 1 {
+                format!(", {} seeds", c.seeds)
+            } else {
+                String::new()
+            }
+        ));
+        let started = Instant::now();
+        let (mut r, read_back) = correlation::run(&job, &opts.device, progress.correlating())
+            .map_err(|source| ExperimentError::Correlate {
+                label: planned.spec.label.clone(),
+                source,
+            })?;
+        if !read_back {
+            *times.entry(key.clone()).or_default() += started.elapsed().as_secs_f64();
+            write_json_atomic(&times_path, &times)?;
+        }
+        r.seconds = times.get(&key).copied();
+        correlation::save(&r)?;
+        correlations.push(r);
+    }
+
+    let checks = report::checks(&exp, &results, &correlations);
     let verdict = report::verdict(&checks);
     let plot_path = out.join("fronts.svg");
     write_atomic(&plot_path, report::plot(&exp, &results).as_bytes())?;
     let report_path = out.join("report.md");
-    let text = report::markdown(&exp, &trainings, &results, &checks, verdict, &plot_path, &out);
+    let text = report::markdown(
+        &exp,
+        &trainings,
+        &results,
+        &correlations,
+        &checks,
+        verdict,
+        &plot_path,
+        &out,
+    );
     write_atomic(&report_path, text.as_bytes())?;
     let r = ExperimentReport {
         schema: EXPERIMENT_SCHEMA.into(),
@@ -318,11 +425,44 @@ pub fn run_experiment(
         plot: plot_path,
         trainings,
         searches: results,
+        correlations,
         checks,
         verdict,
     };
     write_json_atomic(&out.join("results.json"), &r)?;
     Ok(r)
+}
+
+/// Where a finished search's settings differ from what the experiment file asks of it.
+fn changed_settings(
+    saved: &search::Settings,
+    planned: &spec::PlannedSearch,
+    seed: u64,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let s = &planned.spec;
+    if saved.strategy != s.strategy {
+        out.push(format!(
+            "strategy (saved {}, asked {})",
+            search::origin::strategy_name(saved.strategy),
+            search::origin::strategy_name(s.strategy)
+        ));
+    }
+    if saved.budget != planned.budget as usize {
+        out.push(format!(
+            "budget (saved {}, asked {})",
+            saved.budget, planned.budget
+        ));
+    }
+    if saved.seed != seed {
+        out.push(format!("seed (saved {}, asked {seed})", saved.seed));
+    }
+    if let Some(t) = &s.targets
+        && &saved.targets != t
+    {
+        out.push(format!("targets (saved {:?}, asked {t:?})", saved.targets));
+    }
+    out
 }
 
 /// A finished search's report and its rows in the order they were evaluated.

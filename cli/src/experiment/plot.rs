@@ -23,7 +23,10 @@ pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -
         .chain(uniform.iter())
         .filter(|r| r.accuracy.is_finite())
         .collect();
-    let xs: Vec<f64> = all.iter().map(|r| (r.bitops.max(1) as f64).log10()).collect();
+    let xs: Vec<f64> = all
+        .iter()
+        .map(|r| (r.bitops.max(1) as f64).log10())
+        .collect();
     let (x0, x1) = xs
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
@@ -35,7 +38,7 @@ pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -
         (x0 - 1.0, x0 + 1.0)
     };
     let lowest = all.iter().map(|r| r.accuracy).fold(1.0, f64::min);
-    let y0 = ((lowest * 50.0).floor() / 50.0).min(0.96).max(0.0);
+    let y0 = ((lowest * 50.0).floor() / 50.0).clamp(0.0, 0.96);
     let y1 = 1.0;
     let px = |b: u64| ml + ((b.max(1) as f64).log10() - x0) / (x1 - x0) * (w - ml - mr);
     let py = |a: f64| mt + (1.0 - (a - y0) / (y1 - y0)) * (h - mt - mb);
@@ -53,7 +56,13 @@ pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -
         );
         e += 1;
     }
-    let step = if y1 - y0 > 0.3 { 0.1 } else if y1 - y0 > 0.08 { 0.02 } else { 0.01 };
+    let step = if y1 - y0 > 0.3 {
+        0.1
+    } else if y1 - y0 > 0.08 {
+        0.02
+    } else {
+        0.01
+    };
     let mut a = y0;
     while a <= y1 + 1e-9 {
         let y = py(a);
@@ -79,7 +88,11 @@ pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -
         sorted.sort_by_key(|r| r.bitops);
         for (i, r) in sorted.iter().enumerate() {
             if i > 0 {
-                pts.push(format!("{:.1},{:.1}", px(r.bitops), py(sorted[i - 1].accuracy)));
+                pts.push(format!(
+                    "{:.1},{:.1}",
+                    px(r.bitops),
+                    py(sorted[i - 1].accuracy)
+                ));
             }
             pts.push(format!("{:.1},{:.1}", px(r.bitops), py(r.accuracy)));
         }

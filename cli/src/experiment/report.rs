@@ -12,8 +12,9 @@ use search::{Row, SearchReport};
 use serde::{Deserialize, Serialize};
 use spaces::Space;
 
-use super::TrainResult;
-use super::spec::{Experiment, PlannedSearch, UNIFORM};
+use super::correlation::CorrelationResult;
+use super::spec::{CheckKind, Experiment, PlannedSearch, UNIFORM};
+use super::{Outcome, TrainResult};
 
 /// One search of one seed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,18 +150,16 @@ impl Verdict {
     }
 }
 
-/// One check: `better`'s hypervolume against `worse`'s, pair by pair of seeds.
+/// One check and its outcome on every seed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckResult {
     /// The claim.
     pub claim: String,
-    /// The side claimed better.
-    pub better: String,
-    /// The other side.
-    pub worse: String,
-    /// `(better, worse)` hypervolumes of each compared pair.
-    pub pairs: Vec<(f64, f64)>,
-    /// Pairs where `better` was strictly higher.
+    /// How it was checked.
+    pub check: CheckKind,
+    /// One per compared seed (or pair of seeds).
+    pub outcomes: Vec<Outcome>,
+    /// Outcomes where the claim held.
     pub wins: usize,
     /// The verdict.
     pub verdict: Verdict,
@@ -170,12 +169,12 @@ pub struct CheckResult {
 /// or the uniform baselines (measured with `other`'s searches, on their space).
 fn side(label: &str, other: &str, results: &[SearchResult]) -> Vec<f64> {
     if label == UNIFORM {
-        let of = results
+        return results
             .iter()
             .filter(|r| r.label == other)
             .map(|r| r.uniform_hypervolume)
-            .collect::<Vec<_>>();
-        return of.into_iter().take(1).collect();
+            .take(1)
+            .collect();
     }
     results
         .iter()
@@ -184,23 +183,108 @@ fn side(label: &str, other: &str, results: &[SearchResult]) -> Vec<f64> {
         .collect()
 }
 
-/// The experiment's checks (see [`CheckResult`]); a side with one value is compared with every
-/// value of the other.
-pub fn checks(exp: &Experiment, _spaces: &[Space], results: &[SearchResult]) -> Vec<CheckResult> {
-    exp.spec
-        .checks
-        .iter()
-        .map(|c| {
-            let b = side(&c.better, &c.worse, results);
-            let w = side(&c.worse, &c.better, results);
+/// Whether `a` dominates `b` (at most its BitOps and at least its accuracy, one strictly).
+fn dominates(a: &Row, b: &Row) -> bool {
+    a.bitops <= b.bitops
+        && a.accuracy >= b.accuracy
+        && (a.bitops < b.bitops || a.accuracy > b.accuracy)
+}
+
+/// The outcomes of one check.
+fn outcomes(
+    check: &CheckKind,
+    results: &[SearchResult],
+    correlations: &[CorrelationResult],
+) -> Vec<Outcome> {
+    match check {
+        CheckKind::KendallTau { better, worse } => {
+            super::correlation::tau_outcome(better, worse, correlations)
+        }
+        CheckKind::AloneHypervolume { better, worse } => {
+            super::correlation::alone_hypervolume_outcome(better, worse, correlations)
+        }
+        CheckKind::Hypervolume { better, worse } => {
+            let b = side(better, worse, results);
+            let w = side(worse, better, results);
             let pairs: Vec<(f64, f64)> = match (b.len(), w.len()) {
                 (0, _) | (_, 0) => Vec::new(),
                 (1, n) => (0..n).map(|i| (b[0], w[i])).collect(),
                 (n, 1) => (0..n).map(|i| (b[i], w[0])).collect(),
                 (n, m) => (0..n.min(m)).map(|i| (b[i], w[i])).collect(),
             };
-            let wins = pairs.iter().filter(|(x, y)| x > y).count();
-            let verdict = if !pairs.is_empty() && wins == pairs.len() {
+            pairs
+                .into_iter()
+                .map(|(x, y)| Outcome {
+                    held: x > y,
+                    detail: format!("{x:.4} / {y:.4}"),
+                })
+                .collect()
+        }
+        CheckKind::FormatShare {
+            search,
+            bits,
+            at_least,
+        } => results
+            .iter()
+            .filter(|r| &r.label == search)
+            .map(|r| {
+                let share: f64 = r
+                    .format_share
+                    .iter()
+                    .filter(|(f, _)| f.parse::<spaces::Format>().is_ok_and(|f| f.bits() == *bits))
+                    .map(|(_, v)| v)
+                    .sum();
+                Outcome {
+                    held: share >= *at_least,
+                    detail: format!("seed {}: {:.0}% at {bits} bits", r.seed, share * 100.0),
+                }
+            })
+            .collect(),
+        CheckKind::Dominated { search, format } => results
+            .iter()
+            .filter(|r| &r.label == search)
+            .map(|r| {
+                let of: Vec<&Row> = r
+                    .baselines
+                    .iter()
+                    .filter(|b| match &b.origin {
+                        search::Origin::Baseline { format: f, .. } => f.to_string() == *format,
+                        _ => false,
+                    })
+                    .collect();
+                let undominated: Vec<String> = of
+                    .iter()
+                    .filter(|b| !r.own_front.iter().any(|m| dominates(m, b)))
+                    .map(|b| search::svg_plot::baseline_label(&b.origin))
+                    .collect();
+                Outcome {
+                    held: !of.is_empty() && undominated.is_empty(),
+                    detail: if of.is_empty() {
+                        format!("seed {}: no {format} baseline", r.seed)
+                    } else if undominated.is_empty() {
+                        format!("seed {}: all {} dominated", r.seed, of.len())
+                    } else {
+                        format!("seed {}: not dominated: {}", r.seed, undominated.join(", "))
+                    },
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The experiment's checks.
+pub fn checks(
+    exp: &Experiment,
+    results: &[SearchResult],
+    correlations: &[CorrelationResult],
+) -> Vec<CheckResult> {
+    exp.spec
+        .checks
+        .iter()
+        .map(|c| {
+            let outcomes = outcomes(&c.check, results, correlations);
+            let wins = outcomes.iter().filter(|o| o.held).count();
+            let verdict = if !outcomes.is_empty() && wins == outcomes.len() {
                 Verdict::Reproduced
             } else if wins == 0 {
                 Verdict::NotReproduced
@@ -209,9 +293,8 @@ pub fn checks(exp: &Experiment, _spaces: &[Space], results: &[SearchResult]) -> 
             };
             CheckResult {
                 claim: c.claim.clone(),
-                better: c.better.clone(),
-                worse: c.worse.clone(),
-                pairs,
+                check: c.check.clone(),
+                outcomes,
                 wins,
                 verdict,
             }
@@ -239,7 +322,10 @@ pub fn plot(exp: &Experiment, results: &[SearchResult]) -> String {
     let mut series: Vec<(String, Vec<Row>)> = Vec::new();
     for p in &exp.searches {
         if let Some(r) = results.iter().find(|r| r.label == p.spec.label) {
-            series.push((format!("{} (seed {})", r.label, r.seed), r.own_front.clone()));
+            series.push((
+                format!("{} (seed {})", r.label, r.seed),
+                r.own_front.clone(),
+            ));
         }
     }
     let uniform = results
@@ -282,7 +368,11 @@ fn now_utc() -> String {
         .map_or(0, |d| d.as_secs() as i64);
     let (y, m, d) = civil(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", s / 3600, s % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60
+    )
 }
 
 /// The machine in one line: CPU model, cores, load average.
@@ -316,68 +406,89 @@ fn best_within(rows: &[Row], bitops: u64) -> Option<f64> {
         .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
 }
 
-/// The table "at each uniform baseline's BitOps": the baseline's accuracy and, per search, the
-/// best of its own front members at or under those BitOps (mean over seeds), in points against
-/// the baseline.
+/// The tables "at each uniform baseline's BitOps", one per space: the baseline's accuracy and,
+/// per search of that space, the best of its own front members at or under those BitOps (mean
+/// over seeds), in points against the baseline.
 fn equal_bitops(s: &mut String, exp: &Experiment, results: &[SearchResult]) {
-    let Some(first) = results.first() else {
-        return;
-    };
-    let labels: Vec<&str> = exp
-        .searches
-        .iter()
-        .filter(|p| p.space == 0)
-        .map(|p| p.spec.label.as_str())
-        .collect();
-    let _ = writeln!(
-        s,
-        "\nAt each uniform baseline's BitOps (space {}): the most accurate of each search's own \
-         members at or under them, mean over seeds, and its difference from the baseline in \
-         points (– where a search has no member that cheap):\n",
-        first.space
-    );
-    let _ = write!(s, "| baseline | BitOps | accuracy |");
-    for l in &labels {
-        let _ = write!(s, " {l} |");
-    }
-    let _ = writeln!(s, "\n|---|---|---|{}", "---|".repeat(labels.len()));
-    let mut base = first.baselines.clone();
-    base.sort_by_key(|b| b.bitops);
-    for b in &base {
-        let _ = write!(
+    for (index, (space, _)) in exp.spaces.iter().enumerate() {
+        let Some(first) = results.iter().find(|r| &r.space == space) else {
+            continue;
+        };
+        let labels: Vec<&str> = exp
+            .searches
+            .iter()
+            .filter(|p| p.space == index)
+            .map(|p| p.spec.label.as_str())
+            .collect();
+        let _ = writeln!(
             s,
-            "| {} | {:.3e} | {} |",
-            search::svg_plot::baseline_label(&b.origin),
-            b.bitops as f64,
-            pct(b.accuracy)
+            "\nAt each uniform baseline's BitOps (space {space}, its supernet's measurement of the \
+             baselines): the most accurate of each search's own members at or under them, mean \
+             over seeds, and its difference from the baseline in points (– where a search has no \
+             member that cheap):\n"
         );
+        let _ = write!(s, "| baseline | BitOps | accuracy |");
         for l in &labels {
-            let v: Vec<f64> = results
-                .iter()
-                .filter(|r| r.label == *l && r.space == first.space)
-                .filter_map(|r| best_within(&r.own_front, b.bitops))
-                .collect();
-            let n = results.iter().filter(|r| r.label == *l).count();
+            let _ = write!(s, " {l} |");
+        }
+        let _ = writeln!(s, "\n|---|---|---|{}", "---|".repeat(labels.len()));
+        let mut base = first.baselines.clone();
+        base.sort_by_key(|b| b.bitops);
+        for b in &base {
             let _ = write!(
                 s,
-                " {} |",
-                if v.len() == n && n > 0 {
-                    let m = v.iter().sum::<f64>() / n as f64;
-                    format!("{} ({:+.2})", pct(m), (m - b.accuracy) * 100.0)
-                } else {
-                    "–".into()
-                }
+                "| {} | {:.3e} | {} |",
+                search::svg_plot::baseline_label(&b.origin),
+                b.bitops as f64,
+                pct(b.accuracy)
             );
+            for l in &labels {
+                let v: Vec<f64> = results
+                    .iter()
+                    .filter(|r| r.label == *l)
+                    .filter_map(|r| best_within(&r.own_front, b.bitops))
+                    .collect();
+                let n = results.iter().filter(|r| r.label == *l).count();
+                let _ = write!(
+                    s,
+                    " {} |",
+                    if v.len() == n && n > 0 {
+                        let m = v.iter().sum::<f64>() / n as f64;
+                        format!("{} ({:+.2})", pct(m), (m - b.accuracy) * 100.0)
+                    } else {
+                        "–".into()
+                    }
+                );
+            }
+            let _ = writeln!(s);
         }
-        let _ = writeln!(s);
+    }
+}
+
+/// A table of members: BitOps, accuracy, its interval and their origin (under `last`).
+fn rows_table(s: &mut String, last: &str, rows: &[Row]) {
+    let _ = writeln!(s, "| BitOps | accuracy | 95% interval | {last} |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for m in rows {
+        let _ = writeln!(
+            s,
+            "| {:.3e} | {} | {} | {} |",
+            m.bitops as f64,
+            pct(m.accuracy),
+            m.interval
+                .map_or("–".into(), |i| format!("[{}, {}]", pct(i.lo), pct(i.hi))),
+            m.origin
+        );
     }
 }
 
 /// `report.md`.
+#[allow(clippy::too_many_arguments)]
 pub fn markdown(
     exp: &Experiment,
     trainings: &[TrainResult],
     results: &[SearchResult],
+    correlations: &[CorrelationResult],
     checks: &[CheckResult],
     verdict: Option<Verdict>,
     plot: &Path,
@@ -406,8 +517,20 @@ pub fn markdown(
         now_utc(),
         machine()
     );
+    let total: f64 = trainings.iter().filter_map(|t| t.seconds).sum::<f64>()
+        + results.iter().filter_map(|r| r.seconds).sum::<f64>()
+        + correlations.iter().filter_map(|c| c.seconds).sum::<f64>();
+    let _ = writeln!(
+        s,
+        "\n**Wall time.** {:.1} minutes: every training, search and correlation this experiment \
+         ran, summed over its runs and resumes (the tables give each stage's).",
+        total / 60.0
+    );
     let _ = writeln!(s, "\n## Setup\n");
-    let _ = writeln!(s, "| space | file | training steps | run folder | training wall time |");
+    let _ = writeln!(
+        s,
+        "| space | file | training steps | run folder | training wall time |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|");
     for t in trainings {
         let written = spec
@@ -456,7 +579,9 @@ pub fn markdown(
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for p in &exp.searches {
         let rs: Vec<&SearchResult> = results.iter().filter(|r| r.label == p.spec.label).collect();
-        let col = |f: &dyn Fn(&SearchResult) -> f64| mean_range(&rs.iter().map(|r| f(r)).collect::<Vec<_>>());
+        let col = |f: &dyn Fn(&SearchResult) -> f64| {
+            mean_range(&rs.iter().map(|r| f(r)).collect::<Vec<_>>())
+        };
         let secs: Vec<f64> = rs.iter().filter_map(|r| r.seconds).collect();
         let _ = writeln!(
             s,
@@ -465,8 +590,14 @@ pub fn markdown(
             col(&|r| r.strategy_hypervolume),
             col(&|r| r.hypervolume),
             col(&|r| r.uniform_hypervolume),
-            rs.iter().map(|r| r.evaluated.to_string()).collect::<Vec<_>>().join(", "),
-            rs.iter().map(|r| r.front.len().to_string()).collect::<Vec<_>>().join(", "),
+            rs.iter()
+                .map(|r| r.evaluated.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            rs.iter()
+                .map(|r| r.front.len().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             if secs.is_empty() {
                 "–".into()
             } else {
@@ -528,19 +659,7 @@ pub fn markdown(
             continue;
         };
         let _ = writeln!(s, "**{}** (seed {}):\n", r.label, r.seed);
-        let _ = writeln!(s, "| BitOps | accuracy | 95% interval | from |");
-        let _ = writeln!(s, "|---|---|---|---|");
-        for m in &r.front {
-            let _ = writeln!(
-                s,
-                "| {:.3e} | {} | {} | {} |",
-                m.bitops as f64,
-                pct(m.accuracy),
-                m.interval
-                    .map_or("–".into(), |i| format!("[{}, {}]", pct(i.lo), pct(i.hi))),
-                m.origin
-            );
-        }
+        rows_table(&mut s, "from", &r.front);
         let share: Vec<String> = r
             .format_share
             .iter()
@@ -553,49 +672,80 @@ pub fn markdown(
                 }
             })
             .collect();
-        let _ = writeln!(s, "\nShare of the front's MACs by weight format: {}.\n", share.join(", "));
+        let _ = writeln!(
+            s,
+            "\nShare of the front's MACs by weight format: {}.\n",
+            share.join(", ")
+        );
     }
-    if let Some(r) = results.first() {
+    for r in exp
+        .spaces
+        .iter()
+        .filter_map(|(name, _)| results.iter().find(|r| &r.space == name))
+    {
         let _ = writeln!(s, "**Uniform baselines** ({} space):\n", r.space);
-        let _ = writeln!(s, "| BitOps | accuracy | 95% interval | member |");
-        let _ = writeln!(s, "|---|---|---|---|");
-        for m in &r.baselines {
-            let _ = writeln!(
-                s,
-                "| {:.3e} | {} | {} | {} |",
-                m.bitops as f64,
-                pct(m.accuracy),
-                m.interval
-                    .map_or("–".into(), |i| format!("[{}, {}]", pct(i.lo), pct(i.hi))),
-                m.origin
-            );
-        }
+        rows_table(&mut s, "member", &r.baselines);
+        let _ = writeln!(s);
     }
+    super::correlation::markdown(&mut s, correlations, out);
     if !checks.is_empty() {
         let _ = writeln!(s, "\n## Checks\n");
-        let _ = writeln!(s, "| claim | better | worse | hypervolumes (better / worse) | verdict |");
-        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(s, "| claim | check | measured | verdict |");
+        let _ = writeln!(s, "|---|---|---|---|");
         for c in checks {
+            let how = match &c.check {
+                CheckKind::Hypervolume { better, worse } => {
+                    format!("hypervolume of {better} over {worse} (per seed: {better} / {worse})")
+                }
+                CheckKind::FormatShare {
+                    search,
+                    bits,
+                    at_least,
+                } => format!(
+                    "at least {:.0}% of {search}'s front MACs at {bits}-bit weights",
+                    at_least * 100.0
+                ),
+                CheckKind::KendallTau { better, worse } => {
+                    format!("Kendall tau-b against stand-alone training, {better} over {worse}")
+                }
+                CheckKind::AloneHypervolume { better, worse } => format!(
+                    "hypervolume of the front members' stand-alone accuracies (first seed), {better} over {worse}"
+                ),
+                CheckKind::Dominated { search, format } => {
+                    format!("every uniform {format} baseline dominated by {search}'s own front")
+                }
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} ({} of {}) |",
+                "| {} | {how} | {} | {} ({} of {}) |",
                 c.claim,
-                c.better,
-                c.worse,
-                c.pairs
+                c.outcomes
                     .iter()
-                    .map(|(a, b)| format!("{a:.4} / {b:.4}"))
+                    .map(|o| o.detail.clone())
                     .collect::<Vec<_>>()
-                    .join(", "),
+                    .join("; "),
                 c.verdict.text(),
                 c.wins,
-                c.pairs.len()
+                c.outcomes.len()
             );
         }
         let _ = writeln!(
             s,
-            "\nA check compares hypervolumes computed from point estimates; a difference in the \
-             third decimal is within the members' intervals and is not a result on its own."
+            "\nChecks use the searches' point estimates; a hypervolume difference in the third \
+             decimal, or an accuracy difference of a point, is within the members' intervals and \
+             is not a result on its own."
+        );
+    }
+    if let Some(d) = &spec.discussion {
+        let _ = writeln!(
+            s,
+            "\n## Discussion{}\n\n{}",
+            if exp.quick {
+                " (of the full run, not of this quick one)"
+            } else {
+                ""
+            },
+            d.trim()
         );
     }
     s

@@ -46,17 +46,87 @@ fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
-/// A claim checked by hypervolume: `better`'s front against `worse`'s, seed by seed.
+/// A correlation: members of a search (its first seed) trained alone from scratch with the
+/// space's recipe, their stand-alone accuracies ranked against the supernet's (`qnas
+/// correlate`'s figures).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationSpec {
+    /// The search (a `searches[].label`).
+    pub search: String,
+    /// Members trained alone: every front member, then members spread over cost and accuracy;
+    /// all the search measured when it measured fewer.
+    pub members: u32,
+    /// Trainings of each member alone (initialization seeds); its accuracy is their mean.
+    /// Default 1.
+    #[serde(default = "default_one")]
+    pub seeds: u32,
+    /// Steps of each training alone; default the supernet's.
+    #[serde(default)]
+    pub steps: Option<u64>,
+}
+
+fn default_one() -> u32 {
+    1
+}
+
+/// How a claim is checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CheckKind {
+    /// `better`'s front has a larger hypervolume than `worse`'s, seed by seed. A side is a
+    /// search label (its own members) or `uniform` (the uniform-precision baselines of the
+    /// other side's space).
+    Hypervolume {
+        /// The side claimed better.
+        better: String,
+        /// The other side.
+        worse: String,
+    },
+    /// At least `at_least` of the MACs of `search`'s front members run at weight formats of
+    /// exactly `bits` bits, seed by seed.
+    FormatShare {
+        /// A search label.
+        search: String,
+        /// The bit width.
+        bits: u32,
+        /// The least share, in (0, 1].
+        at_least: f64,
+    },
+    /// `better`'s supernet ranks its members more like stand-alone training than `worse`'s
+    /// (Kendall tau-b of their correlations). Both are search labels with a correlation.
+    KendallTau {
+        /// The search claimed to rank better.
+        better: String,
+        /// The other.
+        worse: String,
+    },
+    /// `better`'s front is worth more than `worse`'s trained alone: the hypervolume of its
+    /// members' stand-alone accuracies (first seed) is larger. Both are search labels with a
+    /// correlation.
+    AloneHypervolume {
+        /// The search claimed better.
+        better: String,
+        /// The other.
+        worse: String,
+    },
+    /// Every uniform baseline at `format` (both sizes) is dominated by a member of `search`'s
+    /// front (at most its BitOps and at least its accuracy, one of them strictly), seed by seed.
+    Dominated {
+        /// A search label.
+        search: String,
+        /// The baselines' format (e.g. `"bf16"`, `"fp32"`).
+        format: String,
+    },
+}
+
+/// A claim and how it is checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     /// The claim in words.
     pub claim: String,
-    /// A search label, or `uniform` (the uniform-precision baselines of the first search of
-    /// that space).
-    pub better: String,
-    /// A search label, or `uniform`.
-    pub worse: String,
+    /// The check.
+    pub check: CheckKind,
 }
 
 /// `quick`: the small version `--quick` runs (for the tests).
@@ -78,6 +148,13 @@ pub struct QuickSpec {
     /// Training images of a `hawq` search's Hessian traces. Default 32.
     #[serde(default = "default_quick_hawq_images")]
     pub hawq_images: u32,
+    /// Members of every correlation (one seed each, `train_steps` steps alone). Default 3.
+    #[serde(default = "default_quick_correlate_members")]
+    pub correlate_members: u32,
+}
+
+fn default_quick_correlate_members() -> u32 {
+    3
 }
 
 fn default_quick_steps() -> u64 {
@@ -104,6 +181,7 @@ impl Default for QuickSpec {
             seeds: default_quick_seeds(),
             hawq_samples: default_quick_hawq_samples(),
             hawq_images: default_quick_hawq_images(),
+            correlate_members: default_quick_correlate_members(),
         }
     }
 }
@@ -128,12 +206,20 @@ pub struct ExperimentSpec {
     pub train_steps: Option<u64>,
     /// The searches.
     pub searches: Vec<SearchSpec>,
+    /// Correlations against stand-alone training.
+    #[serde(default)]
+    pub correlations: Vec<CorrelationSpec>,
     /// The checks that decide the verdict.
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
     /// The small version.
     #[serde(default)]
     pub quick: QuickSpec,
+    /// What the measured results mean and what was tried, written after the full run (the
+    /// report's last section; the quick version's report shows it too, marked as the full
+    /// run's).
+    #[serde(default)]
+    pub discussion: Option<String>,
 }
 
 /// The label of the uniform baselines in checks.
@@ -152,6 +238,21 @@ pub struct PlannedSearch {
     pub budget: u32,
 }
 
+/// A correlation of the experiment as it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedCorrelation {
+    /// Its spec.
+    pub spec: CorrelationSpec,
+    /// Index into [`Experiment::searches`].
+    pub search: usize,
+    /// Members.
+    pub members: usize,
+    /// Seeds of the trainings alone.
+    pub seeds: usize,
+    /// Steps alone (`None`: the supernet's).
+    pub steps: Option<u64>,
+}
+
 /// A validated experiment, with `--quick` applied when asked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Experiment {
@@ -165,6 +266,8 @@ pub struct Experiment {
     pub train_steps: Option<u64>,
     /// The searches.
     pub searches: Vec<PlannedSearch>,
+    /// The correlations.
+    pub correlations: Vec<PlannedCorrelation>,
     /// Whether this is the quick version.
     pub quick: bool,
 }
@@ -201,7 +304,11 @@ impl Experiment {
                     .unwrap_or(0);
                 let (seeds, budget) = if quick {
                     (
-                        s.seeds.iter().copied().take(spec.quick.seeds.max(1)).collect(),
+                        s.seeds
+                            .iter()
+                            .copied()
+                            .take(spec.quick.seeds.max(1))
+                            .collect(),
                         spec.quick.budget,
                     )
                 } else {
@@ -215,7 +322,31 @@ impl Experiment {
                 }
             })
             .collect();
+        let correlations = spec
+            .correlations
+            .iter()
+            .map(|c| PlannedCorrelation {
+                spec: c.clone(),
+                search: spec
+                    .searches
+                    .iter()
+                    .position(|s| s.label == c.search)
+                    .unwrap_or(0),
+                members: if quick {
+                    spec.quick.correlate_members as usize
+                } else {
+                    c.members as usize
+                },
+                seeds: if quick { 1 } else { c.seeds as usize },
+                steps: if quick {
+                    Some(spec.quick.train_steps)
+                } else {
+                    c.steps
+                },
+            })
+            .collect();
         Ok(Experiment {
+            correlations,
             train_steps: if quick {
                 Some(spec.quick.train_steps)
             } else {
@@ -242,8 +373,7 @@ fn check(spec: &ExperimentSpec, path: &Path) -> Vec<Problem> {
     }
     let name_ok = |n: &str| {
         !n.is_empty()
-            && n
-                .chars()
+            && n.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if !name_ok(&spec.name) {
@@ -268,12 +398,18 @@ fn check(spec: &ExperimentSpec, path: &Path) -> Vec<Problem> {
             );
         }
         if spec.spaces[..i].iter().any(|o| o.name == s.name) {
-            out.push(Problem::new(p.field("name"), format!("a second space named {:?}", s.name)));
+            out.push(Problem::new(
+                p.field("name"),
+                format!("a second space named {:?}", s.name),
+            ));
         }
         if !base.join(&s.file).is_file() {
             out.push(
-                Problem::new(p.field("file"), format!("{} does not exist", base.join(&s.file).display()))
-                    .help("a space file, relative to the experiment file's folder"),
+                Problem::new(
+                    p.field("file"),
+                    format!("{} does not exist", base.join(&s.file).display()),
+                )
+                .help("a space file, relative to the experiment file's folder"),
             );
         }
     }
@@ -292,17 +428,23 @@ fn check(spec: &ExperimentSpec, path: &Path) -> Vec<Problem> {
             );
         }
         if spec.searches[..i].iter().any(|o| o.label == s.label) {
-            out.push(Problem::new(p.field("label"), format!("a second search labelled {:?}", s.label)));
+            out.push(Problem::new(
+                p.field("label"),
+                format!("a second search labelled {:?}", s.label),
+            ));
         }
         if let Some(n) = &s.space
             && !spec.spaces.iter().any(|o| &o.name == n)
         {
             out.push(
-                Problem::new(p.field("space"), format!("no space named {n:?}"))
-                    .help(format!(
-                        "one of {}",
-                        spec.spaces.iter().map(|o| o.name.as_str()).collect::<Vec<_>>().join(", ")
-                    )),
+                Problem::new(p.field("space"), format!("no space named {n:?}")).help(format!(
+                    "one of {}",
+                    spec.spaces
+                        .iter()
+                        .map(|o| o.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
         }
         if s.budget == 0 {
@@ -320,14 +462,95 @@ fn check(spec: &ExperimentSpec, path: &Path) -> Vec<Problem> {
             );
         }
     }
+    let labelled = |l: &str| spec.searches.iter().any(|s| s.label == l);
+    for (i, c) in spec.correlations.iter().enumerate() {
+        let p = root.field("correlations").index(i);
+        if !labelled(&c.search) {
+            out.push(
+                Problem::new(
+                    p.field("search"),
+                    format!("no search labelled {:?}", c.search),
+                )
+                .help("a search label"),
+            );
+        }
+        if spec.correlations[..i].iter().any(|o| o.search == c.search) {
+            out.push(Problem::new(
+                p.field("search"),
+                format!("a second correlation of {:?}", c.search),
+            ));
+        }
+        if (c.members as usize) < crate::correlate::MIN_MEMBERS {
+            out.push(
+                Problem::new(p.field("members"), format!("{} members", c.members)).help(format!(
+                    "a rank correlation needs at least {}",
+                    crate::correlate::MIN_MEMBERS
+                )),
+            );
+        }
+        if c.seeds == 0 {
+            out.push(Problem::new(p.field("seeds"), "0 seeds"));
+        }
+        if c.steps == Some(0) {
+            out.push(Problem::new(p.field("steps"), "0 steps"));
+        }
+    }
+    let correlated = |l: &str| spec.correlations.iter().any(|c| c.search == l);
     for (i, c) in spec.checks.iter().enumerate() {
-        let p = root.field("checks").index(i);
-        for (field, label) in [("better", &c.better), ("worse", &c.worse)] {
-            if label != UNIFORM && !spec.searches.iter().any(|s| &s.label == label) {
+        let p = root.field("checks").index(i).field("check");
+        let mut no_search = |field: &str, label: &str, uniform: bool| {
+            if !(labelled(label) || (uniform && label == UNIFORM)) {
                 out.push(
-                    Problem::new(p.field(field), format!("no search labelled {label:?}"))
-                        .help("a search label, or \"uniform\" for the uniform baselines"),
+                    Problem::new(p.field(field), format!("no search labelled {label:?}")).help(
+                        if uniform {
+                            "a search label, or \"uniform\" for the uniform baselines"
+                        } else {
+                            "a search label"
+                        },
+                    ),
                 );
+            }
+        };
+        match &c.check {
+            CheckKind::Hypervolume { better, worse } => {
+                no_search("better", better, true);
+                no_search("worse", worse, true);
+            }
+            CheckKind::FormatShare {
+                search,
+                bits,
+                at_least,
+            } => {
+                no_search("search", search, false);
+                if *bits == 0 {
+                    out.push(Problem::new(p.field("bits"), "0 bits"));
+                }
+                if !(at_least.is_finite() && *at_least > 0.0 && *at_least <= 1.0) {
+                    out.push(
+                        Problem::new(p.field("at_least"), format!("share {at_least}"))
+                            .help("a share in (0, 1], e.g. 0.5"),
+                    );
+                }
+            }
+            CheckKind::KendallTau { better, worse }
+            | CheckKind::AloneHypervolume { better, worse } => {
+                for (field, label) in [("better", better), ("worse", worse)] {
+                    if !correlated(label) {
+                        out.push(
+                            Problem::new(p.field(field), format!("no correlation of {label:?}"))
+                                .help("a search label named by one of `correlations`"),
+                        );
+                    }
+                }
+            }
+            CheckKind::Dominated { search, format } => {
+                no_search("search", search, false);
+                if format.parse::<spaces::Format>().is_err() {
+                    out.push(
+                        Problem::new(p.field("format"), format!("unknown format {format:?}"))
+                            .help("e.g. \"fp32\", \"bf16\", \"int8\""),
+                    );
+                }
             }
         }
     }
@@ -346,6 +569,15 @@ fn check(spec: &ExperimentSpec, path: &Path) -> Vec<Problem> {
     }
     if spec.quick.hawq_images == 0 {
         out.push(Problem::new(q.field("hawq_images"), "0 images"));
+    }
+    if (spec.quick.correlate_members as usize) < crate::correlate::MIN_MEMBERS {
+        out.push(
+            Problem::new(
+                q.field("correlate_members"),
+                format!("{} members", spec.quick.correlate_members),
+            )
+            .help(format!("at least {}", crate::correlate::MIN_MEMBERS)),
+        );
     }
     out
 }

@@ -98,6 +98,10 @@ struct Partial {
     option: usize,
 }
 
+/// One choice of a format decision: its format pair, its BitOps relative to the largest
+/// member's choice, and its sensitivity Ω.
+type Choice = (FormatPair, i128, f64);
+
 /// The exact Pareto set of allocations (BitOps down, Ω down), cheapest first: for every
 /// BitOps budget, the allocation of least Ω within it is the last one at or under it.
 ///
@@ -109,7 +113,7 @@ pub fn frontier(space: &Space, sens: &Sensitivity) -> Result<Vec<Allocation>, St
     let largest = space.largest();
     let base = cost_of(space, &largest)?;
     // per decision: (pair, BitOps relative to the largest member's choice, Ω)
-    let mut table: Vec<(String, Vec<(FormatPair, i128, f64)>)> = Vec::new();
+    let mut table: Vec<(String, Vec<Choice>)> = Vec::new();
     for (group, pairs) in &cands {
         let g = sens.groups.get(group).ok_or_else(|| {
             StrategyError::Invalid(format!("hawq: no sensitivity for format decision {group}"))
