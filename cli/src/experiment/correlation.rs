@@ -67,9 +67,8 @@ pub struct CorrelationResult {
     /// Where `correlate.json` (every figure) and its plot are.
     pub out_dir: PathBuf,
     /// Hypervolume of the search's front (its members in this correlation) by the supernet's
-    /// accuracies and by the same members' stand-alone accuracies; `None` in a summary written
-    /// before it was recorded (then the correlation is read again).
-    #[serde(default)]
+    /// accuracies and by the same members' stand-alone accuracies; `None` when the space has no
+    /// hypervolume reference.
     pub front_hypervolume: Option<FrontHypervolume>,
     /// Wall time of this correlation (seconds, summed over resumes).
     #[serde(default)]
@@ -186,7 +185,7 @@ pub fn alone_root(runs: &Path, space: &Space) -> PathBuf {
         .join(format!("{:016x}", spaces::space::fnv1a(key.as_bytes())))
 }
 
-/// Runs (or reads back) one correlation.
+/// Runs one correlation, or reads back its saved summary (`true`); [`save`] saves one.
 ///
 /// # Errors
 /// What `qnas correlate` fails with.
@@ -201,7 +200,7 @@ pub fn run(
         .ok()
         .and_then(|b| serde_json::from_slice::<CorrelationResult>(&b).ok())
         .filter(|r| r.seed == job.seed && r.steps == job.steps && r.seeds == job.planned.seeds)
-        .filter(|r| r.asked == job.planned.members && r.front_hypervolume.is_some())
+        .filter(|r| r.asked == job.planned.members)
     {
         return Ok((r, true));
     }
@@ -246,18 +245,19 @@ pub fn run(
         }
         r => r?,
     };
-    let r = CorrelationResult::from_report(
-        job.space,
-        job.label,
-        job.seed,
-        job.planned.members,
-        &report,
-    );
-    write_json_atomic(&summary, &r).map_err(CorrelateError::Io)?;
-    Ok((r, false))
+    Ok((
+        CorrelationResult::from_report(
+            job.space,
+            job.label,
+            job.seed,
+            job.planned.members,
+            &report,
+        ),
+        false,
+    ))
 }
 
-/// Writes `summary` with its wall time.
+/// Writes `r`'s summary, which a rerun reads back instead of correlating again.
 pub fn save(r: &CorrelationResult) -> Result<(), IoError> {
     write_json_atomic(&r.out_dir.join(SUMMARY_FILE), r)
 }

@@ -194,6 +194,32 @@ fn read_times(path: &Path) -> Times {
         .unwrap_or_default()
 }
 
+/// Adds the time since `started` to stage `key` and saves the times.
+fn add_time(times: &mut Times, path: &Path, key: &str, started: Instant) -> Result<(), IoError> {
+    *times.entry(key.to_string()).or_default() += started.elapsed().as_secs_f64();
+    write_json_atomic(path, times)
+}
+
+/// The folder of search `label`'s run with `seed` in its space's run folder.
+fn search_dir(run_dir: &Path, label: &str, seed: u64) -> PathBuf {
+    run_dir.join("searches").join(format!("{label}-seed{seed}"))
+}
+
+/// What a search of the experiment overrides in its space file's `search` section.
+fn overrides(exp: &Experiment, planned: &spec::PlannedSearch, seed: u64) -> Overrides {
+    Overrides {
+        strategy: Some(planned.spec.strategy),
+        budget: Some(planned.budget as usize),
+        seed: Some(seed),
+        targets: planned.spec.targets.clone(),
+        fliqs_training: false,
+        hawq: exp.quick.then_some(spaces::HawqSettings {
+            samples: exp.spec.quick.hawq_samples,
+            images: exp.spec.quick.hawq_images,
+        }),
+    }
+}
+
 /// Runs the experiment; see the module docs.
 pub fn run_experiment(
     opts: &ExperimentOptions,
@@ -259,8 +285,7 @@ pub fn run_experiment(
                 space: label.clone(),
                 source,
             })?;
-            *times.entry(key.clone()).or_default() += started.elapsed().as_secs_f64();
-            write_json_atomic(&times_path, &times)?;
+            add_time(&mut times, &times_path, &key, started)?;
         }
         trainings.push(TrainResult {
             space: label.clone(),
@@ -280,9 +305,8 @@ pub fn run_experiment(
         let run_dir = runs.join(label);
         for &seed in &planned.seeds {
             let s = &planned.spec;
-            let out_dir = run_dir
-                .join("searches")
-                .join(format!("{}-seed{seed}", s.label));
+            let out_dir = search_dir(&run_dir, &s.label, seed);
+            let asked = overrides(&exp, planned, seed);
             let key = format!("search {} seed {seed}", s.label);
             if !out_dir.join(REPORT_FILE).exists() {
                 let resume = out_dir.join(STATE_FILE).exists();
@@ -298,17 +322,7 @@ pub fn run_experiment(
                     &SearchOptions {
                         file: file.clone(),
                         run_dir: Some(run_dir.clone()),
-                        overrides: Overrides {
-                            strategy: Some(s.strategy),
-                            budget: Some(planned.budget as usize),
-                            seed: Some(seed),
-                            targets: s.targets.clone(),
-                            fliqs_training: false,
-                            hawq: exp.quick.then_some(spaces::HawqSettings {
-                                samples: exp.spec.quick.hawq_samples,
-                                images: exp.spec.quick.hawq_images,
-                            }),
-                        },
+                        overrides: asked.clone(),
                         resume,
                         device: opts.device.clone(),
                         out_dir: Some(out_dir.clone()),
@@ -320,23 +334,25 @@ pub fn run_experiment(
                     seed,
                     source,
                 })?;
-                *times.entry(key.clone()).or_default() += started.elapsed().as_secs_f64();
-                write_json_atomic(&times_path, &times)?;
+                add_time(&mut times, &times_path, &key, started)?;
             } else {
                 progress.stage(&format!("search {} seed {seed}: already done", s.label));
             }
-            let read = read_search(&out_dir, space).map_err(|source| ExperimentError::Search {
+            let search_failed = |source| ExperimentError::Search {
                 label: s.label.clone(),
                 seed,
                 source,
-            })?;
-            let changes = changed_settings(&read.0.settings, planned, seed);
-            if !changes.is_empty() {
+            };
+            let read = read_search(&out_dir, space).map_err(search_failed)?;
+            // the settings this search would run with now, against those it ran with
+            let now =
+                search::settings::settings(space, &asked).map_err(|e| search_failed(e.into()))?;
+            if read.0.settings != now {
                 return Err(ExperimentError::Changed {
                     label: s.label.clone(),
                     seed,
                     dir: out_dir,
-                    changes,
+                    changes: read.0.settings.differences(&now),
                 });
             }
             results.push(report::search_result(
@@ -360,9 +376,7 @@ pub fn run_experiment(
         let space = &spaces[planned.space];
         let seed = planned.seeds[0];
         let run_dir = runs.join(label);
-        let search_dir = run_dir
-            .join("searches")
-            .join(format!("{}-seed{seed}", planned.spec.label));
+        let search_dir = search_dir(&run_dir, &planned.spec.label, seed);
         let steps = c.steps.or(exp.train_steps).unwrap_or(space.train.steps);
         let key = format!("correlate {}", planned.spec.label);
         let job = correlation::CorrelationJob {
@@ -393,11 +407,10 @@ pub fn run_experiment(
                 source,
             })?;
         if !read_back {
-            *times.entry(key.clone()).or_default() += started.elapsed().as_secs_f64();
-            write_json_atomic(&times_path, &times)?;
+            add_time(&mut times, &times_path, &key, started)?;
+            r.seconds = times.get(&key).copied();
+            correlation::save(&r)?;
         }
-        r.seconds = times.get(&key).copied();
-        correlation::save(&r)?;
         correlations.push(r);
     }
 
@@ -431,38 +444,6 @@ pub fn run_experiment(
     };
     write_json_atomic(&out.join("results.json"), &r)?;
     Ok(r)
-}
-
-/// Where a finished search's settings differ from what the experiment file asks of it.
-fn changed_settings(
-    saved: &search::Settings,
-    planned: &spec::PlannedSearch,
-    seed: u64,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    let s = &planned.spec;
-    if saved.strategy != s.strategy {
-        out.push(format!(
-            "strategy (saved {}, asked {})",
-            search::origin::strategy_name(saved.strategy),
-            search::origin::strategy_name(s.strategy)
-        ));
-    }
-    if saved.budget != planned.budget as usize {
-        out.push(format!(
-            "budget (saved {}, asked {})",
-            saved.budget, planned.budget
-        ));
-    }
-    if saved.seed != seed {
-        out.push(format!("seed (saved {}, asked {seed})", saved.seed));
-    }
-    if let Some(t) = &s.targets
-        && &saved.targets != t
-    {
-        out.push(format!("targets (saved {:?}, asked {t:?})", saved.targets));
-    }
-    out
 }
 
 /// A finished search's report and its rows in the order they were evaluated.
