@@ -406,16 +406,7 @@ const MB: f64 = 50.0;
 /// x range is 1e0..1e1.
 fn ranges(rows: &[Row], front: &[Row], baselines: &[Row]) -> ((f64, f64), (f64, f64)) {
     let all = || rows.iter().chain(front).chain(baselines);
-    let (x0, x1) = all()
-        .map(|r| (r.bitops.max(1) as f64).log10())
-        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let (x0, x1) = if x1 < x0 {
-        (0.0, 1.0)
-    } else if x1 > x0 {
-        (x0.floor(), x1.ceil())
-    } else {
-        (x0 - 1.0, x0 + 1.0)
-    };
+    let (x0, x1) = crate::svg_plot::log_decades(all().map(|r| r.bitops));
     let y0 = (all()
         .map(|r| r.accuracy)
         .filter(|a| a.is_finite())

@@ -9,20 +9,7 @@ use crate::row::Row;
 /// front as a line, baselines marked and labelled.
 pub fn plot_svg(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) -> String {
     let (w, h, ml, mr, mt, mb) = (720.0, 480.0, 70.0, 20.0, 40.0, 50.0);
-    let xs: Vec<f64> = rows
-        .iter()
-        .map(|r| (r.bitops.max(1) as f64).log10())
-        .collect();
-    let (x0, x1) = xs
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
-    let (x0, x1) = if xs.is_empty() {
-        (0.0, 1.0)
-    } else if x1 > x0 {
-        (x0.floor(), x1.ceil())
-    } else {
-        (x0 - 1.0, x0 + 1.0)
-    };
+    let (x0, x1) = log_decades(rows.iter().map(|r| r.bitops));
     let ys: Vec<f64> = rows.iter().map(|r| r.accuracy).collect();
     let y0 = (ys.iter().cloned().fold(1.0, f64::min) * 10.0).floor() / 10.0;
     let (y0, y1) = (y0.min(0.9), 1.0);
@@ -105,7 +92,24 @@ pub fn plot_svg(rows: &[Row], front: &[Row], baselines: &[Row], title: &str) -> 
     s
 }
 
-fn xml(s: &str) -> String {
+/// The log10 BitOps axis of the plots: from the floor of the smallest to the ceiling of the
+/// largest decade (one decade either side of a single value); 1e0..1e1 with nothing to plot.
+pub fn log_decades(bitops: impl IntoIterator<Item = u64>) -> (f64, f64) {
+    let (x0, x1) = bitops
+        .into_iter()
+        .map(|b| (b.max(1) as f64).log10())
+        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    if x1 < x0 {
+        (0.0, 1.0)
+    } else if x1 > x0 {
+        (x0.floor(), x1.ceil())
+    } else {
+        (x0 - 1.0, x0 + 1.0)
+    }
+}
+
+/// `s` with `&`, `<` and `>` escaped for SVG text.
+pub fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

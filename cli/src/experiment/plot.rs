@@ -3,16 +3,11 @@
 //! legend. (The run's single-search plot is the search crate's `svg_plot`.)
 
 use search::Row;
+use search::svg_plot::{log_decades, xml};
 
 const COLOURS: [&str; 8] = [
     "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
 ];
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
 
 /// The plot of `series` (label, front rows) and the `uniform` front.
 pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -> String {
@@ -23,20 +18,7 @@ pub fn fronts_svg(title: &str, series: &[(String, Vec<Row>)], uniform: &[Row]) -
         .chain(uniform.iter())
         .filter(|r| r.accuracy.is_finite())
         .collect();
-    let xs: Vec<f64> = all
-        .iter()
-        .map(|r| (r.bitops.max(1) as f64).log10())
-        .collect();
-    let (x0, x1) = xs
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
-    let (x0, x1) = if xs.is_empty() {
-        (0.0, 1.0)
-    } else if x1 > x0 {
-        (x0.floor(), x1.ceil())
-    } else {
-        (x0 - 1.0, x0 + 1.0)
-    };
+    let (x0, x1) = log_decades(all.iter().map(|r| r.bitops));
     let lowest = all.iter().map(|r| r.accuracy).fold(1.0, f64::min);
     let y0 = ((lowest * 50.0).floor() / 50.0).clamp(0.0, 0.96);
     let y1 = 1.0;
