@@ -1,29 +1,36 @@
-//! A small seeded random-number generator whose state serializes, so that every sampler,
-//! mutation and search strategy is reproducible and resumable. xoshiro256** seeded through
-//! splitmix64.
+//! The workspace's seeded random-number generator: `rand`'s xoshiro256++ behind a small
+//! interface whose state serializes, so that every sampler, mutation, data shuffle and search
+//! strategy is reproducible and resumable. Seeds expand through SplitMix64
+//! (`SeedableRng::seed_from_u64`); the sampling methods are `rand`'s and `rand_distr`'s
+//! (unbiased integer ranges, Fisher-Yates, weighted index, ziggurat normal).
 
+use rand::distr::weighted::WeightedIndex;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::seq::SliceRandom;
+use rand::{Rng as _, RngExt, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-/// xoshiro256** (Blackman and Vigna).
+/// A seeded generator (xoshiro256++, Blackman and Vigna, as `rand` implements it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rng {
-    s: [u64; 4],
-}
+#[serde(transparent)]
+pub struct Rng(Xoshiro256PlusPlus);
 
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        Rng {
-            s: [next(), next(), next(), next()],
+        Rng(Xoshiro256PlusPlus::seed_from_u64(seed))
+    }
+
+    /// A generator for `seed` and a list of stream coordinates (for example
+    /// `[STREAM_SHUFFLE, epoch]`): different coordinates give independent streams, the same
+    /// ones the same stream, without drawing from any other generator.
+    pub fn stream(seed: u64, coordinates: &[u64]) -> Self {
+        let mut rng = Rng::new(seed);
+        for &c in coordinates {
+            rng = Rng::new(rng.next_u64() ^ c.wrapping_mul(0xD2B7_4407_B1CE_6E93));
         }
+        rng
     }
 
     /// An independent generator derived from this one and `stream` (e.g. a worker index).
@@ -33,69 +40,50 @@ impl Rng {
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = self.s[1] << 17;
-        self.s[2] ^= self.s[0];
-        self.s[3] ^= self.s[1];
-        self.s[1] ^= self.s[2];
-        self.s[0] ^= self.s[3];
-        self.s[2] ^= t;
-        self.s[3] = self.s[3].rotate_left(45);
-        result
+        self.0.next_u64()
     }
 
-    /// Uniform in `0..n` (`n > 0`), without modulo bias.
+    /// Uniform in `0..n` (`n > 0`), without bias.
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0, "Rng::below(0)");
-        let n = n as u64;
-        let zone = u64::MAX - (u64::MAX % n);
-        loop {
-            let v = self.next_u64();
-            if v < zone {
-                return (v % n) as usize;
-            }
-        }
+        self.0.random_range(0..n)
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.0.random::<f64>()
     }
 
-    /// True with probability `p`.
+    /// True with probability `p` (clamped to `[0, 1]`; NaN is never true).
     pub fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
+        if p.is_nan() {
+            return false;
+        }
+        self.0.random_bool(p.clamp(0.0, 1.0))
     }
 
-    /// A standard normal sample (Box-Muller).
+    /// A fair coin.
+    pub fn coin(&mut self) -> bool {
+        self.0.random::<bool>()
+    }
+
+    /// A standard normal sample.
     pub fn normal(&mut self) -> f64 {
-        let u1 = self.unit().max(f64::MIN_POSITIVE);
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        StandardNormal.sample(&mut self.0)
     }
 
     /// Shuffles a slice in place (Fisher-Yates).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i + 1);
-            items.swap(i, j);
-        }
+        items.shuffle(&mut self.0);
     }
 
-    /// An index drawn from unnormalized non-negative weights.
+    /// An index drawn from unnormalized non-negative weights; uniform when they are all zero
+    /// (or not finite).
     pub fn weighted(&mut self, weights: &[f64]) -> usize {
-        let total: f64 = weights.iter().sum();
-        if total.is_nan() || total <= 0.0 {
-            return self.below(weights.len().max(1));
+        match WeightedIndex::new(weights.iter().map(|w| w.max(0.0))) {
+            Ok(index) => index.sample(&mut self.0),
+            Err(_) => self.below(weights.len().max(1)),
         }
-        let mut r = self.unit() * total;
-        for (i, w) in weights.iter().enumerate() {
-            if r < *w {
-                return i;
-            }
-            r -= w;
-        }
-        weights.len() - 1
     }
 }
 
@@ -119,8 +107,73 @@ mod tests {
         for c in counts {
             assert!((9_500..10_500).contains(&c), "{counts:?}");
         }
-        let mean: f64 = (0..20_000).map(|_| r.normal()).sum::<f64>() / 20_000.0;
+        let samples: Vec<f64> = (0..20_000).map(|_| r.normal()).collect();
+        let mean = samples.iter().sum::<f64>() / 20_000.0;
+        let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 20_000.0;
         assert!(mean.abs() < 0.03, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
+    }
+
+    #[test]
+    fn the_seeded_stream_is_pinned() {
+        // Every seeded result qnas reports (splits, samples, fronts) follows from this stream:
+        // rand keeps xoshiro256++ and its SplitMix64 seeding value-stable, and `rand`'s
+        // sampling algorithms change only with its minor version (pinned in Cargo.lock). A
+        // change here changes the README's measured figures.
+        let mut r = Rng::new(0);
+        let got = [
+            r.next_u64(),
+            r.next_u64(),
+            r.below(1000) as u64,
+            r.unit().to_bits(),
+        ];
+        // the first two words agree with an independent Python xoshiro256++ (reference C code
+        // translated, SplitMix64 seeding)
+        assert_eq!(
+            got,
+            [
+                5987356902031041503,
+                7051070477665621255,
+                359,
+                4577757273079542464
+            ]
+        );
+    }
+
+    #[test]
+    fn streams_differ_per_coordinate() {
+        let a = Rng::stream(1, &[2, 0]).next_u64();
+        let b = Rng::stream(1, &[2, 1]).next_u64();
+        let c = Rng::stream(2, &[2, 0]).next_u64();
+        let d = Rng::stream(1, &[3, 0]).next_u64();
+        assert!(a != b && a != c && a != d && b != c && b != d && c != d);
+        assert_eq!(a, Rng::stream(1, &[2, 0]).next_u64());
+    }
+
+    #[test]
+    fn weighted_follows_the_weights() {
+        let mut r = Rng::new(5);
+        let mut counts = [0usize; 3];
+        for _ in 0..30_000 {
+            counts[r.weighted(&[1.0, 0.0, 3.0])] += 1;
+        }
+        assert_eq!(counts[1], 0);
+        assert!((7_000..8_000).contains(&counts[0]), "{counts:?}");
+        let mut zero = [0usize; 2];
+        for _ in 0..1_000 {
+            zero[r.weighted(&[0.0, 0.0])] += 1;
+        }
+        assert!(zero[0] > 400 && zero[1] > 400, "{zero:?}");
+    }
+
+    #[test]
+    fn chance_is_total() {
+        let mut r = Rng::new(9);
+        assert!(!r.chance(f64::NAN));
+        assert!(!r.chance(-1.0));
+        assert!(r.chance(2.0));
+        let hits = (0..10_000).filter(|_| r.chance(0.25)).count();
+        assert!((2_300..2_700).contains(&hits), "{hits}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The in-memory data set: u8 images in N x C x H x W order and their class labels.
 
 use super::error::{DataError, DataResult};
-use super::rng::{Rng, STREAM_SPLIT, derive_seed};
+use super::rng::{Rng, STREAM_SPLIT};
 
 /// Shape of one image: channels, height, width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -222,7 +222,7 @@ impl Dataset {
         let mut train = Vec::with_capacity(self.len());
         let mut validation = Vec::new();
         for (class, mut members) in by_class.into_iter().enumerate() {
-            let mut rng = Rng::new(derive_seed(seed, &[STREAM_SPLIT, class as u64]));
+            let mut rng = Rng::stream(seed, &[STREAM_SPLIT, class as u64]);
             rng.shuffle(&mut members);
             // Round half up; the product is small and non-negative, so the cast is exact.
             let n_val = (validation_fraction * members.len() as f64 + 0.5).floor() as usize;

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::dataset::{Dataset, ImageShape};
 use super::error::{DataError, DataResult};
-use super::rng::{Rng, STREAM_AUGMENT, STREAM_SHUFFLE, derive_seed};
+use super::rng::{Rng, STREAM_AUGMENT, STREAM_SHUFFLE};
 use super::transform::{Augment, Normalization, apply_tables};
 
 /// How a [`BatchLoader`] cuts an epoch into batches.
@@ -141,10 +141,7 @@ impl EpochPlan {
             let pixels = if cfg.augment.is_identity() {
                 src
             } else {
-                let mut rng = Rng::new(derive_seed(
-                    cfg.seed,
-                    &[STREAM_AUGMENT, self.epoch, i as u64],
-                ));
+                let mut rng = Rng::stream(cfg.seed, &[STREAM_AUGMENT, self.epoch, i as u64]);
                 cfg.augment.apply_rng(src, shape, &mut rng, &mut scratch);
                 &scratch
             };
@@ -224,11 +221,7 @@ impl BatchLoader {
     pub fn epoch_order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.source.data.len()).collect();
         if self.source.config.shuffle {
-            Rng::new(derive_seed(
-                self.source.config.seed,
-                &[STREAM_SHUFFLE, epoch],
-            ))
-            .shuffle(&mut order);
+            Rng::stream(self.source.config.seed, &[STREAM_SHUFFLE, epoch]).shuffle(&mut order);
         }
         order
     }

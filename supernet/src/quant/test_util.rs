@@ -68,15 +68,9 @@ pub(crate) fn pseudo_random<const D: usize>(
     device: &burn::tensor::Device,
 ) -> Tensor<D> {
     let n: usize = shape.iter().product();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = spaces::Rng::new(seed);
     let values: Vec<f32> = (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let u = (state >> 40) as f32 / (1u64 << 24) as f32;
-            (2.0 * u - 1.0) * amp
-        })
+        .map(|_| ((2.0 * rng.unit() - 1.0) as f32) * amp)
         .collect();
     Tensor::from_data(burn::tensor::TensorData::new(values, shape), device)
 }

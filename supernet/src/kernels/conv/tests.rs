@@ -2,30 +2,21 @@
 
 use super::*;
 
-/// splitmix64
-struct Rng(u64);
+/// The workspace's seeded generator, with the draws these tests need.
+struct Rng(spaces::Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n)
     }
 
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len())]
     }
 
+    /// Uniform values in [-1, 1).
     fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
-            .collect()
+        (0..n).map(|_| (self.0.unit() * 2.0 - 1.0) as f32).collect()
     }
 }
 
@@ -127,7 +118,7 @@ fn random_shape(rng: &mut Rng, depthwise: bool, narrow: bool) -> ConvShape {
 
 #[test]
 fn dense_matches_reference() {
-    let mut rng = Rng(1);
+    let mut rng = Rng(spaces::Rng::new(1));
     for i in 0..60 {
         let s = random_shape(&mut rng, false, i % 2 == 0);
         check_shape(&s, &mut rng);
@@ -136,7 +127,7 @@ fn dense_matches_reference() {
 
 #[test]
 fn depthwise_matches_reference() {
-    let mut rng = Rng(2);
+    let mut rng = Rng(spaces::Rng::new(2));
     for _ in 0..40 {
         let s = random_shape(&mut rng, true, false);
         check_shape(&s, &mut rng);
@@ -159,7 +150,7 @@ fn depthwise_matches_reference() {
 
 #[test]
 fn fixed_shapes_match_reference() {
-    let mut rng = Rng(3);
+    let mut rng = Rng(spaces::Rng::new(3));
     let shapes = [
         // (batch, h, w, cin, cout, k, stride, depthwise)
         (2, 9, 8, 16, 16, 3, 1, false),
@@ -197,7 +188,7 @@ fn fixed_shapes_match_reference() {
 
 #[test]
 fn thread_count_does_not_change_results() {
-    let mut rng = Rng(4);
+    let mut rng = Rng(spaces::Rng::new(4));
     let shapes = [
         (5, 10, 9, 16, 16, 3, 1, 1),
         (4, 12, 12, 32, 24, 3, 2, 1),

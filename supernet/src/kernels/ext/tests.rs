@@ -67,15 +67,9 @@ fn conv_matches_burn_with_gradients() {
 
 #[test]
 fn conv_matches_burn_on_random_shapes() {
-    // a seeded splitmix64 walk over batch, channels, sizes, kernel, stride and groups
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |n: u64| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) % n) as usize
-    };
+    // a seeded walk over batch, channels, sizes, kernel, stride and groups
+    let mut rng = spaces::Rng::new(1);
+    let mut next = |n: usize| rng.below(n);
     for _ in 0..16 {
         let shape = [1 + next(3), 1 + next(20), 1 + next(12), 1 + next(12)];
         let out = 1 + next(40);
