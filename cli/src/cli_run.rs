@@ -41,6 +41,8 @@ struct RunReport<'a> {
     train: Option<TrainSummary>,
     search: &'a search::SearchReport,
     export: &'a export_cmd::ExportReport,
+    /// The run's HTML report.
+    report: &'a std::path::Path,
 }
 
 /// Runs `qnas run`.
@@ -123,6 +125,10 @@ pub fn run(a: &RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(a.json, &file, SetupError::from(e)),
     };
+    let page = match qnas_cli::report::write_report(&dir) {
+        Ok(r) => r,
+        Err(e) => return fail(a.json, &file, e),
+    };
     if a.json {
         let r = RunReport {
             schema: "qnas.run/1",
@@ -130,6 +136,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
             train,
             search: &report,
             export: &exported,
+            report: &page.path,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Outcome::Success.into();
@@ -151,5 +158,6 @@ pub fn run(a: &RunArgs) -> ExitCode {
             |m| m.dir.display().to_string()
         )
     );
+    println!("report: {}", page.path.display());
     Outcome::Success.into()
 }

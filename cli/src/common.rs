@@ -210,6 +210,7 @@ use qnas_cli::experiment::ExperimentError;
 use qnas_cli::export_cmd::ExportError;
 use qnas_cli::finetune_cmd::FinetuneError;
 use qnas_cli::model_dir::ModelError;
+use qnas_cli::report::ReportError;
 use qnas_cli::search_cmd::SearchCmdError;
 use qnas_cli::setup::SetupError;
 use qnas_cli::train_cmd::TrainCmdError;
@@ -226,6 +227,7 @@ failure!(
 failure!(FinetuneError, FinetuneError::Model(ModelError::Space(e)) => e);
 failure!(CorrelateError, CorrelateError::Setup(SetupError::Space(e)) => *e);
 failure!(BenchError);
+failure!(ReportError, ReportError::Model(ModelError::Space(e)) => e);
 failure!(
     ExperimentError,
     ExperimentError::Spec(e) => *e,

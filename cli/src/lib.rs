@@ -14,6 +14,7 @@
 //!   training;
 //! - [`experiment`]: `qnas experiment`, a claim of the papers run and reported;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
+//! - [`report`]: `qnas report`, the run's self-contained HTML page;
 //! - [`space_report`]: `qnas space check` and `qnas space sample`;
 //! - [`backend`]: the one place where `--device` becomes a `burn::tensor::Device`.
 
@@ -26,6 +27,7 @@ pub mod export_cmd;
 pub mod finetune_cmd;
 pub mod lock;
 pub mod model_dir;
+pub mod report;
 pub mod run_dir;
 pub mod search_cmd;
 pub mod setup;

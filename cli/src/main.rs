@@ -10,6 +10,7 @@ mod cli_correlate;
 mod cli_experiment;
 mod cli_finetune;
 mod cli_model;
+mod cli_report;
 mod cli_run;
 mod cli_search;
 mod cli_space;
@@ -78,7 +79,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  qnas run spaces/presets/mnist.ron\n  qnas run spaces/presets/digits.ron --run runs/digits --json\n  qnas run spaces/presets/mnist.ron --onnx\n\n\
                       Leaves in the run folder: checkpoints/, metrics.jsonl, train.json, search/ (pareto.svg,\n\
-                      pareto.png, pareto.csv, pareto.json, evaluated.csv) and export/front-NN/ per front member."
+                      pareto.png, pareto.csv, pareto.json, evaluated.csv), export/front-NN/ per front member and report.html."
     )]
     Run(crate::cli_run::RunArgs),
     /// Write members of a run's Pareto front as standalone models: real quantized weights
@@ -136,6 +137,15 @@ enum Command {
                       (experiments/README.md describes the file)."
     )]
     Experiment(crate::cli_experiment::ExperimentArgs),
+    /// Write RUN/report.html: one self-contained page with the run's settings, its plots, the
+    /// front with intervals and links to the exported models (no server, no external assets).
+    #[command(
+        after_help = "Examples:\n  qnas report runs/mnist\n  qnas report runs/mnist --json\n\n\
+                      Made from the files the other commands wrote (train.json, search/pareto.json, the\n\
+                      plots, export/*/model.json, correlate/correlate.json), so it can be made again at\n\
+                      any time; `qnas run` writes it at its end. Open it in any browser."
+    )]
+    Report(crate::cli_report::ReportArgs),
 }
 
 /// A write beyond the file-size limit (`ulimit -f`) would kill the process with SIGXFSZ,
@@ -171,5 +181,6 @@ fn main() -> ExitCode {
         Command::Finetune(a) => crate::cli_finetune::run(&a),
         Command::Correlate(a) => crate::cli_correlate::run(&a),
         Command::Experiment(a) => crate::cli_experiment::run(&a),
+        Command::Report(a) => crate::cli_report::run(&a),
     }
 }
