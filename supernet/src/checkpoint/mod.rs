@@ -29,11 +29,12 @@
 //!
 //! # Writing
 //!
-//! [`write_checkpoint`] writes to a temporary file next to the target
-//! (`<name>.tmp-<pid>-<n>`), flushes and syncs it, renames it over the target and syncs the
-//! directory (on Unix; elsewhere the directory sync is skipped). A crash leaves either the old
-//! file or the new one under the final name, never a mix; at worst a stray temporary file,
-//! which [`list_checkpoints`] and [`latest_good`] ignore.
+//! [`write_checkpoint`] writes through the workspace's one atomic write ([`fsio::write_atomic`]):
+//! a temporary file next to the target (`.<name>.XXXXXX.tmp`), synced, renamed over the target,
+//! and the directory synced (on Unix; elsewhere the directory sync is skipped). A crash leaves
+//! either the old file or the new one under the final name, never a mix; at worst a stray
+//! temporary file, which [`list_checkpoints`] and [`latest_good`] ignore (as they ignore the
+//! `<name>.tmp-<pid>-<n>` files of earlier versions).
 //!
 //! # Folders of checkpoints
 //!

@@ -305,6 +305,7 @@ fn file_names() {
     for bad in [
         "step-100.qckpt",
         "step-000100.qckpt.tmp-1-0",
+        ".step-000100.qckpt.a1B2c3.tmp",
         "step-00010a.qckpt",
         "step-+00100.qckpt",
         "x-000100.qckpt",
@@ -334,7 +335,9 @@ fn latest_good_skips_damaged_newest_files() {
     let p300 = d.0.join("step-000300.qckpt");
     let b = fs::read(&p300).unwrap();
     fs::write(&p300, &b[..b.len() - 10]).unwrap();
-    // A stray temporary file from a crashed writer is ignored.
+    // Stray temporary files from crashed writers (of this version and of earlier ones) are
+    // ignored.
+    fs::write(d.0.join(".step-000500.qckpt.x7Yz0q.tmp"), b"half").unwrap();
     fs::write(d.0.join("step-000500.qckpt.tmp-99999-0"), b"half").unwrap();
 
     let r = latest_good(&d.0, Some(sample(0).fingerprint)).unwrap();
@@ -361,6 +364,7 @@ fn latest_good_skips_damaged_newest_files() {
     assert_eq!(
         names(&d.0),
         vec![
+            ".step-000500.qckpt.x7Yz0q.tmp",
             "step-000200.qckpt",
             "step-000250.qckpt",
             "step-000500.qckpt.tmp-99999-0"

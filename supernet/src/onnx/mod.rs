@@ -25,9 +25,14 @@
 //! `FLOAT8E5M2` (saturating), fp16 and bf16 a `Cast` there and back after a saturating `Clip`.
 //! **Fallback**: activation formats with no ONNX type (integers above 16 bits, the other
 //! minifloats) are left unquantized in the graph and listed in [`OnnxExport::fallbacks`].
+//!
+//! # Encoding
+//! The graph is built as the `prost` messages of [`proto`] (ONNX's `onnx.proto`, the fields used
+//! here) and serialized by prost.
 
 use burn::module::Param;
 use burn::tensor::Tensor;
+use prost::Message;
 use spaces::Format;
 use spaces::plan::{Act, ConvLayer};
 
@@ -36,22 +41,18 @@ use crate::net::{StaticConvBn, StaticNet};
 use crate::quant::grid::int_code_range;
 use crate::quant::{Codes, FrozenActQuant, QuantCodes};
 
+pub mod proto;
+
+use proto::{
+    AttributeProto, AttributeType, DataType, Dimension, DimensionValue, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TensorTypeProto, TypeProto,
+    TypeValue, ValueInfoProto,
+};
+
 /// The opset the graph uses.
 pub const OPSET: i64 = 21;
 /// The ONNX IR version of that opset.
 pub const IR_VERSION: i64 = 10;
-
-// ONNX TensorProto data types
-const FLOAT: i32 = 1;
-const UINT8: i32 = 2;
-const INT8: i32 = 3;
-const UINT16: i32 = 4;
-const INT16: i32 = 5;
-const FLOAT16: i32 = 10;
-const BFLOAT16: i32 = 16;
-const FLOAT8E4M3FN: i32 = 17;
-const FLOAT8E5M2: i32 = 19;
-const INT4: i32 = 22;
 
 /// An exported graph.
 #[derive(Clone, Debug)]
@@ -62,52 +63,6 @@ pub struct OnnxExport {
     pub fallbacks: Vec<String>,
 }
 
-/// A protobuf message being written.
-#[derive(Default)]
-struct Pb(Vec<u8>);
-
-impl Pb {
-    fn varint(&mut self, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(byte);
-                return;
-            }
-            self.0.push(byte | 0x80);
-        }
-    }
-
-    fn key(&mut self, field: u32, wire: u32) {
-        self.varint(u64::from((field << 3) | wire));
-    }
-
-    fn int(&mut self, field: u32, v: i64) {
-        self.key(field, 0);
-        self.varint(v as u64);
-    }
-
-    fn bytes(&mut self, field: u32, b: &[u8]) {
-        self.key(field, 2);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-    }
-
-    fn string(&mut self, field: u32, s: &str) {
-        self.bytes(field, s.as_bytes());
-    }
-
-    fn msg(&mut self, field: u32, m: &Pb) {
-        self.bytes(field, &m.0);
-    }
-
-    fn float(&mut self, field: u32, f: f32) {
-        self.key(field, 5);
-        self.0.extend_from_slice(&f.to_le_bytes());
-    }
-}
-
 /// A node attribute.
 enum Attr {
     Int(&'static str, i64),
@@ -116,36 +71,31 @@ enum Attr {
 }
 
 impl Attr {
-    fn proto(&self) -> Pb {
-        let mut p = Pb::default();
+    fn proto(&self) -> AttributeProto {
+        let (name, r#type) = match self {
+            Attr::Int(name, _) => (name, AttributeType::Int),
+            Attr::Ints(name, _) => (name, AttributeType::Ints),
+            Attr::Float(name, _) => (name, AttributeType::Float),
+        };
+        let mut a = AttributeProto {
+            name: Some(name.to_string()),
+            r#type: Some(r#type as i32),
+            ..AttributeProto::default()
+        };
         match self {
-            Attr::Int(name, v) => {
-                p.string(1, name);
-                p.int(3, *v);
-                p.int(20, 2);
-            }
-            Attr::Ints(name, vs) => {
-                p.string(1, name);
-                for v in vs {
-                    p.int(8, *v);
-                }
-                p.int(20, 7);
-            }
-            Attr::Float(name, v) => {
-                p.string(1, name);
-                p.float(2, *v);
-                p.int(20, 1);
-            }
+            Attr::Int(_, v) => a.i = Some(*v),
+            Attr::Ints(_, vs) => a.ints.clone_from(vs),
+            Attr::Float(_, v) => a.f = Some(*v),
         }
-        p
+        a
     }
 }
 
 /// A graph under construction: nodes in order, initializers, unique names.
 #[derive(Default)]
 struct Graph {
-    nodes: Vec<Pb>,
-    inits: Vec<Pb>,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
     count: usize,
     fallbacks: Vec<String>,
 }
@@ -157,22 +107,20 @@ impl Graph {
     }
 
     /// An initializer of raw little-endian bytes.
-    fn init(&mut self, base: &str, dims: &[usize], dtype: i32, raw: Vec<u8>) -> String {
+    fn init(&mut self, base: &str, dims: &[usize], dtype: DataType, raw: Vec<u8>) -> String {
         let name = self.fresh(base);
-        let mut t = Pb::default();
-        for &d in dims {
-            t.int(1, d as i64);
-        }
-        t.int(2, i64::from(dtype));
-        t.string(8, &name);
-        t.bytes(9, &raw);
-        self.inits.push(t);
+        self.inits.push(TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: Some(dtype as i32),
+            name: Some(name.clone()),
+            raw_data: Some(raw),
+        });
         name
     }
 
     fn f32s(&mut self, base: &str, dims: &[usize], values: &[f32]) -> String {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.init(base, dims, FLOAT, raw)
+        self.init(base, dims, DataType::Float, raw)
     }
 
     fn scalar(&mut self, base: &str, v: f32) -> String {
@@ -187,17 +135,13 @@ impl Graph {
 
     /// [`Graph::node`] with a given output name.
     fn node_named(&mut self, op: &str, inputs: &[&str], attrs: &[Attr], out: String) -> String {
-        let mut n = Pb::default();
-        for i in inputs {
-            n.string(1, i);
-        }
-        n.string(2, &out);
-        n.string(3, &out);
-        n.string(4, op);
-        for a in attrs {
-            n.msg(5, &a.proto());
-        }
-        self.nodes.push(n);
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|i| i.to_string()).collect(),
+            output: vec![out.clone()],
+            name: Some(out.clone()),
+            op_type: Some(op.to_string()),
+            attribute: attrs.iter().map(Attr::proto).collect(),
+        });
         out
     }
 
@@ -216,10 +160,10 @@ impl Graph {
     }
 
     /// `Q -> DQ` with a scalar scale and a zero point of type `dtype` (zero).
-    fn qdq(&mut self, x: &str, scale: f32, dtype: i32) -> String {
+    fn qdq(&mut self, x: &str, scale: f32, dtype: DataType) -> String {
         let s = self.scalar("act_scale", scale);
         let width = match dtype {
-            INT16 | UINT16 => 2,
+            DataType::Int16 | DataType::Uint16 => 2,
             _ => 1,
         };
         let zp = self.init("act_zero_point", &[], dtype, vec![0u8; width]);
@@ -243,10 +187,10 @@ impl Graph {
                 // rejects ("Type 'tensor(uint4)' ... of operator (QLinearConv) is invalid",
                 // measured with an int4 input to a conv with fp32 weights)
                 let (dtype, tlo, thi) = match (b, q.signed) {
-                    (..=8, true) => (INT8, -128, 127),
-                    (..=8, false) => (UINT8, 0, 255),
-                    (_, true) => (INT16, -32768, 32767),
-                    (_, false) => (UINT16, 0, 65535),
+                    (..=8, true) => (DataType::Int8, -128, 127),
+                    (..=8, false) => (DataType::Uint8, 0, 255),
+                    (_, true) => (DataType::Int16, -32768, 32767),
+                    (_, false) => (DataType::Uint16, 0, 65535),
                 };
                 let x = if (lo, hi) != (tlo, thi) {
                     // onnxruntime 1.32 drops a Clip that feeds a QuantizeLinear (measured: a
@@ -264,23 +208,27 @@ impl Graph {
                 // float8 quantizer (whose grid is signed): a no-op Max keeps them apart
                 let guarded = self.guard(x);
                 let dtype = if f == Format::E4M3 {
-                    FLOAT8E4M3FN
+                    DataType::Float8e4m3fn
                 } else {
-                    FLOAT8E5M2
+                    DataType::Float8e5m2
                 };
                 self.qdq(&guarded, s, dtype)
             }
             f if f == Format::FP16 || f == Format::BF16 => {
                 let max = f.max_finite().unwrap_or(f64::MAX) as f32;
-                let to = if f == Format::FP16 { FLOAT16 } else { BFLOAT16 };
+                let to = if f == Format::FP16 {
+                    DataType::Float16
+                } else {
+                    DataType::Bfloat16
+                };
                 let mut y = x.to_string();
                 if s != 1.0 {
                     let sv = self.scalar("act_scale", s);
                     y = self.node("Div", &[&y, &sv], &[]);
                 }
                 let y = self.clip(&y, -max, max);
-                let c = self.node("Cast", &[&y], &[Attr::Int("to", i64::from(to))]);
-                let mut y = self.node("Cast", &[&c], &[Attr::Int("to", i64::from(FLOAT))]);
+                let c = self.node("Cast", &[&y], &[Attr::Int("to", to as i64)]);
+                let mut y = self.node("Cast", &[&c], &[Attr::Int("to", DataType::Float as i64)]);
                 if s != 1.0 {
                     let sv = self.scalar("act_scale", s);
                     y = self.node("Mul", &[&y, &sv], &[]);
@@ -302,26 +250,30 @@ impl Graph {
         let f = q.format;
         let dims = &q.shape;
         let scales_are_one = q.scales.iter().all(|&s| s == 1.0);
-        let native: Option<(i32, Vec<u8>)> = match (&q.codes, f) {
+        let native: Option<(DataType, Vec<u8>)> = match (&q.codes, f) {
             (Codes::Int(c), Format::Int(b)) if b <= 16 => Some(if b == 4 {
                 let pats: Vec<u64> = c.iter().map(|&v| (v as u64) & 0xf).collect();
-                (INT4, pack_bits(&pats, 4))
+                (DataType::Int4, pack_bits(&pats, 4))
             } else if b <= 8 {
-                (INT8, c.iter().map(|&v| v as i8 as u8).collect())
+                (DataType::Int8, c.iter().map(|&v| v as i8 as u8).collect())
             } else {
                 (
-                    INT16,
+                    DataType::Int16,
                     c.iter().flat_map(|&v| (v as i16).to_le_bytes()).collect(),
                 )
             }),
             (Codes::Float(c), f) if f == Format::E4M3 => {
-                Some((FLOAT8E4M3FN, c.iter().map(|&v| v as u8).collect()))
+                Some((DataType::Float8e4m3fn, c.iter().map(|&v| v as u8).collect()))
             }
             (Codes::Float(c), f) if f == Format::E5M2 => {
-                Some((FLOAT8E5M2, c.iter().map(|&v| v as u8).collect()))
+                Some((DataType::Float8e5m2, c.iter().map(|&v| v as u8).collect()))
             }
             (Codes::Float(c), f) if f == Format::FP16 || f == Format::BF16 => {
-                let t = if f == Format::FP16 { FLOAT16 } else { BFLOAT16 };
+                let t = if f == Format::FP16 {
+                    DataType::Float16
+                } else {
+                    DataType::Bfloat16
+                };
                 Some((
                     t,
                     c.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
@@ -330,11 +282,11 @@ impl Graph {
             _ => None,
         };
         match native {
-            Some((dtype @ (FLOAT16 | BFLOAT16), raw)) if scales_are_one => {
+            Some((dtype @ (DataType::Float16 | DataType::Bfloat16), raw)) if scales_are_one => {
                 let w = self.init(&format!("{layer}.weight"), dims, dtype, raw);
-                self.node("Cast", &[&w], &[Attr::Int("to", i64::from(FLOAT))])
+                self.node("Cast", &[&w], &[Attr::Int("to", DataType::Float as i64)])
             }
-            Some((dtype, raw)) if !matches!(dtype, FLOAT16 | BFLOAT16) => {
+            Some((dtype, raw)) if !matches!(dtype, DataType::Float16 | DataType::Bfloat16) => {
                 let w = self.init(&format!("{layer}.weight"), dims, dtype, raw);
                 match q.axis {
                     Some(axis) => {
@@ -442,25 +394,23 @@ fn values<const D: usize>(p: &Param<Tensor<D>>) -> Vec<f32> {
     tensor_values(p.val())
 }
 
-fn value_info(name: &str, elem_type: i32, dims: &[Result<i64, &str>]) -> Pb {
-    let mut shape = Pb::default();
-    for d in dims {
-        let mut dim = Pb::default();
-        match d {
-            Ok(v) => dim.int(1, *v),
-            Err(param) => dim.string(2, param),
-        }
-        shape.msg(1, &dim);
+/// A graph input or output: a tensor of `elem_type` with dimensions `dims`.
+fn value_info(name: &str, elem_type: DataType, dims: Vec<DimensionValue>) -> ValueInfoProto {
+    let shape = TensorShapeProto {
+        dim: dims
+            .into_iter()
+            .map(|d| Dimension { value: Some(d) })
+            .collect(),
+    };
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(TypeValue::TensorType(TensorTypeProto {
+                elem_type: Some(elem_type as i32),
+                shape: Some(shape),
+            })),
+        }),
     }
-    let mut tensor = Pb::default();
-    tensor.int(1, i64::from(elem_type));
-    tensor.msg(2, &shape);
-    let mut ty = Pb::default();
-    ty.msg(1, &tensor);
-    let mut vi = Pb::default();
-    vi.string(1, name);
-    vi.msg(2, &ty);
-    vi
 }
 
 impl StaticNet {
@@ -525,116 +475,48 @@ impl StaticNet {
         // name the output
         let logits = g.node_named("Identity", &[&y], &[], "logits".to_string());
 
-        let mut graph = Pb::default();
-        for n in &g.nodes {
-            graph.msg(1, n);
-        }
-        graph.string(2, "qnas");
-        for t in &g.inits {
-            graph.msg(5, t);
-        }
         let first = &plan.stem;
-        graph.msg(
-            11,
-            &value_info(
-                "input",
-                FLOAT,
-                &[
-                    Err("batch"),
-                    Ok(i64::from(first.in_channels)),
-                    Ok(i64::from(first.in_size.0)),
-                    Ok(i64::from(first.in_size.1)),
-                ],
-            ),
+        let batch = || DimensionValue::DimParam("batch".to_string());
+        let fixed = |v: u32| DimensionValue::DimValue(i64::from(v));
+        let input = value_info(
+            "input",
+            DataType::Float,
+            vec![
+                batch(),
+                fixed(first.in_channels),
+                fixed(first.in_size.0),
+                fixed(first.in_size.1),
+            ],
         );
-        graph.msg(
-            12,
-            &value_info(
-                &logits,
-                FLOAT,
-                &[Err("batch"), Ok(i64::from(fc.out_features))],
-            ),
+        let output = value_info(
+            &logits,
+            DataType::Float,
+            vec![batch(), fixed(fc.out_features)],
         );
-        let mut opset = Pb::default();
-        opset.string(1, "");
-        opset.int(2, OPSET);
-        let mut model = Pb::default();
-        model.int(1, IR_VERSION);
-        model.string(2, "qnas");
-        model.string(3, env!("CARGO_PKG_VERSION"));
-        model.string(6, doc);
-        model.msg(7, &graph);
-        model.msg(8, &opset);
+        let model = ModelProto {
+            ir_version: Some(IR_VERSION),
+            opset_import: vec![OperatorSetIdProto {
+                // the default (ai.onnx) operator set, named explicitly
+                domain: Some(String::new()),
+                version: Some(OPSET),
+            }],
+            producer_name: Some("qnas".to_string()),
+            producer_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+            doc_string: Some(doc.to_string()),
+            graph: Some(GraphProto {
+                node: g.nodes,
+                name: Some("qnas".to_string()),
+                initializer: g.inits,
+                input: vec![input],
+                output: vec![output],
+            }),
+        };
         Ok(OnnxExport {
-            bytes: model.0,
+            bytes: model.encode_to_vec(),
             fallbacks: g.fallbacks,
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn protobuf_encoding() {
-        let mut p = Pb::default();
-        p.varint(300);
-        assert_eq!(p.0, vec![0xAC, 0x02]);
-        let mut p = Pb::default();
-        p.int(1, 10);
-        p.string(2, "ab");
-        p.float(3, 1.0);
-        assert_eq!(
-            p.0,
-            vec![0x08, 10, 0x12, 2, b'a', b'b', 0x1D, 0x00, 0x00, 0x80, 0x3F]
-        );
-        // negative int64 values take ten bytes (two's complement as u64)
-        let mut p = Pb::default();
-        p.int(1, -1);
-        assert_eq!(p.0.len(), 11);
-    }
-
-    #[test]
-    fn every_format_becomes_an_onnx_type_or_a_listed_fallback() {
-        use burn::tensor::Device;
-        let src = r#"(
-            version: 1,
-            input: (channels: 1, height: 8, width: 8),
-            classes: 10,
-            stem: (width: [8]),
-            stages: [(block: ResidualBasic, depth: [1], width: [8], stride: 1)],
-            quantization: (
-                weights: [Int(2), Int(4), Int(8), Int(12), Int(24), E4M3, E5M2, E2M1, Fp16, Bf16, Fp32],
-                activations: [Int(2), Int(4), Int(8), E4M3, E2M1, Fp16, Fp32],
-                tie: Global,
-            ),
-        )"#;
-        let space = spaces::Space::parse(src, "onnx.ron", "onnx").unwrap();
-        let device = Device::flex();
-        let net = crate::Supernet::new(&space, &device);
-        for w in &space.quantization.weights {
-            for a in &space.quantization.activations {
-                let arch = space
-                    .with_uniform_formats(&space.largest(), *w, *a)
-                    .unwrap();
-                let o = net.extract(&arch).unwrap().to_onnx("test").unwrap();
-                assert_eq!(&o.bytes[..2], &[0x08, IR_VERSION as u8]);
-                let weight_fallback = matches!(w, Format::Int(24)) || *w == Format::E2M1;
-                let act_fallback = *a == Format::E2M1;
-                assert_eq!(
-                    o.fallbacks.iter().any(|f| f.contains("weights")),
-                    weight_fallback,
-                    "{w}/{a}: {:?}",
-                    o.fallbacks
-                );
-                assert_eq!(
-                    o.fallbacks.iter().any(|f| f.contains("activations")),
-                    act_fallback,
-                    "{w}/{a}: {:?}",
-                    o.fallbacks
-                );
-            }
-        }
-    }
-}
+mod tests;
