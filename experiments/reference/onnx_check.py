@@ -5,7 +5,7 @@ usage: onnx_check.py MODEL.onnx INPUTS.f32 LOGITS.f32 N C H W CLASSES
 INPUTS.f32 holds N normalized images (little-endian float32, NCHW) and LOGITS.f32 qnas's
 logits for them (N x CLASSES). Prints one JSON object: the number of images, the share of
 images whose top-1 class agrees, the largest absolute logit difference, and the versions used.
-Used by search/tests/onnx.rs (run by .ci/run with onnxruntime from PyPI).
+Used by cli/tests/onnx.rs (run by .ci/run with onnxruntime from PyPI).
 """
 
 import json
