@@ -58,6 +58,7 @@ fn links(html: &str) -> Vec<String> {
 }
 
 #[test]
+#[allow(clippy::print_stderr)]
 fn run_writes_a_report_that_renders_in_a_browser() {
     let dir = tmp("report");
     let run = dir.join("run");
