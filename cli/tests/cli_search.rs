@@ -69,6 +69,10 @@ fn search_writes_a_non_dominated_front_and_its_files() {
         "pareto.json",
         "pareto.svg",
         "pareto.png",
+        "hypervolume.svg",
+        "hypervolume.png",
+        "formats.svg",
+        "formats.png",
         "state.json",
     ] {
         assert!(run.join("search").join(f).exists(), "{f}");
