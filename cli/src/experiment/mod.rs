@@ -266,6 +266,12 @@ pub fn run_experiment(
         let key = format!("train {label}");
         if done {
             progress.stage(&format!("training {label}: already done"));
+            train_cmd::plot_finished_training(&run, &space.name).map_err(|source| {
+                ExperimentError::Train {
+                    space: label.clone(),
+                    source,
+                }
+            })?;
         } else {
             let resume =
                 checkpoint::list_checkpoints(&run.checkpoints()).is_ok_and(|c| !c.is_empty());
