@@ -150,13 +150,13 @@ impl Layout {
     /// The layout for `rows` decisions and `cols` members.
     pub fn new(rows: usize, cols: usize) -> Layout {
         let (rows, cols) = (rows.max(1) as i32, cols.max(1) as i32);
-        let w = (PANEL / cols).clamp(4, 40);
+        let w = (PANEL / cols).clamp(2, 40);
         let h = if rows <= 16 { 26 } else { (520 / rows).max(8) };
         let weights = (NAMES + 16, TOP);
         let activations = (weights.0 + cols * w + GAP, TOP);
         let legend_x = activations.0 + cols * w + 30;
         let width = (legend_x + LEGEND).max(640);
-        let height = (TOP + rows * h + 70).max(260);
+        let height = (TOP + rows * h + 56).max(240);
         Layout {
             size: (width as u32, height as u32),
             cell: (w, h),

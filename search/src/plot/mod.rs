@@ -4,9 +4,9 @@
 //! bitmap, which the `png` crate encodes, so the SVG and the PNG of a figure cannot disagree.
 //! [`write`] writes both files atomically (`NAME.svg`, `NAME.png`).
 //!
-//! Text is laid out and rasterized by `ab_glyph` with DejaVu Sans from the `dejavu` crate,
-//! registered as plotters' `sans-serif` family on first use: no system font is read, and the
-//! SVG names `sans-serif` for the viewer's own.
+//! Text is laid out by plotters with DejaVu Sans from the `dejavu` crate, registered as its
+//! `sans-serif` family on first use (no system font is read), and drawn into the PNG by
+//! the `raster` backend with `ab_glyph`; the SVG names `sans-serif` for the viewer's own.
 //!
 //! - [`pareto`]: accuracy against log BitOps, the front as a step line with its intervals;
 //! - [`hypervolume`]: the front's hypervolume against the members evaluated;
@@ -30,6 +30,7 @@ use crate::origin::Origin;
 pub mod formats;
 pub mod fronts;
 pub mod hypervolume;
+mod labels;
 pub mod pareto;
 pub mod scatter;
 pub mod training;
@@ -536,38 +537,6 @@ fn clamped_interval((a, b): (f64, f64)) -> Option<(f64, f64)> {
     (a.is_finite() && b.is_finite()).then(|| (a.min(b).clamp(0.0, 1.0), a.max(b).clamp(0.0, 1.0)))
 }
 
-/// Places text boxes of `sizes` (width, height) next to `anchors` (pixels) without covering
-/// one another: to the upper right of each anchor, else further up or below it. Returns the
-/// top-left corner of each box.
-fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)]) -> Vec<(i32, i32)> {
-    let mut placed: Vec<(i32, i32, i32, i32)> = Vec::new();
-    let mut out = Vec::new();
-    for (&(x, y), &(w, h)) in anchors.iter().zip(sizes) {
-        let (w, h) = (w as i32, h as i32);
-        let lx = x + 7;
-        let free = |ly: i32| {
-            placed
-                .iter()
-                .all(|&(a, b, c, d)| lx >= c || lx + w <= a || ly >= d || ly + h <= b)
-        };
-        let candidates = (0..10).map(|k| {
-            let step = (h + 2) * (k / 2);
-            if k % 2 == 0 {
-                y - h - 3 - step
-            } else {
-                y + 4 + step
-            }
-        });
-        let ly = candidates
-            .into_iter()
-            .find(|&ly| free(ly))
-            .unwrap_or(y - h - 3);
-        placed.push((lx, ly, lx + w, ly + h));
-        out.push((lx, ly));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,25 +584,6 @@ mod tests {
             [(1.0, 0.5), (2.0, 0.5), (2.0, 0.7), (4.0, 0.7), (4.0, 0.9)]
         );
         assert!(step_line(&[]).is_empty());
-    }
-
-    #[test]
-    fn labels_do_not_overlap() {
-        // three labels at one point, one elsewhere
-        let anchors = [(100, 100), (100, 100), (100, 100), (300, 50)];
-        let sizes = [(60, 12); 4];
-        let at = place_labels(&anchors, &sizes);
-        for i in 0..at.len() {
-            for j in i + 1..at.len() {
-                let (a, b) = (at[i], at[j]);
-                let apart =
-                    a.0 + 60 <= b.0 || b.0 + 60 <= a.0 || a.1 + 12 <= b.1 || b.1 + 12 <= a.1;
-                assert!(apart, "{i} {j}: {a:?} {b:?}");
-            }
-        }
-        // the first goes to the upper right
-        assert_eq!(at[0], (107, 85));
-        assert_eq!(at[3], (307, 35));
     }
 
     #[test]

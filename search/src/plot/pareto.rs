@@ -6,9 +6,10 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::labels::{self, Bounds};
 use super::{
     Axis, BASELINE, FRONT, Figure, LIGHT, PlotError, baseline_label, chart, decade_label,
-    draw_title, legend, lighter, log_bitops, mesh, percent_with, place_labels, step_line, text,
+    draw_title, legend, lighter, log_bitops, mesh, percent_with, step_line, text,
 };
 use crate::row::Row;
 
@@ -129,20 +130,42 @@ impl Figure for ParetoPlot<'_> {
         .label("uniform baseline")
         .legend(|(x, y)| Rectangle::new([(x + 4, y - 4), (x + 12, y + 4)], BASELINE.filled()));
 
-        // baseline labels, placed so that labels of baselines at one point do not overlap
+        // baseline labels, placed off each other and, where they can be, off the marks
         let style = text(13.0, BASELINE);
-        let labels: Vec<String> = self
+        let px = |p: &(f64, f64)| c.backend_coord(p);
+        let mut marks: Vec<Bounds> = Vec::new();
+        for r in self.rows.iter().filter(placed) {
+            marks.push(labels::mark(px(&at(r)), px(&at(r)), 2));
+        }
+        for r in self.front.iter().chain(self.baselines).filter(placed) {
+            marks.push(labels::mark(px(&at(r)), px(&at(r)), 5));
+            if let Some((lo, hi)) = interval(r) {
+                let x = log_bitops(r.bitops);
+                marks.push(labels::mark(px(&(x, lo)), px(&(x, hi)), 3));
+            }
+        }
+        let line = step_line(&front);
+        for w in line.windows(2) {
+            marks.push(labels::mark(px(&w[0]), px(&w[1]), 2));
+        }
+        let (xr, yr) = c.plotting_area().get_pixel_range();
+        let area = (xr.start, yr.start, xr.end, yr.end);
+        let names: Vec<String> = self
             .baselines
             .iter()
             .filter(placed)
             .map(|r| baseline_label(&r.origin))
             .collect();
         let anchors: Vec<(i32, i32)> = squares.iter().map(|p| c.backend_coord(p)).collect();
-        let sizes: Vec<(u32, u32)> = labels
+        let sizes: Vec<(u32, u32)> = names
             .iter()
             .map(|l| root.estimate_text_size(l, &style))
             .collect::<Result<_, _>>()?;
-        for (label, pos) in labels.iter().zip(place_labels(&anchors, &sizes)) {
+        let spots = labels::place(&anchors, &sizes, &marks, area);
+        for (i, (label, &pos)) in names.iter().zip(&spots).enumerate() {
+            if let Some((a, b)) = labels::leader(anchors[i], pos, sizes[i], 6) {
+                root.draw(&PathElement::new(vec![a, b], lighter(BASELINE)))?;
+            }
             root.draw(&Text::new(label.as_str(), pos, style.clone()))?;
         }
         legend(&mut c, SeriesLabelPosition::LowerRight)?;

@@ -8,6 +8,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
+use super::labels::{self, Bounds};
 use super::{
     Axis, BASELINE, FRAME, FRONT, Figure, INK, PlotError, chart, clamped_interval, draw_title,
     lighter, mesh, percent_with, text,
@@ -173,13 +174,34 @@ impl Figure for ScatterPlot<'_> {
             let at = (clamp(p.standalone), clamp(p.supernet));
             c.draw_series(std::iter::once(Circle::new(at, r, color.filled())))?;
         }
-        for p in kept.iter().filter(|p| !p.label.is_empty()) {
-            let (x, y) = c.backend_coord(&(clamp(p.standalone), clamp(p.supernet)));
-            root.draw(&Text::new(
-                p.label.as_str(),
-                (x + 5, y - 17),
-                text(13.0, style(p).0),
-            ))?;
+        // labels next to their points, off each other and, where they can be, off the marks
+        let px = |x: f64, y: f64| c.backend_coord(&(clamp(x), clamp(y)));
+        let mut marks: Vec<Bounds> = Vec::new();
+        for p in &kept {
+            let at = px(p.standalone, p.supernet);
+            marks.push(labels::mark(at, at, style(p).1 as i32 + 1));
+            if let Some((a, b)) = clamped_interval(p.standalone_ci) {
+                marks.push(labels::mark(px(a, p.supernet), px(b, p.supernet), 3));
+            }
+            if let Some((a, b)) = clamped_interval(p.supernet_ci) {
+                marks.push(labels::mark(px(p.standalone, a), px(p.standalone, b), 3));
+            }
+        }
+        let named: Vec<&&ScatterPoint> = kept.iter().filter(|p| !p.label.is_empty()).collect();
+        let anchors: Vec<(i32, i32)> = named.iter().map(|p| px(p.standalone, p.supernet)).collect();
+        let sizes: Vec<(u32, u32)> = named
+            .iter()
+            .map(|p| root.estimate_text_size(&p.label, &text(13.0, INK)))
+            .collect::<Result<_, _>>()?;
+        let (xr, yr) = c.plotting_area().get_pixel_range();
+        let area = (xr.start, yr.start, xr.end, yr.end);
+        let spots = labels::place(&anchors, &sizes, &marks, area);
+        for (i, (p, &pos)) in named.iter().zip(&spots).enumerate() {
+            let (color, r) = style(p);
+            if let Some((a, b)) = labels::leader(anchors[i], pos, sizes[i], r as i32 + 2) {
+                root.draw(&PathElement::new(vec![a, b], lighter(color)))?;
+            }
+            root.draw(&Text::new(p.label.as_str(), pos, text(13.0, color)))?;
         }
 
         // the legend, right of the data region
@@ -404,9 +426,18 @@ mod tests {
         for &b in &blues {
             assert_eq!(pixel(&rgb, w, b), BASELINE);
         }
-        // the red point's label to its upper right, in red
+        // the red point's label next to it, in red
         let (fx, fy) = reds[0];
-        assert!(count_near(&rgb, w, FRONT, 60, (fx + 5, fy - 18), (fx + 14, fy - 4)) > 3);
+        let label = svg
+            .iter()
+            .find(|e| e.tag == "text" && e.text == "1")
+            .unwrap();
+        let (lx, ly) = (label.num("x") as i32, label.num("y") as i32);
+        assert!(
+            (lx - fx).abs() < 40 && (ly - fy).abs() < 40,
+            "{lx},{ly} far from {fx},{fy}"
+        );
+        assert!(count_near(&rgb, w, FRONT, 60, (lx, ly), (lx + 10, ly + 14)) > 3);
         // the legend right of the data region has ink
         assert!(count_near(&rgb, w, INK, 60, (x1 + 20, y0), (w as i32 - 1, y0 + 80)) > 100);
     }
@@ -442,6 +473,38 @@ mod tests {
         let svg = parse(&r.svg);
         assert_eq!(centres(&svg, FRONT, 4).len(), 1 + 1);
         assert!(of(&svg, "line", lighter(FRONT)).is_empty());
+
+        // labels of points at one place do not cover one another
+        let same: Vec<ScatterPoint> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|l| point(0.8, 0.8, true, l))
+            .collect();
+        let r = render(&ScatterPlot {
+            points: &same,
+            title: "same",
+            subtitle: "",
+        })
+        .unwrap();
+        let svg = parse(&r.svg);
+        let at: Vec<(i32, i32)> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|l| {
+                let e = svg
+                    .iter()
+                    .find(|e| e.tag == "text" && e.text == *l)
+                    .unwrap();
+                (e.num("x") as i32, e.num("y") as i32)
+            })
+            .collect();
+        for i in 0..at.len() {
+            for j in i + 1..at.len() {
+                let (a, b) = (at[i], at[j]);
+                assert!(
+                    (a.0 - b.0).abs() >= 8 || (a.1 - b.1).abs() >= 12,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
 
         // values at 0 and 1, a reversed interval, a value past 100%, a long title
         let mut edges = vec![
