@@ -50,8 +50,8 @@ pub struct ExperimentOptions {
     pub quick: bool,
     /// Folder of the runs (default `runs/experiments/NAME`, `NAME-quick` for `--quick`).
     pub runs: Option<PathBuf>,
-    /// Folder of `report.md` and `fronts.svg` (default: the experiment file's folder; for
-    /// `--quick`, the runs folder, so that the committed report stays as measured).
+    /// Folder of `report.md`, `fronts.svg` and `fronts.png` (default: the experiment file's
+    /// folder; for `--quick`, the runs folder, so that the committed report stays as measured).
     pub out: Option<PathBuf>,
     /// Device.
     pub device: Device,
