@@ -22,8 +22,8 @@ pub struct ExperimentArgs {
     /// `--quick`).
     #[arg(long)]
     pub runs: Option<PathBuf>,
-    /// Folder of `report.md`, `fronts.svg` and `results.json` (default: the experiment file's
-    /// folder; with `--quick`, the runs folder).
+    /// Folder of `report.md`, `fronts.svg`, `fronts.png` and `results.json` (default: the
+    /// experiment file's folder; with `--quick`, the runs folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.

@@ -69,6 +69,9 @@ pub fn run(a: &RunArgs) -> ExitCode {
             "[1/3] training: already done ({})",
             run.summary_file().display()
         );
+        if let Err(e) = train_cmd::plot_finished_training(&run, &space.name) {
+            return fail(a.json, &file, e);
+        }
     } else {
         let resume = checkpoint::list_checkpoints(&run.checkpoints()).is_ok_and(|c| !c.is_empty());
         eprintln!("[1/3] training{}", if resume { " (resuming)" } else { "" });

@@ -111,7 +111,7 @@ pub fn table(r: &SearchReport) -> String {
             row.accuracy * 100.0,
             interval(row),
             row.bitops as f64,
-            search::svg_plot::baseline_label(&row.origin)
+            search::plot::baseline_label(&row.origin)
         );
     }
     if !r.policies.is_empty() {

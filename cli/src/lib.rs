@@ -10,8 +10,7 @@
 //! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
 //! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
 //! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
-//! - [`correlate`], [`correlate_plot`]: `qnas correlate`, the supernet against stand-alone
-//!   training;
+//! - [`correlate`]: `qnas correlate`, the supernet against stand-alone training;
 //! - [`experiment`]: `qnas experiment`, a claim of the papers run and reported;
 //! - [`bench`]: `qnas bench`, training and inference throughput;
 //! - [`report`]: `qnas report`, the run's self-contained HTML page;
@@ -21,7 +20,6 @@
 pub mod backend;
 pub mod bench;
 pub mod correlate;
-pub mod correlate_plot;
 pub mod experiment;
 pub mod export_cmd;
 pub mod finetune_cmd;

@@ -78,8 +78,9 @@ enum Command {
     /// command, each stage resumed where a previous run stopped.
     #[command(
         after_help = "Examples:\n  qnas run spaces/presets/mnist.ron\n  qnas run spaces/presets/digits.ron --run runs/digits --json\n  qnas run spaces/presets/mnist.ron --onnx\n\n\
-                      Leaves in the run folder: checkpoints/, metrics.jsonl, train.json, search/ (pareto.svg,\n\
-                      pareto.png, pareto.csv, pareto.json, evaluated.csv), export/front-NN/ per front member and report.html."
+                      Leaves in the run folder: checkpoints/, metrics.jsonl, train.json, train.svg and .png,\n\
+                      search/ (pareto.csv, pareto.json, evaluated.csv; the plots pareto, hypervolume and\n\
+                      formats, each .svg and .png), export/front-NN/ per front member and report.html."
     )]
     Run(crate::cli_run::RunArgs),
     /// Write members of a run's Pareto front as standalone models: real quantized weights
@@ -133,8 +134,8 @@ enum Command {
                       into RUNS/<space>/searches/<label>-seed<k>/; a correlation trains its search's\n\
                       members alone into RUNS/alone/ and reports into RUNS/<space>/correlations/<label>/.\n\
                       Run the same command again after an interruption and finished stages are read\n\
-                      back, unfinished ones resume. Writes report.md, fronts.svg and results.json\n\
-                      (experiments/README.md describes the file)."
+                      back, unfinished ones resume. Writes report.md, fronts.svg, fronts.png and\n\
+                      results.json (experiments/README.md describes the file)."
     )]
     Experiment(crate::cli_experiment::ExperimentArgs),
     /// Write RUN/report.html: one self-contained page with the run's settings, its plots, the

@@ -10,7 +10,9 @@
 //!   checkpoints/      crash-safe checkpoints, step-NNNNNN.qckpt
 //!   metrics.jsonl     one JSON object per training step
 //!   train.json        the training's summary (qnas.train/1)
-//!   search/           `qnas search`: state.json, evaluated.csv, pareto.{json,csv,svg,png},
+//!   train.{svg,png}   the training's curves (loss, batch accuracies, learning rate)
+//!   search/           `qnas search`: state.json, evaluated.csv, pareto.{json,csv},
+//!                     the plots pareto, hypervolume and formats (.svg, .png),
 //!                     fliqs-stage-K.qckpt (FLIQS training mode)
 //!   export/           `qnas export`: one model folder per exported member
 //!   correlate/        `qnas correlate`: its report and alone/<member>/ trainings
@@ -105,6 +107,14 @@ impl RunDir {
     /// `train.json`: the [`TrainSummary`].
     pub fn summary_file(&self) -> PathBuf {
         self.root.join("train.json")
+    }
+
+    /// `train`: the name of the training's plot (`train.svg`, `train.png`).
+    pub const TRAIN_PLOT: &'static str = "train";
+
+    /// `train.svg` and `train.png`.
+    pub fn train_plot_files(&self) -> [PathBuf; 2] {
+        ["svg", "png"].map(|ext| self.root.join(format!("{}.{ext}", Self::TRAIN_PLOT)))
     }
 
     /// `search/`: the search's outputs and saved state.

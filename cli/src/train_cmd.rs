@@ -6,7 +6,9 @@
 //! - `config.json`: the validated space, with every default filled in;
 //! - `checkpoints/step-NNNNNN.qckpt`: crash-safe checkpoints (the last few are kept);
 //! - `metrics.jsonl`: one JSON object per step;
-//! - `train.json`: the summary (schema `qnas.train/1`), written at the end.
+//! - `train.json`: the summary (schema `qnas.train/1`), written at the end;
+//! - `train.svg`, `train.png`: the curves of the metrics log, written at the end (and by
+//!   [`plot_finished_training`] for a finished training that has none).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,8 @@ use burn::tensor::Device;
 use evaluators::data::{DataError, SearchData};
 use evaluators::{EvalConfig, recalibrate_and_evaluate};
 use search::fsio::{IoError, write_atomic, write_json_atomic};
+use search::plot::PlotError;
+use search::plot::training::{TrainPoint, TrainingPlot};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Format, Space, SpaceError};
 use supernet::checkpoint::{self, CheckpointError};
@@ -85,6 +89,9 @@ pub enum TrainCmdError {
     /// A file could not be written.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The training's plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 impl From<SpaceError> for TrainCmdError {
@@ -110,7 +117,7 @@ impl TrainCmdError {
     pub fn is_invalid_input(&self) -> bool {
         match self {
             TrainCmdError::Setup(e) => e.is_invalid_input(),
-            TrainCmdError::Train(_) | TrainCmdError::Io(_) => false,
+            TrainCmdError::Train(_) | TrainCmdError::Io(_) | TrainCmdError::Plot(_) => false,
             _ => true,
         }
     }
@@ -501,5 +508,51 @@ pub fn train_job(
         alone,
     };
     write_json_atomic(&dir.summary_file(), &summary)?;
+    write_training_plot(dir, &space.name)?;
     Ok(summary)
+}
+
+/// The steps of a metrics log (lines that do not read, such as a torn last line, are skipped).
+pub fn read_metrics(path: &Path) -> Result<Vec<TrainPoint>, IoError> {
+    let text = std::fs::read_to_string(path).map_err(|e| IoError::new("read", path, e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<MetricsLine>(l).ok())
+        .map(|m| TrainPoint {
+            step: m.report.step,
+            lr: m.report.lr,
+            loss: m.report.loss,
+            largest_loss: m.report.largest_loss,
+            largest_accuracy: m.report.largest_accuracy,
+            smallest_accuracy: m.report.smallest_accuracy,
+            members: m.report.members,
+        })
+        .collect())
+}
+
+/// Writes `train.svg` and `train.png` of the run folder from its metrics log.
+fn write_training_plot(dir: &RunDir, space: &str) -> Result<(), TrainCmdError> {
+    let points = read_metrics(&dir.metrics_file())?;
+    let what = if dir.member_file().exists() {
+        "one member alone"
+    } else {
+        "the supernet"
+    };
+    let title = format!("{space}: training of {what} ({} steps)", points.len());
+    let figure = TrainingPlot {
+        points: &points,
+        title: &title,
+    };
+    search::plot::write(dir.path(), RunDir::TRAIN_PLOT, &figure)?;
+    Ok(())
+}
+
+/// Writes the training plot of a finished training read back (`qnas run`, `qnas experiment`)
+/// when the folder has none (trained before the plot was written), under the folder's lock.
+pub fn plot_finished_training(dir: &RunDir, space: &str) -> Result<(), TrainCmdError> {
+    if dir.train_plot_files().iter().all(|f| f.exists()) {
+        return Ok(());
+    }
+    let _lock = FolderLock::run_folder(dir.path(), "qnas train").map_err(SetupError::from)?;
+    write_training_plot(dir, space)
 }

@@ -69,6 +69,10 @@ fn search_writes_a_non_dominated_front_and_its_files() {
         "pareto.json",
         "pareto.svg",
         "pareto.png",
+        "hypervolume.svg",
+        "hypervolume.png",
+        "formats.svg",
+        "formats.png",
         "state.json",
     ] {
         assert!(run.join("search").join(f).exists(), "{f}");
@@ -251,7 +255,9 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
         text.contains("Pareto front") && text.contains("pareto.svg"),
         "{text}"
     );
-    assert!(run.join("train.json").exists() && run.join("search/pareto.png").exists());
+    for f in ["train.json", "train.svg", "train.png", "search/pareto.png"] {
+        assert!(run.join(f).exists(), "{f}");
+    }
     // every member of the front is exported, and listed
     let first = front(&run);
     let n = first.as_array().unwrap().len();

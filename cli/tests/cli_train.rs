@@ -71,6 +71,15 @@ fn trains_and_reports_json() {
     for f in ["space.ron", "config.json", "train.json"] {
         assert!(run.join(f).exists(), "{f}");
     }
+    // the curves of the metrics log, as SVG and PNG
+    let svg = std::fs::read_to_string(run.join("train.svg")).unwrap();
+    assert!(svg.contains("digits: training of the supernet (60 steps)"));
+    assert!(svg.contains(">\nlearning rate\n</text>") && svg.ends_with("</svg>\n"));
+    let png = std::fs::read(run.join("train.png")).unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    assert_eq!((info.info().width, info.info().height), (800, 780));
     // a second plain run refuses to overwrite the first
     let again = qnas(&[
         "train",
@@ -150,6 +159,12 @@ fn a_killed_run_resumes_and_matches_an_uninterrupted_one() {
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!(x == y, "step {}: {x} vs {y}", i + 1);
     }
+    // and so the same curves
+    let plot = |d: &Path| std::fs::read_to_string(d.join("train.svg")).unwrap();
+    assert!(
+        plot(&full) == plot(&run),
+        "the resumed run's train.svg differs"
+    );
     std::fs::remove_dir_all(full).unwrap();
     std::fs::remove_dir_all(run).unwrap();
 }

@@ -83,6 +83,7 @@ fn quick(name: &str, searches: usize) {
     let svg = std::fs::read_to_string(out.join("fronts.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("uniform baselines"));
+    assert!(out.join("fronts.png").exists());
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(saved["searches"], r["searches"]);

@@ -6,7 +6,9 @@
 //! accuracies.
 //!
 //! Outputs in the output folder: `state.json` (settings, strategy state and every evaluation),
-//! `evaluated.csv`, `pareto.json`, `pareto.csv`, `pareto.svg`, `pareto.png`.
+//! `evaluated.csv`, `pareto.json`, `pareto.csv`, and the plots, each as SVG and PNG:
+//! `pareto` (the front), `hypervolume` (against the members evaluated) and `formats` (the
+//! front members' formats).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,10 @@ use stats::Accuracy;
 use crate::fsio::{IoError, write_atomic, write_json_atomic};
 use crate::origin::{FliqsMember, Origin};
 use crate::pareto::{HvReference, Point, hypervolume};
+use crate::plot::formats::{FormatGrid, FormatsPlot};
+use crate::plot::hypervolume::{HypervolumePlot, hypervolume_curve};
+use crate::plot::pareto::ParetoPlot;
+use crate::plot::{self, PlotError};
 use crate::row::{Row, baselines, front_of, rows_csv};
 use crate::settings::{Settings, ask_batch, make_strategy};
 use crate::strategy::hawq::Sensitivity;
@@ -211,6 +217,9 @@ pub enum SearchError {
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// A plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 impl SearchError {
@@ -603,7 +612,8 @@ fn write_outputs(
     policies: Vec<PolicySummary>,
 ) -> Result<SearchReport, SearchError> {
     let front = front_of(rows);
-    let hv = HvReference::for_space(space)
+    let reference = HvReference::for_space(space).ok();
+    let hv = reference
         .map(|r| {
             hypervolume(
                 &front
@@ -638,13 +648,33 @@ fn write_outputs(
         rows.len(),
         set.strategy
     );
-    write_atomic(
-        &out_dir.join("pareto.svg"),
-        crate::svg_plot::plot_svg(rows, &report.front, &report.baselines, &title).as_bytes(),
-    )?;
-    write_atomic(
-        &out_dir.join("pareto.png"),
-        &crate::png_plot::plot_png(rows, &report.front, &report.baselines, &title),
+    let pareto = ParetoPlot {
+        rows,
+        front: &report.front,
+        baselines: &report.baselines,
+        title: &title,
+    };
+    plot::write(out_dir, "pareto", &pareto)?;
+    let curve = reference.map(|r| hypervolume_curve(rows, &r));
+    let title = format!(
+        "{}: hypervolume of the front as members were evaluated ({:?})",
+        space.name, set.strategy
+    );
+    let hv_plot = HypervolumePlot {
+        curve: curve.as_deref(),
+        baselines: rows.iter().take_while(|r| r.origin.is_baseline()).count(),
+        title: &title,
+    };
+    plot::write(out_dir, "hypervolume", &hv_plot)?;
+    let grid = FormatGrid::of(space, &report.front);
+    let title = format!("{}: number formats of the front members", space.name);
+    plot::write(
+        out_dir,
+        "formats",
+        &FormatsPlot {
+            grid: &grid,
+            title: &title,
+        },
     )?;
     Ok(report)
 }

@@ -10,8 +10,8 @@
 //! - [`origin`]: where a member came from;
 //! - [`row`]: one evaluated member, fronts of rows, the baselines of a space, CSV;
 //! - [`pareto`]: dominance, non-dominated sorting, crowding, hypervolume;
-//! - [`svg_plot`], [`png_plot`]: the accuracy-versus-BitOps plot (`png_plot` also holds the
-//!   small raster canvas other plots draw on);
+//! - [`plot`]: the figures of a search, a training, `qnas correlate` and `qnas experiment`
+//!   (plotters; each as SVG and PNG from one drawing);
 //! - [`fsio`]: atomic writes.
 //!
 //! A saved search that is damaged gives an error naming its `state.json`, never a panic:
@@ -23,11 +23,10 @@ pub mod driver;
 pub mod fsio;
 pub mod origin;
 pub mod pareto;
-pub mod png_plot;
+pub mod plot;
 pub mod row;
 pub mod settings;
 pub mod strategy;
-pub mod svg_plot;
 pub mod trial;
 
 pub use driver::{

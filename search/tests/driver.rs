@@ -124,15 +124,31 @@ fn every_member_is_measured_once_and_the_front_is_non_dominated() {
         assert_eq!(a.samples, 1000);
     }
     assert!(report.hypervolume > 0.0 && report.hypervolume <= 1.0);
-    for f in [
-        "pareto.json",
-        "pareto.csv",
-        "evaluated.csv",
-        "pareto.svg",
-        "pareto.png",
-    ] {
+    for f in ["pareto.json", "pareto.csv", "evaluated.csv"] {
         assert!(dir.join(f).exists(), "{f}");
     }
+    // every plot as a whole SVG and a PNG that decodes
+    for name in ["pareto", "hypervolume", "formats"] {
+        let svg = std::fs::read_to_string(dir.join(format!("{name}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg ") && svg.ends_with("</svg>\n"),
+            "{name}.svg"
+        );
+        let png = std::fs::read(dir.join(format!("{name}.png"))).unwrap();
+        let reader = png::Decoder::new(std::io::Cursor::new(png)).read_info();
+        let info = reader.unwrap_or_else(|e| panic!("{name}.png: {e}"));
+        assert!(info.info().width >= 600, "{name}.png");
+    }
+    // the curve ends at the hypervolume the search reports
+    let svg = std::fs::read_to_string(dir.join("hypervolume.svg")).unwrap();
+    let last = format!(
+        "{:.4} after {} members",
+        report.hypervolume, report.evaluated
+    );
+    assert!(svg.contains(&last), "{last} not in hypervolume.svg");
+    // the front's members are the formats plot's columns
+    let svg = std::fs::read_to_string(dir.join("formats.svg")).unwrap();
+    assert!(svg.contains(&format!("{} front members by BitOps", report.front.len())));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -34,12 +34,13 @@ use spaces::{Arch, ArchError, Space};
 use supernet::checkpoint;
 use supernet::{StepReport, TrainError, Trainer};
 
-use crate::correlate_plot::{ScatterPoint, scatter_png, scatter_svg};
 use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from, test_loader};
 use crate::train_cmd::{Job, TrainCmdError, TrainProgress, train_job};
 pub use analysis::{Analysis, Estimate, Paired, analyse};
+use search::plot::PlotError;
+use search::plot::scatter::{ScatterPlot, ScatterPoint};
 pub use select::{MIN_MEMBERS, SelectError, select};
 
 /// Schema tag of [`CorrelateReport`].
@@ -166,6 +167,9 @@ pub enum CorrelateError {
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 impl CorrelateError {
@@ -174,7 +178,9 @@ impl CorrelateError {
         match self {
             CorrelateError::Setup(e) => e.is_invalid_input(),
             CorrelateError::Search(e) => e.is_invalid_input(),
-            CorrelateError::Member { .. } | CorrelateError::Io(_) => false,
+            CorrelateError::Member { .. } | CorrelateError::Io(_) | CorrelateError::Plot(_) => {
+                false
+            }
             _ => true,
         }
     }
@@ -834,7 +840,7 @@ pub fn with_interval(e: Option<&Estimate>) -> String {
     }
 }
 
-fn write_outputs(report: &CorrelateReport) -> Result<(), IoError> {
+fn write_outputs(report: &CorrelateReport) -> Result<(), CorrelateError> {
     let dir = &report.out_dir;
     write_json_atomic(&dir.join("correlate.json"), report)?;
     write_atomic(&dir.join("correlate.csv"), csv(report).as_bytes())?;
@@ -870,13 +876,11 @@ fn write_outputs(report: &CorrelateReport) -> Result<(), IoError> {
         report.images,
         report.split.name()
     );
-    write_atomic(
-        &dir.join("correlate.svg"),
-        scatter_svg(&points, &title, &subtitle).as_bytes(),
-    )?;
-    write_atomic(
-        &dir.join("correlate.png"),
-        &scatter_png(&points, &title, &subtitle),
-    )?;
+    let figure = ScatterPlot {
+        points: &points,
+        title: &title,
+        subtitle: &subtitle,
+    };
+    search::plot::write(dir, "correlate", &figure)?;
     Ok(())
 }

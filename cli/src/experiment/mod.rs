@@ -1,15 +1,16 @@
 //! `qnas experiment FILE [--quick]`: runs what an experiment file describes (its spaces, each
 //! supernet trained once; its searches over seeds, each into its own folder of the run) and
-//! writes `report.md` and `fronts.svg` with the measured tables, the checks and the verdict.
+//! writes `report.md` with the measured tables, the checks and the verdict, and the plot of the
+//! fronts (`fronts.svg`, `fronts.png`).
 //! Every stage resumes like `qnas run`: a finished training or search is read back, an
 //! unfinished one continued.
 //!
 //! - [`spec`]: the experiment file, validated with located errors;
-//! - [`report`]: the figures (hypervolume, its curve over evaluations, checks) and the report;
+//! - [`report`]: the figures (hypervolume, its curve over evaluations, checks), the report and
+//!   the plot of the fronts (the search crate's `plot::fronts`);
 //! - [`correlation`]: members of a search trained alone, ranked against the supernet.
 
 pub mod correlation;
-pub mod plot;
 pub mod report;
 pub mod spec;
 
@@ -20,6 +21,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use search::driver::{REPORT_FILE, STATE_FILE, saved_rows};
 use search::fsio::{IoError, write_atomic, write_json_atomic};
+use search::plot::PlotError;
 use search::settings::Overrides;
 use search::{Row, SearchProgress, SearchReport};
 use serde::{Deserialize, Serialize};
@@ -48,8 +50,8 @@ pub struct ExperimentOptions {
     pub quick: bool,
     /// Folder of the runs (default `runs/experiments/NAME`, `NAME-quick` for `--quick`).
     pub runs: Option<PathBuf>,
-    /// Folder of `report.md` and `fronts.svg` (default: the experiment file's folder; for
-    /// `--quick`, the runs folder, so that the committed report stays as measured).
+    /// Folder of `report.md`, `fronts.svg` and `fronts.png` (default: the experiment file's
+    /// folder; for `--quick`, the runs folder, so that the committed report stays as measured).
     pub out: Option<PathBuf>,
     /// Device.
     pub device: Device,
@@ -117,6 +119,9 @@ pub enum ExperimentError {
     /// Writing failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The plot could not be drawn or written.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 impl ExperimentError {
@@ -129,7 +134,7 @@ impl ExperimentError {
             ExperimentError::Search { source, .. } => source.is_invalid_input(),
             ExperimentError::Correlate { source, .. } => source.is_invalid_input(),
             ExperimentError::Changed { .. } => true,
-            ExperimentError::Io(_) => false,
+            ExperimentError::Io(_) | ExperimentError::Plot(_) => false,
         }
     }
 }
@@ -261,6 +266,12 @@ pub fn run_experiment(
         let key = format!("train {label}");
         if done {
             progress.stage(&format!("training {label}: already done"));
+            train_cmd::plot_finished_training(&run, &space.name).map_err(|source| {
+                ExperimentError::Train {
+                    space: label.clone(),
+                    source,
+                }
+            })?;
         } else {
             let resume =
                 checkpoint::list_checkpoints(&run.checkpoints()).is_ok_and(|c| !c.is_empty());
@@ -416,8 +427,8 @@ pub fn run_experiment(
 
     let checks = report::checks(&exp, &results, &correlations);
     let verdict = report::verdict(&checks);
+    report::plot(&exp, &results, &out)?;
     let plot_path = out.join("fronts.svg");
-    write_atomic(&plot_path, report::plot(&exp, &results).as_bytes())?;
     let report_path = out.join("report.md");
     let text = report::markdown(
         &exp,

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use search::pareto::{HvReference, Point, hypervolume};
+use search::plot::PlotError;
+use search::plot::fronts::FrontsPlot;
 use search::row::front_of;
 use search::{Row, SearchReport};
 use serde::{Deserialize, Serialize};
@@ -255,7 +257,7 @@ fn outcomes(
                 let undominated: Vec<String> = of
                     .iter()
                     .filter(|b| !r.own_front.iter().any(|m| dominates(m, b)))
-                    .map(|b| search::svg_plot::baseline_label(&b.origin))
+                    .map(|b| search::plot::baseline_label(&b.origin))
                     .collect();
                 Outcome {
                     held: !of.is_empty() && undominated.is_empty(),
@@ -317,8 +319,9 @@ pub fn verdict(checks: &[CheckResult]) -> Option<Verdict> {
     })
 }
 
-/// The plot of the fronts (first seed of each search) and the uniform baselines.
-pub fn plot(exp: &Experiment, results: &[SearchResult]) -> String {
+/// The plot of the fronts (first seed of each search) and the uniform baselines, written as
+/// `fronts.svg` and `fronts.png` into `out`.
+pub fn plot(exp: &Experiment, results: &[SearchResult], out: &Path) -> Result<(), PlotError> {
     let mut series: Vec<(String, Vec<Row>)> = Vec::new();
     for p in &exp.searches {
         if let Some(r) = results.iter().find(|r| r.label == p.spec.label) {
@@ -332,7 +335,12 @@ pub fn plot(exp: &Experiment, results: &[SearchResult]) -> String {
         .first()
         .map(|r| front_of(&r.baselines))
         .unwrap_or_default();
-    super::plot::fronts_svg(&exp.spec.name, &series, &uniform)
+    let figure = FrontsPlot {
+        series: &series,
+        uniform: &uniform,
+        title: &exp.spec.name,
+    };
+    search::plot::write(out, "fronts", &figure)
 }
 
 fn mean_range(v: &[f64]) -> String {
@@ -438,7 +446,7 @@ fn equal_bitops(s: &mut String, exp: &Experiment, results: &[SearchResult]) {
             let _ = write!(
                 s,
                 "| {} | {:.3e} | {} |",
-                search::svg_plot::baseline_label(&b.origin),
+                search::plot::baseline_label(&b.origin),
                 b.bitops as f64,
                 pct(b.accuracy)
             );

@@ -259,7 +259,7 @@ impl Page {
             let _ = writeln!(
                 self.body,
                 "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
-                escape(&search::svg_plot::baseline_label(&r.origin)),
+                escape(&search::plot::baseline_label(&r.origin)),
                 pct(r.accuracy),
                 interval(r.interval),
                 millions(r.bitops),
