@@ -880,6 +880,7 @@ fn write_outputs(report: &CorrelateReport) -> Result<(), CorrelateError> {
         points: &points,
         title: &title,
         subtitle: &subtitle,
+        split: report.split.name(),
     };
     search::plot::write(dir, "correlate", &figure)?;
     Ok(())

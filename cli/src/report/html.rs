@@ -15,11 +15,11 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2r
        max-width: 1100px; padding: 0 1rem; color: #1b1b1b; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-table { border-collapse: collapse; font-size: .9rem; margin: .6rem 0; }
+table { border-collapse: collapse; font-size: .9rem; margin: .6rem 0; display: block; overflow-x: auto; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; }
 td { white-space: nowrap; }
-td.f { white-space: normal; min-width: 14rem; }
+td.f { white-space: normal; min-width: 12rem; }
 td.l, th.l { text-align: left; }
 .cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .6rem .9rem; min-width: 11rem; }

@@ -1,5 +1,5 @@
 //! The scatter plot of `qnas correlate` (`correlate.svg`, `correlate.png`): each member's
-//! stand-alone validation accuracy (x) against the accuracy the weight-sharing supernet gave it
+//! stand-alone accuracy (x) against the accuracy the weight-sharing supernet gave it
 //! (y), with both 95% intervals as error bars, and the diagonal y = x (points below it: the
 //! supernet under-rates the member). A square data region with the same percent range on both
 //! axes, the legend to its right.
@@ -26,11 +26,11 @@ const BELOW: u32 = 44 + 6;
 /// One member in the scatter plot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScatterPoint {
-    /// Stand-alone validation accuracy in [0, 1] (x axis).
+    /// Stand-alone accuracy in [0, 1] (x axis).
     pub standalone: f64,
     /// Its 95% interval (lo, hi), drawn as a horizontal error bar.
     pub standalone_ci: (f64, f64),
-    /// Supernet validation accuracy in [0, 1] (y axis).
+    /// Supernet accuracy in [0, 1] (y axis).
     pub supernet: f64,
     /// Its 95% interval (lo, hi), a vertical error bar.
     pub supernet_ci: (f64, f64),
@@ -123,6 +123,8 @@ pub struct ScatterPlot<'a> {
     pub title: &'a str,
     /// The line under it.
     pub subtitle: &'a str,
+    /// The images both accuracies were measured on (`test`, `validation`), named on the axes.
+    pub split: &'a str,
 }
 
 impl Figure for ScatterPlot<'_> {
@@ -140,15 +142,11 @@ impl Figure for ScatterPlot<'_> {
         let top = SIZE.1 - BELOW - SIDE;
         let mut c = chart(&left, (&axis, &axis), (44, 66), (top, 16))?;
         let label = percent_with(axis.spacing());
-        mesh(
-            &mut c,
-            (
-                "stand-alone validation accuracy",
-                "supernet validation accuracy",
-            ),
-            &label,
-            &label,
-        )?;
+        let (x_title, y_title) = (
+            format!("stand-alone {} accuracy", self.split),
+            format!("supernet {} accuracy", self.split),
+        );
+        mesh(&mut c, (x_title.as_str(), y_title.as_str()), &label, &label)?;
         let (lo, hi) = (axis.lo, axis.hi);
         c.draw_series(std::iter::once(DashedPathElement::new(
             vec![(lo, lo), (hi, hi)],
@@ -336,6 +334,7 @@ mod tests {
             points: &points,
             title: "tau & <rho>",
             subtitle: "\"quoted\" 'subtitle'",
+            split: "validation",
         })
         .unwrap();
         let svg = parse(&r.svg);
@@ -448,6 +447,7 @@ mod tests {
             points: &[],
             title: "",
             subtitle: "",
+            split: "test",
         })
         .unwrap();
         let svg = parse(&r.svg);
@@ -468,6 +468,7 @@ mod tests {
             points: &odd,
             title: "odd",
             subtitle: "NaN",
+            split: "test",
         })
         .unwrap();
         let svg = parse(&r.svg);
@@ -483,6 +484,7 @@ mod tests {
             points: &same,
             title: "same",
             subtitle: "",
+            split: "test",
         })
         .unwrap();
         let svg = parse(&r.svg);
@@ -517,6 +519,7 @@ mod tests {
             points: &edges,
             title: &"long title ".repeat(30),
             subtitle: "",
+            split: "test",
         })
         .unwrap();
         let svg = parse(&r.svg);
