@@ -306,31 +306,19 @@ impl Figure for FormatsPlot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use spaces::Arch;
 
     use super::super::render;
-    use super::super::testing::{check_png, parse, pixel, texts};
+    use super::super::testing::{self, check_png, parse, pixel, texts};
     use super::*;
 
     fn space() -> Space {
-        Space::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets/mnist.ron"))
-            .unwrap()
+        testing::preset("mnist")
     }
 
     fn row(arch: Arch, accuracy: f64, bitops: u64) -> Row {
-        Row {
-            origin: "random".parse().unwrap(),
-            arch,
-            accuracy,
-            bitops,
-            macs: 0,
-            params: 0,
-            weight_bits: 0,
-            samples: 0,
-            interval: None,
-        }
+        testing::row("random", arch, accuracy, bitops)
     }
 
     /// Three members of the mnist space: the largest at int8/e4m3, the smallest at int2/int4

@@ -116,27 +116,18 @@ impl Figure for FrontsPlot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use spaces::Space;
 
     use super::super::render;
-    use super::super::testing::{centres, check_png, of, parse, pixel, texts};
+    use super::super::testing::{self, centres, check_png, of, parse, pixel, texts};
     use super::*;
 
     fn row(accuracy: f64, bitops: u64) -> Row {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets/digits.ron");
-        Row {
-            origin: "nsga2".parse().unwrap(),
-            arch: Space::load(&path).unwrap().largest(),
+        testing::row(
+            "nsga2",
+            testing::preset("digits").largest(),
             accuracy,
             bitops,
-            macs: 0,
-            params: 0,
-            weight_bits: 0,
-            samples: 0,
-            interval: None,
-        }
+        )
     }
 
     #[test]

@@ -139,32 +139,20 @@ impl Figure for HypervolumePlot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use spaces::Space;
 
     use super::super::render;
-    use super::super::testing::{centres, check_png, of, parse, pixel, texts};
+    use super::super::testing::{self, centres, check_png, of, parse, pixel, texts};
     use super::*;
     use crate::row::front_of;
 
     fn space() -> Space {
-        Space::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets/digits.ron"))
-            .unwrap()
+        testing::preset("digits")
     }
 
     fn row(space: &Space, origin: &str, accuracy: f64, bitops: u64) -> Row {
-        Row {
-            origin: origin.parse().unwrap(),
-            arch: space.largest(),
-            accuracy,
-            bitops,
-            macs: 0,
-            params: 0,
-            weight_bits: 0,
-            samples: 0,
-            interval: None,
-        }
+        testing::row(origin, space.largest(), accuracy, bitops)
     }
 
     #[test]

@@ -175,27 +175,19 @@ impl Figure for ParetoPlot<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
-    use spaces::Space;
     use stats::Accuracy;
 
-    use super::super::testing::{centres, check_png, count, count_near, of, parse, pixel, texts};
+    use super::super::testing::{
+        self, centres, check_png, count, count_near, of, parse, pixel, texts,
+    };
     use super::super::{GRID, render};
     use super::*;
 
     fn row(origin: &str, accuracy: f64, bitops: u64) -> Row {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spaces/presets/digits.ron");
-        let space = Space::load(&path).unwrap();
         let correct = (accuracy * 1000.0).round() as usize;
+        let arch = testing::preset("digits").largest();
         Row {
-            origin: origin.parse().unwrap(),
-            arch: space.largest(),
-            accuracy,
-            bitops,
-            macs: 0,
-            params: 0,
-            weight_bits: 0,
             samples: 1000,
             interval: Some(
                 Accuracy {
@@ -204,6 +196,7 @@ mod tests {
                 }
                 .interval(),
             ),
+            ..testing::row(origin, arch, accuracy, bitops)
         }
     }
 

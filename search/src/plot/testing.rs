@@ -5,8 +5,33 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use plotters::style::RGBColor;
+use spaces::{Arch, Space};
 
 use super::Rendered;
+use crate::Row;
+
+/// A preset space of the repository (`mnist`, `digits`).
+pub fn preset(name: &str) -> Space {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../spaces/presets/{name}.ron"));
+    Space::load(&path).unwrap()
+}
+
+/// A row of `arch` from `origin` with its accuracy and BitOps, the other costs 0 and no
+/// interval.
+pub fn row(origin: &str, arch: Arch, accuracy: f64, bitops: u64) -> Row {
+    Row {
+        origin: origin.parse().unwrap(),
+        arch,
+        accuracy,
+        bitops,
+        macs: 0,
+        params: 0,
+        weight_bits: 0,
+        samples: 0,
+        interval: None,
+    }
+}
 
 /// One SVG element: its tag, attributes (unescaped) and text content.
 #[derive(Clone, Debug, PartialEq)]
