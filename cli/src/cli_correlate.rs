@@ -252,7 +252,18 @@ pub fn run(a: &CorrelateArgs) -> ExitCode {
         finished: 0,
     };
     match correlate::correlate(&opts, &mut progress) {
-        Ok(report) => crate::common::emit(a.json, &report, table),
+        Ok(report) => {
+            // the run's page, when it has one, shows the new figures
+            let run = qnas_cli::run_dir::RunDir::new(&report.run_dir);
+            let page = run.path().join(qnas_cli::report::REPORT_FILE);
+            if report.out_dir == run.correlate_dir() && page.exists() {
+                if let Err(e) = qnas_cli::report::write_report(run.path()) {
+                    return crate::common::fail(a.json, &page.display().to_string(), e);
+                }
+                eprintln!("report: {}", page.display());
+            }
+            crate::common::emit(a.json, &report, table)
+        }
         Err(e) => {
             progress.end();
             crate::common::fail(a.json, &a.target.display().to_string(), e)

@@ -103,10 +103,22 @@ fn run_writes_a_report_that_renders_in_a_browser() {
     let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(summary["schema"], "qnas.report/1");
     assert_eq!(summary["front"], front);
+    assert_eq!(summary["correlate"], false);
     let plots = summary["plots"].as_array().unwrap().len();
-    assert!(plots >= 1, "{summary}");
+    assert!(plots >= 4, "{summary}");
     assert_eq!(html.matches("<figure>").count(), plots);
     assert_eq!(std::fs::read_to_string(&page).unwrap(), html);
+
+    // `qnas correlate` makes the page again, with its figures and its scatter
+    let corr = qnas_ok(&["correlate", r, "--members", "3", "--steps", "20"]);
+    assert!(String::from_utf8_lossy(&corr.stderr).contains(&format!("report: {}", page.display())));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("Kendall tau-b"),
+        "no correlation in the report"
+    );
+    assert_eq!(html.matches("<figure>").count(), plots + 1);
+    let plots = plots + 1;
 
     // a folder that is not a run: exit 2, naming it
     let bad = qnas(&["report", dir.to_str().unwrap()]);
