@@ -507,8 +507,10 @@ pub fn train_job(
         mixture,
         alone,
     };
-    write_json_atomic(&dir.summary_file(), &summary)?;
+    // the plot before train.json, which marks the training finished: a training killed between
+    // the two is trained again from its last checkpoint, never read back without its plot
     write_training_plot(dir, &space.name)?;
+    write_json_atomic(&dir.summary_file(), &summary)?;
     Ok(summary)
 }
 
