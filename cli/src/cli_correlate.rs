@@ -220,7 +220,7 @@ pub fn table(r: &CorrelateReport) -> String {
         "\n  * member of the search's front; seeds±: largest minus smallest stand-alone accuracy over the seeds, points\nplot: {}\ntables: {} and {}\n",
         r.out_dir.join("correlate.svg").display(),
         r.out_dir.join("correlate.csv").display(),
-        r.out_dir.join("correlate.json").display()
+        r.out_dir.join(correlate::REPORT_FILE).display()
     );
     s
 }

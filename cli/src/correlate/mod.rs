@@ -46,6 +46,9 @@ pub use select::{MIN_MEMBERS, SelectError, select};
 /// Schema tag of [`CorrelateReport`].
 pub const CORRELATE_SCHEMA: &str = "qnas.correlate/2";
 
+/// The report's file in its output folder.
+pub const REPORT_FILE: &str = "correlate.json";
+
 /// Confidence of every interval `qnas correlate` reports.
 pub use evaluators::CONFIDENCE;
 
@@ -842,7 +845,7 @@ pub fn with_interval(e: Option<&Estimate>) -> String {
 
 fn write_outputs(report: &CorrelateReport) -> Result<(), CorrelateError> {
     let dir = &report.out_dir;
-    write_json_atomic(&dir.join("correlate.json"), report)?;
+    write_json_atomic(&dir.join(REPORT_FILE), report)?;
     write_atomic(&dir.join("correlate.csv"), csv(report).as_bytes())?;
     let points: Vec<ScatterPoint> = report
         .results

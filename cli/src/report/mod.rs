@@ -120,13 +120,13 @@ impl ReportError {
 
 /// Builds the report of `run_dir` and writes it atomically to `RUN/report.html`.
 pub fn write_report(run_dir: &Path) -> Result<ReportSummary, ReportError> {
-    let (page, mut summary) = render(run_dir)?;
-    summary.path = run_dir.join(REPORT_FILE);
+    let (page, summary) = render(run_dir)?;
     search::fsio::write_atomic(&summary.path, page.as_bytes())?;
     Ok(summary)
 }
 
-/// The report of `run_dir` as an HTML document, and what it holds.
+/// The report of `run_dir` as an HTML document, and what it holds (`path`: where
+/// [`write_report`] puts it).
 pub fn render(run_dir: &Path) -> Result<(String, ReportSummary), ReportError> {
     let run = RunDir::new(run_dir);
     let space_text = read_text(&run.space_file())?.ok_or_else(|| ReportError::NotARun {
@@ -137,9 +137,9 @@ pub fn render(run_dir: &Path) -> Result<(String, ReportSummary), ReportError> {
         path: run.summary_file(),
         message: e.to_string(),
     })?;
-    let pareto_path = run.search_dir().join("pareto.json");
+    let pareto_path = run.search_dir().join(search::driver::REPORT_FILE);
     let search: Option<search::SearchReport> = read_json(&pareto_path)?;
-    let correlate_path = run.correlate_dir().join("correlate.json");
+    let correlate_path = run.correlate_dir().join(crate::correlate::REPORT_FILE);
     let correlate: Option<serde_json::Value> = read_json(&correlate_path)?;
     let models = exported_models(&run.export_dir())?;
 
@@ -192,7 +192,7 @@ pub fn render(run_dir: &Path) -> Result<(String, ReportSummary), ReportError> {
     }
     let summary = ReportSummary {
         schema: REPORT_SCHEMA,
-        path: PathBuf::new(),
+        path: run_dir.join(REPORT_FILE),
         run_dir: run_dir.to_path_buf(),
         plots,
         front: search.as_ref().map_or(0, |s| s.front.len()),
