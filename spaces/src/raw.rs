@@ -233,6 +233,12 @@ pub enum ActivationRange {
     /// format, trained with the weights from the paper's initialization (`2 * mean|x| /
     /// sqrt(Q_p)` on the first training batch) and carried into the exported model.
     Lsq,
+    /// One range per layer input and candidate format: the clipping range that minimizes the
+    /// squared quantization error of each batch's values at that format (searched over ratios of
+    /// the batch's largest `|x|`, as the MSE calibration of AIMET and TensorRT), its moving
+    /// average kept per format. A 2-bit grid then clips far tighter than an 8-bit one instead
+    /// of every format sharing one range.
+    Mse,
 }
 
 impl ActivationRange {

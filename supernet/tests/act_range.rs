@@ -1,6 +1,7 @@
 //! `quantization.activation_range` of a space file reaches every activation quantizer of the
 //! supernet: a percentile range ignores an outlier a maximum follows, and the extracted
-//! network carries that scale.
+//! network carries that scale; learned steps (LSQ) and per-format ranges of least squared error
+//! (MSE) train and reach the extracted network.
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -92,7 +93,12 @@ fn the_default_range_leaves_the_fingerprint_as_it_was() {
 }
 
 fn lsq_space() -> Space {
-    let src = r#"(
+    Space::parse(&lsq_space_source(), "lsq.ron", "lsq").unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// A small space with learned activation steps, several formats and a pinned last layer.
+fn lsq_space_source() -> String {
+    r#"(
         version: 1,
         input: (channels: 1, height: 8, width: 8),
         classes: 10,
@@ -108,8 +114,8 @@ fn lsq_space() -> Space {
         train: (steps: 20, batch_size: 16, sampling: Sandwich(random: 1),
             optimizer: Sgd(lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0),
             schedule: Constant(warmup_steps: 0)),
-    )"#;
-    Space::parse(src, "lsq.ron", "lsq").unwrap_or_else(|e| panic!("{e:?}"))
+    )"#
+    .to_string()
 }
 
 /// The stem's LSQ steps, one per format of the quantizer.
@@ -119,7 +125,7 @@ fn stem_steps(net: &Supernet) -> (Vec<Format>, Vec<f32>) {
     };
     let q = &c.input_quant;
     let steps = q.steps.as_ref().expect("LSQ steps").val().into_data();
-    (q.lsq_formats.clone(), steps.try_to_vec::<f32>().unwrap())
+    (q.formats.clone(), steps.try_to_vec::<f32>().unwrap())
 }
 
 #[test]
@@ -208,4 +214,91 @@ fn learned_steps_start_from_the_data_train_and_reach_the_extracted_network() {
         };
         assert_eq!(model.stem.quant.scale_value(), want, "{f}");
     }
+}
+
+#[test]
+fn mse_ranges_are_kept_per_format_and_reach_the_extracted_network() {
+    let space = Space::parse(
+        &lsq_space_source().replace("activation_range: Lsq", "activation_range: Mse"),
+        "mse.ron",
+        "mse",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let device = Device::flex();
+    let mut trainer = supernet::Trainer::new(&space, &device).unwrap();
+    let mut rng = spaces::Rng::new(5);
+    let normal = |n: usize| {
+        Tensor::<4>::random(
+            [n, 1, 8, 8],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        )
+    };
+    for _ in 0..10 {
+        let v: Vec<i64> = (0..16).map(|_| rng.below(10) as i64).collect();
+        let labels = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(v, [16]), &device);
+        trainer.step(normal(16), labels, None).unwrap();
+    }
+    let net = trainer.nets[0].valid();
+    let SuperConv::Dense(stem) = &net.stem.conv else {
+        panic!("a dense stem")
+    };
+    let q = &stem.input_quant;
+    assert!(
+        matches!(q.method, ActScaleMethod::Mse { .. }),
+        "{:?}",
+        q.method
+    );
+    // one range per format of the quantizer: the choices and the pinned int8
+    assert_eq!(
+        q.formats,
+        vec![
+            Format::Int(2),
+            Format::Int(4),
+            Format::E2M1,
+            Format::FP32,
+            Format::Int(8)
+        ]
+    );
+    assert_eq!(q.running_range(&device).dims(), [5]);
+    // the stem sees the images themselves (signed, standard normal): recalibrated at int2 and
+    // at int4, the int2 grid clips tighter, each below the batch's largest |x|
+    let x = normal(64);
+    let top = x.clone().abs().max().into_scalar::<f32>();
+    let mut ranges = Vec::new();
+    for format in [Format::Int(2), Format::Int(4)] {
+        let mut arch = space.largest();
+        for f in arch.formats.values_mut() {
+            f.activations = format;
+        }
+        net.recalibrate(&arch, [x.clone()]).unwrap();
+        let scale = q.eval_scale(format).unwrap().into_scalar::<f32>();
+        let range = scale * supernet::quant::grid::grid_max(format, true) as f32;
+        let want = supernet::quant::act_mse::mse_range(
+            &x.clone().into_data().try_to_vec::<f32>().unwrap(),
+            format,
+            true,
+        );
+        assert!(
+            (range / want - 1.0).abs() < 1e-5,
+            "{format}: {range} vs {want}"
+        );
+        assert!(range < top, "{format}: {range} vs max {top}");
+        // the supernet in eval and its extracted network compute the same, at that scale
+        let model = net.extract(&arch).unwrap();
+        assert_eq!(model.stem.quant.scale_value(), scale, "{format}");
+        let probe = normal(8);
+        let y = net
+            .forward(probe.clone(), &arch, supernet::Phase::Eval)
+            .unwrap();
+        let d = (y - model.forward(probe)).abs().max().into_scalar::<f32>();
+        assert!(d <= 1e-5, "{format}: |supernet - extracted| = {d}");
+        ranges.push(range);
+    }
+    assert!(
+        ranges[0] < 0.8 * ranges[1],
+        "int2 {} vs int4 {}",
+        ranges[0],
+        ranges[1]
+    );
 }

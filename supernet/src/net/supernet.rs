@@ -37,7 +37,8 @@ impl SupernetConfig {
         let default = SupernetConfig::default();
         let momentum = match default.act_quant.method {
             ActScaleMethod::RunningMax { momentum }
-            | ActScaleMethod::Percentile { momentum, .. } => momentum,
+            | ActScaleMethod::Percentile { momentum, .. }
+            | ActScaleMethod::Mse { momentum } => momentum,
             ActScaleMethod::Lsq { .. } => 0.1,
         };
         let mut act_quant = default.act_quant;
@@ -48,16 +49,12 @@ impl SupernetConfig {
                 momentum,
             },
             ActivationRange::Lsq => {
-                // every activation format a layer can take: the choices and the pins'
-                let q = &space.quantization;
-                let mut formats = q.activations.clone();
-                for p in &q.pins {
-                    if !formats.contains(&p.activations) {
-                        formats.push(p.activations);
-                    }
-                }
-                act_quant.lsq_formats = formats;
+                act_quant.formats = activation_formats(space);
                 ActScaleMethod::Lsq { init_step: 1.0 }
+            }
+            ActivationRange::Mse => {
+                act_quant.formats = activation_formats(space);
+                ActScaleMethod::Mse { momentum }
             }
         };
         SupernetConfig {
@@ -66,6 +63,18 @@ impl SupernetConfig {
             ..default
         }
     }
+}
+
+/// Every activation format a layer of `space` can take: the choices and the pins'.
+fn activation_formats(space: &Space) -> Vec<spaces::Format> {
+    let q = &space.quantization;
+    let mut formats = q.activations.clone();
+    for p in &q.pins {
+        if !formats.contains(&p.activations) {
+            formats.push(p.activations);
+        }
+    }
+    formats
 }
 
 impl Default for SupernetConfig {

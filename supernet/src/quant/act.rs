@@ -15,6 +15,11 @@
 //!   [`Phase::Recalibrate`] passes, from which [`ActQuantizer::init_lsq_from_observed`] sets
 //!   the steps as the paper does (`2 * mean|x| / sqrt(Q_p)`); the steps never depend on it
 //!   otherwise.
+//! - [`ActScaleMethod::Mse`] keeps one running range per candidate format (shape
+//!   `[n_formats]`): in [`Phase::Train`] and [`Phase::Recalibrate`] the batch's range of least
+//!   squared error at the pass's format ([`super::act_mse::mse_range`]) sets the scale and is
+//!   blended into that format's running range; [`Phase::Eval`] uses the running range of the
+//!   format. A format's range is observed only by passes at that format.
 
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
@@ -51,6 +56,12 @@ pub enum ActScaleMethod {
         /// Initial step of every format.
         init_step: f64,
     },
+    /// One running range per candidate format, each the moving average of the batches' ranges
+    /// of least squared error at that format.
+    Mse {
+        /// Weight of the new batch in the moving average, in `(0, 1]`.
+        momentum: f64,
+    },
 }
 
 /// Configuration of an [`ActQuantizer`].
@@ -65,9 +76,10 @@ pub struct ActQuantizerConfig {
     /// Which floating-point formats are scaled.
     #[config(default = "FloatScaling::Minifloats")]
     pub float_scaling: FloatScaling,
-    /// The formats that get a learned step under [`ActScaleMethod::Lsq`] (ignored otherwise).
+    /// The formats that get a learned step under [`ActScaleMethod::Lsq`] or a range of their
+    /// own under [`ActScaleMethod::Mse`] (ignored otherwise).
     #[config(default = "Vec::new()")]
-    pub lsq_formats: Vec<Format>,
+    pub formats: Vec<Format>,
 }
 
 impl ActQuantizerConfig {
@@ -77,8 +89,12 @@ impl ActQuantizerConfig {
     /// Panics if a momentum is not in `(0, 1]`, a percentile not in `(0, 100]`, or an LSQ
     /// initial step not positive and finite.
     pub fn init(&self, device: &Device) -> ActQuantizer {
+        let ranges = match self.method {
+            ActScaleMethod::Mse { .. } => self.formats.len().max(1),
+            _ => 1,
+        };
         let steps = match self.method {
-            ActScaleMethod::RunningMax { momentum } => {
+            ActScaleMethod::RunningMax { momentum } | ActScaleMethod::Mse { momentum } => {
                 check_momentum(momentum);
                 None
             }
@@ -98,7 +114,7 @@ impl ActQuantizerConfig {
                     init_step.is_finite() && init_step > 0.0,
                     "the LSQ initial step must be positive, got {init_step}"
                 );
-                let n = self.lsq_formats.len();
+                let n = self.formats.len();
                 let steps = Tensor::<1>::from_data(
                     TensorData::new(vec![init_step as f32; n.max(1)], [n.max(1)]),
                     device,
@@ -107,12 +123,12 @@ impl ActQuantizerConfig {
             }
         };
         ActQuantizer {
-            range: RunningState::new(Tensor::zeros([1], device)),
+            range: RunningState::new(Tensor::zeros([ranges], device)),
             steps,
             method: self.method,
             signed: self.signed,
             float_scaling: self.float_scaling,
-            lsq_formats: self.lsq_formats.clone(),
+            formats: self.formats.clone(),
         }
     }
 }
@@ -127,10 +143,10 @@ fn check_momentum(momentum: f64) {
 /// Fake quantizer of one layer input (see the module docs for its state).
 #[derive(Module, Debug)]
 pub struct ActQuantizer {
-    /// Running range in real units, shape `[1]`; 0 until the first training pass. Unused by
-    /// LSQ.
+    /// Running range in real units, shape `[1]` (under [`ActScaleMethod::Mse`] one per entry
+    /// of `formats`, shape `[max(1, n)]`); 0 until observed. Unused by LSQ.
     pub range: RunningState<Tensor<1>>,
-    /// LSQ steps, one per entry of `lsq_formats`, shape `[max(1, n)]`; `None` for the other
+    /// LSQ steps, one per entry of `formats`, shape `[max(1, n)]`; `None` for the other
     /// methods.
     pub steps: Option<Param<Tensor<1>>>,
     /// How the scale is chosen.
@@ -141,9 +157,10 @@ pub struct ActQuantizer {
     /// Which floating-point formats are scaled.
     #[module(skip)]
     pub float_scaling: FloatScaling,
-    /// The formats with an LSQ step, in the order of `steps`.
+    /// The formats with an LSQ step (in the order of `steps`) or, under
+    /// [`ActScaleMethod::Mse`], a range (in the order of `range`).
     #[module(skip)]
-    pub lsq_formats: Vec<Format>,
+    pub formats: Vec<Format>,
 }
 
 impl ActQuantizer {
@@ -159,8 +176,11 @@ impl ActQuantizer {
     /// - output: the shape of `x`
     ///
     /// # Panics
-    /// Panics under LSQ if `format` needs a scale and is not one of `lsq_formats`.
+    /// Panics under LSQ or MSE ranges if `format` needs a scale and is not one of `formats`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>, format: Format, phase: Phase) -> Tensor<D> {
+        if let ActScaleMethod::Mse { momentum } = self.method {
+            return self.forward_mse(x, format, phase, momentum);
+        }
         if let ActScaleMethod::Lsq { .. } = self.method {
             if let Phase::Recalibrate(_) = phase
                 && let Some(momentum) = phase.momentum(1.0)
@@ -187,28 +207,34 @@ impl ActQuantizer {
         fake_quantize(x, format, scale, self.signed)
     }
 
-    /// The running range, shape `[1]`.
+    /// The running range, shape `[1]` (`[max(1, formats)]` under [`ActScaleMethod::Mse`]).
     pub fn running_range(&self, device: &Device) -> Tensor<1> {
         self.range.value_sync().to_device(device)
     }
 
     /// Forgets the running range (back to 0, "not observed yet").
     pub fn reset_range(&self) {
-        let device = self.range.value().device();
-        self.range.update(Tensor::zeros([1], &device));
+        let range = self.range.value();
+        self.range
+            .update(Tensor::zeros(range.dims(), &range.device()));
     }
 
     /// The scale used for `format` in [`Phase::Eval`], shape `[1]`: `running range /
     /// grid_max`, or the LSQ step; `None` for fp32 and unscaled floating-point formats.
     ///
     /// # Panics
-    /// Panics under LSQ if `format` needs a scale and is not one of `lsq_formats`.
+    /// Panics under LSQ if `format` needs a scale and is not one of `formats`.
     pub fn eval_scale(&self, format: Format) -> Option<Tensor<1>> {
         if !self.is_scaled(format) {
             return None;
         }
         match self.method {
             ActScaleMethod::Lsq { .. } => Some(self.lsq_step(format).detach()),
+            ActScaleMethod::Mse { .. } => {
+                let index = self.format_index(format);
+                let range = self.running_range(&self.range.value().device());
+                self.scale_from_range(range.slice(index..index + 1), format)
+            }
             _ => self.scale_from_range(self.running_range(&self.range.value().device()), format),
         }
     }
@@ -217,7 +243,7 @@ impl ActQuantizer {
     /// its forward equals this quantizer's forward in [`Phase::Eval`].
     ///
     /// # Panics
-    /// Panics under LSQ if `format` needs a scale and is not one of `lsq_formats`.
+    /// Panics under LSQ if `format` needs a scale and is not one of `formats`.
     pub fn frozen(&self, format: Format) -> FrozenActQuant {
         let device = self.range.value().device();
         let scale = self
@@ -259,7 +285,7 @@ impl ActQuantizer {
             return self;
         };
         let mut values: Vec<f32> = self
-            .lsq_formats
+            .formats
             .iter()
             .map(|&f| (2.0 * mean_abs / grid_max(f, self.signed).sqrt()).max(1e-8) as f32)
             .collect();
@@ -278,7 +304,8 @@ impl ActQuantizer {
     fn momentum(&self) -> f64 {
         match self.method {
             ActScaleMethod::RunningMax { momentum }
-            | ActScaleMethod::Percentile { momentum, .. } => momentum,
+            | ActScaleMethod::Percentile { momentum, .. }
+            | ActScaleMethod::Mse { momentum } => momentum,
             ActScaleMethod::Lsq { .. } => 0.0,
         }
     }
@@ -348,17 +375,75 @@ impl ActQuantizer {
         self.range.update(blended.mask_where(unset, batch).detach());
     }
 
-    fn lsq_step(&self, format: Format) -> Tensor<1> {
-        let index = self
-            .lsq_formats
+    /// The position of `format` in `formats`.
+    ///
+    /// # Panics
+    /// Panics if `format` is not one of them.
+    fn format_index(&self, format: Format) -> usize {
+        self.formats
             .iter()
             .position(|&f| f == format)
             .unwrap_or_else(|| {
                 panic!(
-                    "no LSQ step for format {format}; this quantizer has steps for {:?}",
-                    self.lsq_formats
+                    "no step or range for format {format}; this quantizer has them for {:?}",
+                    self.formats
                 )
-            });
+            })
+    }
+
+    /// [`ActQuantizer::forward`] under [`ActScaleMethod::Mse`].
+    fn forward_mse<const D: usize>(
+        &self,
+        x: Tensor<D>,
+        format: Format,
+        phase: Phase,
+        momentum: f64,
+    ) -> Tensor<D> {
+        if format.is_full_precision() {
+            return x;
+        }
+        if !self.is_scaled(format) {
+            return fake_quantize(x, format, None, self.signed);
+        }
+        let index = self.format_index(format);
+        let device = x.device();
+        let range = match phase.momentum(momentum) {
+            Some(momentum) => {
+                let values = x
+                    .clone()
+                    .detach()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("a float tensor's values read as f32");
+                let batch = super::act_mse::mse_range(&values, format, self.signed);
+                let mut running = self
+                    .running_range(&device)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("the running ranges read as f32");
+                let old = running[index];
+                running[index] = if old > 0.0 {
+                    ((1.0 - momentum) * f64::from(old) + momentum * f64::from(batch)) as f32
+                } else {
+                    batch
+                };
+                let n = running.len();
+                self.range
+                    .update(Tensor::from_data(TensorData::new(running, [n]), &device));
+                Tensor::from_data(TensorData::new(vec![batch], [1]), &device)
+            }
+            None => self.running_range(&device).slice(index..index + 1),
+        };
+        let scale = self
+            .scale_from_range(range, format)
+            .map(|s| s.reshape([1; D]));
+        fake_quantize(x, format, scale, self.signed)
+    }
+
+    fn lsq_step(&self, format: Format) -> Tensor<1> {
+        let index = self.format_index(format);
         let steps = self.steps.as_ref().expect("an LSQ quantizer has steps");
         steps
             .val()
@@ -635,7 +720,7 @@ mod tests {
         let q = ActQuantizerConfig::new()
             .with_method(ActScaleMethod::Lsq { init_step: 0.5 })
             .with_signed(true)
-            .with_lsq_formats(formats.clone())
+            .with_formats(formats.clone())
             .init(&device);
         let xs = [-5.0f32, -1.2, -0.3, 0.0, 0.26, 0.74, 2.0, 3.4, 3.6, 9.0];
         let x = Tensor::<2>::from_floats([xs], &device).require_grad();
@@ -689,7 +774,7 @@ mod tests {
         let device = Device::flex();
         let q = ActQuantizerConfig::new()
             .with_method(ActScaleMethod::Lsq { init_step: 1.0 })
-            .with_lsq_formats(vec![Format::Int(8), Format::Int(2)])
+            .with_formats(vec![Format::Int(8), Format::Int(2)])
             .init(&device)
             .init_lsq_steps(Tensor::<1>::from_floats([-2.0, 2.0, 1.0, -1.0], &device));
         let steps = values_of(q.steps.as_ref().unwrap().val());
@@ -702,12 +787,12 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "no LSQ step for format int3")]
+    #[should_panic(expected = "no step or range for format int3")]
     fn lsq_rejects_unknown_formats() {
         let device = Device::flex();
         let q = ActQuantizerConfig::new()
             .with_method(ActScaleMethod::Lsq { init_step: 1.0 })
-            .with_lsq_formats(vec![Format::Int(8)])
+            .with_formats(vec![Format::Int(8)])
             .init(&device);
         q.forward(
             Tensor::<1>::from_floats([1.0], &device),

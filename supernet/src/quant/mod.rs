@@ -40,6 +40,7 @@
 //! step per layer and candidate format. The format is always an argument of `forward`.
 
 pub mod act;
+pub mod act_mse;
 pub mod codes;
 pub mod grid;
 pub mod round;

@@ -154,8 +154,10 @@ pub fn mse_channel_scales(
 /// Tensors of at least this many values search their channels on several threads.
 const PARALLEL_VALUES: usize = 16_384;
 
-/// The least-squared-error scale of one channel's weights `w` (see [`mse_channel_scales`]).
-fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) -> f32 {
+/// The least-squared-error scale of the values `w` (one channel's weights, see
+/// [`mse_channel_scales`], or a sample of activations, see [`super::act_mse`]): `top` is the
+/// grid's largest value, `bits` its significant bits, `rounder` its rounding.
+pub(crate) fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) -> f32 {
     let max = w.iter().fold(0.0f32, |m, &x| m.max(x.abs()));
     let scale_at = |ratio: f64| {
         snap_scale_scalar(
