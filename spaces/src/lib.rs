@@ -24,6 +24,7 @@
 
 pub mod arch;
 pub mod cost;
+pub mod draw;
 pub mod encode;
 pub mod error;
 pub mod fliqs;
@@ -55,7 +56,7 @@ pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode, WeightRange};
 pub use rng::Rng;
 pub use run::{
-    DataConfig, DataKind, MixtureConfig, Optimizer, Sampling, Schedule, SearchConfig,
+    DataConfig, DataKind, MixtureConfig, Optimizer, RandomDraw, Sampling, Schedule, SearchConfig,
     SearchStrategy, SmallestFormats, TrainConfig,
 };
 pub use source::Excerpt;

@@ -16,7 +16,8 @@ use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 use spaces::plan::Plan;
 use spaces::{
-    ActivationRange, Arch, DecisionKind, Optimizer, Rng, Sampling, SmallestFormats, Space,
+    ActivationRange, Arch, DecisionKind, Optimizer, RandomDraw, Rng, Sampling, SmallestFormats,
+    Space,
 };
 
 use crate::Phase;
@@ -386,7 +387,11 @@ impl Trainer {
         }
         let rng = &mut self.state.rng;
         let mut out = match space.train.sampling {
-            Sampling::Sandwich { random, smallest } => {
+            Sampling::Sandwich {
+                random,
+                smallest,
+                draw,
+            } => {
                 let cheapest = match smallest {
                     SmallestFormats::RandomFormats => false,
                     SmallestFormats::Cheapest => true,
@@ -401,7 +406,13 @@ impl Trainer {
                     ("largest".to_string(), space.largest()),
                     ("smallest".to_string(), small),
                 ];
-                v.extend((0..random).map(|_| ("random".to_string(), space.sample_uniform(rng))));
+                v.extend((0..random).map(|_| {
+                    let arch = match draw {
+                        RandomDraw::Uniform => space.sample_uniform(rng),
+                        RandomDraw::LogBitOps => space.sample_log_bitops(rng),
+                    };
+                    ("random".to_string(), arch)
+                }));
                 v
             }
             Sampling::Sorted { levels, per_step } => {

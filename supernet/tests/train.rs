@@ -385,3 +385,30 @@ fn the_sandwich_trains_the_cheapest_member_when_asked() {
     let draws: Vec<spaces::Arch> = (0..40).map(|_| t.draw_members(0)[1].1.clone()).collect();
     assert!(draws.iter().any(|a| a != &space.smallest()));
 }
+
+#[test]
+fn the_sandwich_draws_its_random_members_by_cost_when_asked() {
+    // the share of random members in the cheapest quarter of log BitOps, over 300 draws
+    let cheap_share = |sampling: &str| {
+        let space = space(&train_cfg(sampling, 300));
+        let lo = (space.cost(&space.smallest()).unwrap().bitops as f64).ln();
+        let hi = (space.cost(&space.largest()).unwrap().bitops as f64).ln();
+        let mut t = Trainer::new(&space, &Device::flex()).unwrap();
+        let cheap = (0..300)
+            .filter(|_| {
+                let members = t.draw_members(0);
+                assert_eq!(members.len(), 3);
+                assert_eq!(members[2].0, "random");
+                let b = (space.cost(&members[2].1).unwrap().bitops as f64).ln();
+                b < lo + (hi - lo) / 4.0
+            })
+            .count();
+        cheap as f64 / 300.0
+    };
+    let uniform = cheap_share("Sandwich(random: 1)");
+    let by_cost = cheap_share("Sandwich(random: 1, draw: LogBitOps)");
+    assert!(
+        by_cost > 0.15 && by_cost > 2.0 * uniform,
+        "cheapest quarter: {by_cost} by cost, {uniform} uniform"
+    );
+}
