@@ -405,8 +405,9 @@ fn the_sandwich_draws_its_random_members_by_cost_when_asked() {
             .count();
         cheap as f64 / 300.0
     };
-    let uniform = cheap_share("Sandwich(random: 1)");
-    let by_cost = cheap_share("Sandwich(random: 1, draw: LogBitOps)");
+    let uniform = cheap_share("Sandwich(random: 1, draw: Uniform)");
+    // the default
+    let by_cost = cheap_share("Sandwich(random: 1)");
     assert!(
         by_cost > 0.15 && by_cost > 2.0 * uniform,
         "cheapest quarter: {by_cost} by cost, {uniform} uniform"
