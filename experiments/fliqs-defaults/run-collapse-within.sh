@@ -51,7 +51,8 @@ mkdir "$work/mnist-fliqs"
 cp -r "$trained"/{checkpoints,space.ron,source.json,config.json,train.json} "$work/mnist-fliqs"/
 echo "load before FLIQS: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 t0=$(date +%s)
-$qnas search "$work/mnist-fliqs/space.ron" --run "$work/mnist-fliqs" --strategy fliqs \
+# the space file of the repository (its data path is relative to it), the supernet of the copy
+$qnas search spaces/presets/mnist.ron --run "$work/mnist-fliqs" --strategy fliqs \
     --target 0.1,0.25,0.5 --json > "$out/fliqs.json"
 t1=$(date +%s)
 echo "qnas search --strategy fliqs --target 0.1,0.25,0.5: $((t1 - t0)) s" >> "$out/machine.txt"
