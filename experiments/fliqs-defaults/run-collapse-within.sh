@@ -59,25 +59,40 @@ echo "qnas search --strategy fliqs --target 0.1,0.25,0.5: $((t1 - t0)) s" >> "$o
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
 cp "$trained/search/pareto.json" "$out/nsga2-pareto.json"
 cp "$work/mnist-fliqs/search/evaluated.csv" "$out/fliqs-evaluated.csv"
+# FLIQS's own dynamics on the same supernet: a copy of the default space with
+# `search: (fliqs: (baseline: Ema, collapse_within: None))`, placed so that its relative data
+# path still finds the data
+mkdir -p "$work/spaces/presets" "$work/mnist-fliqs-off"
+ln -s "$PWD/data" "$work/data"
+cp "$out/mnist-fliqs-dynamics-off.ron" "$work/spaces/presets/"
+cp -r "$trained"/{checkpoints,space.ron,source.json,config.json,train.json} "$work/mnist-fliqs-off"/
+t0=$(date +%s)
+$qnas search "$work/spaces/presets/mnist-fliqs-dynamics-off.ron" --run "$work/mnist-fliqs-off" \
+    --strategy fliqs --target 0.1,0.25,0.5 --json > "$out/fliqs-dynamics-off.json"
+t1=$(date +%s)
+echo "the same with FLIQS's dynamics: $((t1 - t0)) s, load after $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
+cp "$work/mnist-fliqs-off/search/evaluated.csv" "$out/fliqs-dynamics-off-evaluated.csv"
 python3 - "$out" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
-fl = json.load(open(f"{out}/fliqs.json"))
 front = json.load(open(f"{out}/nsga2-pareto.json"))["front"]
-rows = {r["arch"]: r for r in csv.DictReader(open(f"{out}/fliqs-evaluated.csv"))}
-lines = ["| target | target BitOps | argmax BitOps | ratio | argmax accuracy [95%] | NSGA-II front at <= its BitOps | within one interval | entropy (of) nats | argmax unchanged over the last |",
+lines = []
+for name, title in [("fliqs", "new defaults"), ("fliqs-dynamics-off", "FLIQS's dynamics (baseline: Ema, collapse_within: None)")]:
+  fl = json.load(open(f"{out}/{name}.json"))
+  rows = {r["arch"]: r for r in csv.DictReader(open(f"{out}/{name}-evaluated.csv"))}
+  lines += ["", title, "", "| target | target BitOps | argmax BitOps | ratio | argmax accuracy [95%] | NSGA-II front at <= its BitOps | within one interval | entropy (of) nats | argmax unchanged over the last |",
          "|---|---|---|---|---|---|---|---|---|"]
-for p in fl["policies"]:
-    r = rows[p["argmax"]]
-    best = max((f for f in front if f["bitops"] <= p["argmax_bitops"]), key=lambda f: f["accuracy"], default=None)
-    acc, lo, hi = float(r["accuracy"]), float(r["accuracy_lo"]), float(r["accuracy_hi"])
-    within = best is None or hi >= best["accuracy"]
-    front_cell = "-" if best is None else "%.2f%% (%s, %.3g BitOps)" % (best["accuracy"] * 100, best["origin"], best["bitops"])
-    stable = " (stable)" if p["stable"] else ""
-    lines.append("| %s | %.3e | %.3e | %.3f | %.2f%% [%.2f, %.2f] | %s | %s | %.2f (%.2f) | %d of %d updates%s |" % (
-        p["target"], p["target_bitops"], p["argmax_bitops"], p["cost_ratio"], acc * 100, lo * 100,
-        hi * 100, front_cell, "yes" if within else "no", p["entropy"], p["max_entropy"],
-        p["stable_steps"], p["steps"], stable))
+  for p in fl["policies"]:
+      r = rows[p["argmax"]]
+      best = max((f for f in front if f["bitops"] <= p["argmax_bitops"]), key=lambda f: f["accuracy"], default=None)
+      acc, lo, hi = float(r["accuracy"]), float(r["accuracy_lo"]), float(r["accuracy_hi"])
+      within = best is None or hi >= best["accuracy"]
+      front_cell = "-" if best is None else "%.2f%% (%s, %.3g BitOps)" % (best["accuracy"] * 100, best["origin"], best["bitops"])
+      stable = " (stable)" if p["stable"] else ""
+      lines.append("| %s | %.3e | %.3e | %.3f | %.2f%% [%.2f, %.2f] | %s | %s | %.2f (%.2f) | %d of %d updates%s |" % (
+          p["target"], p["target_bitops"], p["argmax_bitops"], p["cost_ratio"], acc * 100, lo * 100,
+          hi * 100, front_cell, "yes" if within else "no", p["entropy"], p["max_entropy"],
+          p["stable_steps"], p["steps"], stable))
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
