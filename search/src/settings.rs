@@ -131,6 +131,8 @@ pub fn make_strategy(
                 reward: f.reward,
                 beta: f.beta,
                 entropy_max: f.entropy,
+                collapse_within: f.collapse_within,
+                baseline: f.baseline,
                 learning_rate: f.learning_rate,
                 scope: f.scope,
                 target: cost_target(s.targets[stage]),

@@ -36,6 +36,18 @@ pub enum RewardKind {
     HardExponential,
 }
 
+/// The baseline subtracted from each member's reward in the policy gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FliqsBaseline {
+    /// FLIQS / TuNAS: an exponential moving average of the batch-mean reward (decay 0.99),
+    /// updated after every update.
+    Ema,
+    /// A qnas extension: each member's reward against the mean reward of the *other* members of
+    /// its batch (REINFORCE with a leave-one-out baseline, Kool et al. 2019), scaled by
+    /// `n/(n−1)`. Unbiased and without lag; needs at least 2 samples per update.
+    LeaveOneOut,
+}
+
 impl RewardKind {
     /// The reward of accuracy `accuracy` at `bitops` against `target` BitOps, with weight or
     /// exponent `beta` (see the type's sign convention).
@@ -52,6 +64,23 @@ impl RewardKind {
     /// Whether `β` is a penalty weight (≥ 0) rather than an exponent (≤ 0).
     pub fn penalty_weight(self) -> bool {
         matches!(self, RewardKind::Absolute | RewardKind::OneSided)
+    }
+
+    /// Whether the reward penalizes only exceeding the target (a cost below it is free).
+    pub fn one_sided(self) -> bool {
+        matches!(self, RewardKind::OneSided | RewardKind::HardExponential)
+    }
+
+    /// Whether a member at `bitops` meets `target` within the fraction `tolerance` as this
+    /// reward sees the target: `|C/C_T − 1| ≤ tolerance` for the two-sided rewards, `C/C_T ≤ 1 +
+    /// tolerance` for the one-sided ones.
+    pub fn within(self, tolerance: f64, bitops: f64, target: f64) -> bool {
+        let ratio = bitops / target;
+        if self.one_sided() {
+            ratio <= 1.0 + tolerance
+        } else {
+            (ratio - 1.0).abs() <= tolerance
+        }
     }
 }
 
@@ -77,10 +106,22 @@ pub struct FliqsSettings {
     /// Weight (≥ 0) or exponent (≤ 0) of the cost term, see [`RewardKind`]. Default 0.5.
     #[serde(default = "default_beta")]
     pub beta: f64,
-    /// Largest weight of the entropy bonus (≥ 0); the schedule raises it after the warm-up and
-    /// anneals it to 0 by the last step. Default 0.1.
+    /// Largest weight of the entropy penalty (≥ 0), which collapses the policy onto one member:
+    /// the cosine schedule raises it from 0 after the warm-up to this value at the last step.
+    /// Default 0.1.
     #[serde(default = "default_entropy")]
     pub entropy: f64,
+    /// A qnas extension: the entropy penalty applies only on updates where the policy's argmax
+    /// meets the cost target within this fraction (`|C/C_T − 1| ≤ collapse_within`; for the
+    /// one-sided rewards `C/C_T ≤ 1 + collapse_within`), so that the policy does not collapse
+    /// before its cost is on target; `None` applies it on every update, as FLIQS does.
+    /// Default `Some(0.1)`.
+    #[serde(default = "default_collapse_within")]
+    pub collapse_within: Option<f64>,
+    /// The baseline of the policy gradient. Default `LeaveOneOut` (a qnas extension); `Ema` is
+    /// FLIQS's.
+    #[serde(default = "default_baseline")]
+    pub baseline: FliqsBaseline,
     /// Adam learning rate on the policy's logits (> 0). Default 0.2.
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
@@ -105,6 +146,12 @@ fn default_beta() -> f64 {
 fn default_entropy() -> f64 {
     0.1
 }
+fn default_collapse_within() -> Option<f64> {
+    Some(0.1)
+}
+fn default_baseline() -> FliqsBaseline {
+    FliqsBaseline::LeaveOneOut
+}
 fn default_learning_rate() -> f64 {
     0.2
 }
@@ -121,6 +168,8 @@ impl Default for FliqsSettings {
             reward: default_reward(),
             beta: default_beta(),
             entropy: default_entropy(),
+            collapse_within: default_collapse_within(),
+            baseline: default_baseline(),
             learning_rate: default_learning_rate(),
             scope: default_scope(),
         }
@@ -183,6 +232,26 @@ pub(crate) fn check_fliqs(f: &FliqsSettings, p: &FieldPath, problems: &mut Vec<P
                 .help("expected a number >= 0, e.g. 0.1"),
         );
     }
+    if let Some(t) = f.collapse_within
+        && !(t.is_finite() && t > 0.0)
+    {
+        problems.push(
+            Problem::new(
+                p.field("collapse_within"),
+                format!("a cost tolerance of {t}"),
+            )
+            .help("expected a fraction of the target > 0, e.g. 0.1, or None for FLIQS's schedule"),
+        );
+    }
+    if f.baseline == FliqsBaseline::LeaveOneOut && f.samples_per_step == 1 {
+        problems.push(
+            Problem::new(
+                p.field("baseline"),
+                "a leave-one-out baseline with 1 member per update",
+            )
+            .help("it needs samples_per_step >= 2; use Ema with one member per update"),
+        );
+    }
     if !(f.learning_rate.is_finite() && f.learning_rate > 0.0) {
         problems.push(
             Problem::new(
@@ -234,6 +303,14 @@ mod tests {
                 learning_rate: 0.0,
                 ..Default::default()
             },
+            FliqsSettings {
+                collapse_within: Some(0.0),
+                ..Default::default()
+            },
+            FliqsSettings {
+                samples_per_step: 1,
+                ..Default::default()
+            },
         ];
         for (f, field) in bad.iter().zip([
             "steps",
@@ -243,6 +320,8 @@ mod tests {
             "beta",
             "entropy",
             "learning_rate",
+            "collapse_within",
+            "baseline",
         ]) {
             let mut problems = Vec::new();
             check_fliqs(f, &root, &mut problems);
@@ -252,6 +331,57 @@ mod tests {
                     .any(|p| format!("{:?}", p.path).contains(field)),
                 "{field}: {problems:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_dynamics_settings_parse_and_round_trip() {
+        let space = |fliqs: &str| {
+            let src = format!(
+                "(version: 1, input: (channels: 1, height: 8, width: 8), classes: 2,
+                  stem: (width: [4]), stages: [(block: ConvBnRelu, depth: [1], width: [8])],
+                  quantization: (weights: [Int(4), Int(8)], activations: [Int(4), Int(8)]),
+                  search: (strategy: Fliqs, fliqs: ({fliqs})))"
+            );
+            crate::Space::parse(&src, "fliqs.ron", "fliqs").map(|s| s.search.fliqs)
+        };
+        let defaults = space("").unwrap();
+        assert_eq!(defaults, FliqsSettings::default());
+        assert_eq!(defaults.collapse_within, Some(0.1));
+        assert_eq!(defaults.baseline, FliqsBaseline::LeaveOneOut);
+        let fliqs = space("collapse_within: None, baseline: Ema").unwrap();
+        assert_eq!(fliqs.collapse_within, None);
+        assert_eq!(fliqs.baseline, FliqsBaseline::Ema);
+        let tight = space("collapse_within: 0.05").unwrap();
+        assert_eq!(tight.collapse_within, Some(0.05));
+        for f in [fliqs, tight] {
+            let json = serde_json::to_string(&f).unwrap();
+            assert_eq!(serde_json::from_str::<FliqsSettings>(&json).unwrap(), f);
+            let ron = ron::to_string(&f).unwrap();
+            assert_eq!(
+                ron::Options::default()
+                    .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+                    .from_str::<FliqsSettings>(&ron)
+                    .unwrap(),
+                f
+            );
+        }
+        assert!(space("collapse_within: -0.1").is_err());
+        assert!(space("baseline: Mean").is_err());
+    }
+
+    #[test]
+    fn within_is_two_sided_for_the_two_sided_rewards() {
+        for kind in [RewardKind::Absolute, RewardKind::SoftExponential] {
+            assert!(kind.within(0.1, 109.0, 100.0));
+            assert!(kind.within(0.1, 91.0, 100.0));
+            assert!(!kind.within(0.1, 111.0, 100.0));
+            assert!(!kind.within(0.1, 89.0, 100.0));
+        }
+        for kind in [RewardKind::OneSided, RewardKind::HardExponential] {
+            assert!(kind.within(0.1, 109.0, 100.0));
+            assert!(kind.within(0.1, 10.0, 100.0));
+            assert!(!kind.within(0.1, 111.0, 100.0));
         }
     }
 

@@ -48,7 +48,7 @@ pub use encode::{Decision, DecisionKind, EncodingError, SpaceSize, TooLarge};
 pub use error::{
     ErrorRecord, FieldError, Problem, SpaceError, SyntaxError, decode_source, read_source,
 };
-pub use fliqs::{FliqsScope, FliqsSettings, RewardKind};
+pub use fliqs::{FliqsBaseline, FliqsScope, FliqsSettings, RewardKind};
 pub use format::{Format, FormatError, RawFormat};
 pub use hawq::HawqSettings;
 pub use locate::{FieldPath, Locator};

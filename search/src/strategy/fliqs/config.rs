@@ -7,7 +7,7 @@ use super::invalid;
 use super::reward::RewardKind;
 use crate::strategy::StrategyError;
 
-pub use spaces::FliqsScope;
+pub use spaces::{FliqsBaseline, FliqsScope};
 
 /// The cost target `C_T`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,9 +70,20 @@ pub struct FliqsConfig {
     /// Decay of the EMA reward baseline, in `[0, 1)`. Default 0.99.
     #[serde(default = "default_baseline_decay")]
     pub baseline_decay: f64,
+    /// The baseline of the advantages: FLIQS's EMA, or (a qnas extension) the leave-one-out
+    /// mean of the other members of the batch. Default `Ema`, also for a state saved before
+    /// the setting existed.
+    #[serde(default = "default_baseline")]
+    pub baseline: FliqsBaseline,
     /// `β_max` of the entropy schedule (≥ 0). Default 0.1 (a qnas choice, not from the paper).
     #[serde(default = "default_entropy_max")]
     pub entropy_max: f64,
+    /// A qnas extension: the entropy term applies only on updates whose argmax (before the
+    /// update) meets the target within this fraction (see [`RewardKind::within`]); `None`
+    /// (the default, also for a state saved before the setting existed) applies it always, as
+    /// FLIQS does.
+    #[serde(default)]
+    pub collapse_within: Option<f64>,
     /// Warm-up tells `t_d` (uniform samples, no policy update), `< steps`. Default 500 (the
     /// public FLIQS code's default).
     #[serde(default = "default_delay")]
@@ -119,6 +130,9 @@ fn default_adam_epsilon() -> f64 {
 fn default_baseline_decay() -> f64 {
     0.99
 }
+fn default_baseline() -> FliqsBaseline {
+    FliqsBaseline::Ema
+}
 fn default_entropy_max() -> f64 {
     0.1
 }
@@ -151,7 +165,9 @@ impl Default for FliqsConfig {
             adam_beta2: default_adam_beta2(),
             adam_epsilon: default_adam_epsilon(),
             baseline_decay: default_baseline_decay(),
+            baseline: default_baseline(),
             entropy_max: default_entropy_max(),
+            collapse_within: None,
             delay: default_delay(),
             steps: default_steps(),
             samples_per_step: default_samples_per_step(),
@@ -190,6 +206,13 @@ impl FliqsConfig {
             return Err(invalid(format!(
                 "entropy_max: {} must be a finite number >= 0",
                 self.entropy_max
+            )));
+        }
+        if let Some(t) = self.collapse_within
+            && !(t.is_finite() && t > 0.0)
+        {
+            return Err(invalid(format!(
+                "collapse_within: {t} must be a finite fraction > 0"
             )));
         }
         if self.steps == 0 {

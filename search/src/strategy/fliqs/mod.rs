@@ -15,13 +15,18 @@
 //!   decision uniformly and `tell` leaves the policy (logits and Adam moments) untouched.
 //! - **Reward** of a trial: [`RewardKind::reward`] of its accuracy `Q` and its BitOps `C` (both
 //!   as the evaluator reported them) against the target `C_T` ([`CostTarget`]).
-//! - **Baseline.** An exponential moving average of the batch-mean reward:
-//!   `R̄ ← d·R̄ + (1 − d)·mean(R)`, updated after every tell *including the warm-up tells*. The
-//!   policy is uniform until the first update (its logits are 0), so the warm-up's uniform
-//!   samples estimate exactly the baseline the first policy update needs. Before the first tell
-//!   there is no baseline; the first batch's mean reward initializes it (so the first batch's
-//!   advantages are centred on its own mean). Advantages `A_i = R_i − R̄` use the baseline from
-//!   before the batch's own update.
+//! - **Baseline** ([`FliqsBaseline`]). `Ema` (FLIQS's): an exponential moving average of the
+//!   batch-mean reward: `R̄ ← d·R̄ + (1 − d)·mean(R)`, updated after every tell *including the
+//!   warm-up tells*. The policy is uniform until the first update (its logits are 0), so the
+//!   warm-up's uniform samples estimate exactly the baseline the first policy update needs.
+//!   Before the first tell there is no baseline; the first batch's mean reward initializes it
+//!   (so the first batch's advantages are centred on its own mean). Advantages `A_i = R_i − R̄`
+//!   use the baseline from before the batch's own update. `LeaveOneOut` (a qnas extension):
+//!   `A_i = R_i − mean_{j≠i} R_j = n/(n−1)·(R_i − mean(R))` over the batch's `n` trials
+//!   (Kool, van Hoof and Welling, 2019), unbiased and without the EMA's lag (over a few hundred
+//!   updates the EMA trails a rising reward by several points, so every sample of the policy
+//!   is reinforced and the policy collapses onto whatever it happens to sample). A batch of one
+//!   trial falls back to the EMA, which is kept up to date either way.
 //! - **Loss and gradient.** For one trial `i` with active decisions `D_i` (per
 //!   [`Space::active_mask`], searched decisions only):
 //!   `L_i = −A_i·Σ_{d∈D_i} log π_d(a_{i,d}) + β_H(t)·Σ_{d∈D_i} H(π_d)`, i.e. the log-probability
@@ -33,7 +38,14 @@
 //!   `∂H/∂z_k = −π_k (log π_k + H)/τ`.
 //! - **Entropy schedule** ([`entropy_weight`]): `β_H(t) = 0` for `t < t_d`, then
 //!   `β_max·(1 − cos(π·(t − t_d)/(T − t_d)))/2`. The entropy is *added* to the loss, so the
-//!   growing coefficient minimizes it and the policy collapses.
+//!   growing coefficient minimizes it and the policy collapses. With
+//!   [`FliqsConfig::collapse_within`] `= Some(tol)` (a qnas extension) the coefficient is 0 on
+//!   every update whose argmax (before the update) misses the target by more than `tol` (see
+//!   [`RewardKind::within`]): Adam turns even a small, steady entropy gradient into full-size
+//!   steps, so FLIQS's schedule collapses a policy of a few hundred updates wherever its argmax
+//!   is, and a collapsed policy samples only its argmax, whose advantage is 0, so the cost term
+//!   can no longer move it. Held off, the policy keeps sampling other members until its argmax
+//!   is on target; where no member is, the schedule never applies.
 //! - **Adam** per decision (β1, β2, ε, bias correction), with its own step counter. A decision
 //!   that no trial of a batch uses has no gradient in that batch and is skipped entirely, as
 //!   PyTorch skips a parameter without a gradient: its logits, moments and step counter stay
@@ -50,6 +62,8 @@
 //! gives the same members and the same logits as an uninterrupted run.
 
 mod config;
+#[cfg(test)]
+mod dynamics_tests;
 mod policy;
 mod reward;
 mod state;
@@ -61,7 +75,7 @@ use serde_json::Value;
 use spaces::{Arch, Rng, Space};
 
 use super::{PolicyState, Strategy, StrategyError, Trial};
-pub use config::{CostTarget, FliqsConfig, FliqsScope};
+pub use config::{CostTarget, FliqsBaseline, FliqsConfig, FliqsScope};
 pub use policy::entropy_weight;
 use policy::{Head, Policy, adam_step, policy_gradient, softmax};
 pub use reward::RewardKind;
@@ -202,6 +216,26 @@ impl Fliqs {
             .collect()
     }
 
+    /// Whether the next update applies the entropy term: always without
+    /// [`FliqsConfig::collapse_within`], else when the policy's argmax meets the target within
+    /// it.
+    pub fn collapse_allowed(&self, space: &Space) -> Result<bool, StrategyError> {
+        let Some(tolerance) = self.config.collapse_within else {
+            return Ok(true);
+        };
+        let argmax = self
+            .recommendation(space)
+            .ok_or_else(|| invalid("the policy's argmax is not a member of the space"))?;
+        let bitops = space
+            .cost(&argmax)
+            .map_err(|e| invalid(format!("cannot cost the policy's argmax: {e}")))?
+            .bitops;
+        Ok(self
+            .config
+            .reward
+            .within(tolerance, bitops as f64, self.target_bitops))
+    }
+
     /// The reward of one evaluated member under this controller's settings.
     pub fn reward(&self, accuracy: f64, bitops: u64) -> f64 {
         self.config.reward.reward(
@@ -315,7 +349,20 @@ impl Fliqs {
         let mean = samples.iter().map(|s| s.2).sum::<f64>() / n;
         let baseline = self.baseline.unwrap_or(mean);
         if !self.in_warmup() {
-            let beta_h = self.entropy_coefficient();
+            let beta_h = if self.collapse_allowed(space)? {
+                self.entropy_coefficient()
+            } else {
+                0.0
+            };
+            let leave_one_out =
+                self.config.baseline == FliqsBaseline::LeaveOneOut && samples.len() > 1;
+            let advantage = |r: f64| {
+                if leave_one_out {
+                    (r - mean) * n / (n - 1.0)
+                } else {
+                    r - baseline
+                }
+            };
             let cfg = self.config.clone();
             for (d, head) in self.heads.iter_mut().enumerate() {
                 let Head::Learned(policy) = head else {
@@ -328,7 +375,7 @@ impl Fliqs {
                     samples
                         .iter()
                         .filter(|s| s.1[d])
-                        .map(|s| (s.0[d], s.2 - baseline)),
+                        .map(|s| (s.0[d], advantage(s.2))),
                     n,
                 );
                 if let Some(g) = grad {
