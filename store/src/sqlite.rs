@@ -29,6 +29,12 @@ pub struct SqliteStore {
 /// The store's error for a SQLite error: damaged contents or a failure to reach the file.
 fn classify(location: &str, e: rusqlite::Error) -> StoreError {
     let damaged = match &e {
+        // a file cut short reads short
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHORT_READ =>
+        {
+            true
+        }
         rusqlite::Error::SqliteFailure(f, _) => matches!(
             f.code,
             ErrorCode::DatabaseCorrupt
@@ -47,7 +53,10 @@ fn classify(location: &str, e: rusqlite::Error) -> StoreError {
         | rusqlite::Error::InvalidColumnName(..) => true,
         _ => false,
     };
-    let message = format!("SQLite: {e}");
+    let message = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => format!("SQLite: {e} (code {})", f.extended_code),
+        _ => format!("SQLite: {e}"),
+    };
     if damaged {
         StoreError::Damaged {
             location: location.to_string(),
@@ -108,13 +117,15 @@ impl SqliteStore {
 
     fn init(&mut self) -> rusqlite::Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL: readers and one writer at a time, across processes; FULL: a commit is on disk
-        // when it returns
+        // WAL: readers and one writer at a time, across processes. NORMAL: a commit survives
+        // the process being killed at any point (the WAL is in the OS's hands when it returns);
+        // a power cut may lose the last commits, never the file's consistency (SQLite's
+        // documented guarantee for WAL with NORMAL)
         let _: String = self
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         self.conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;",
         )?;
         let tx = self
             .conn
