@@ -154,7 +154,9 @@ pub(crate) fn positive_seconds(s: &str) -> Result<std::time::Duration, String> {
 /// Runs the kernels' thread pool (rayon's global pool) on `n` threads; called before any
 /// work starts (a pool already built keeps its size).
 pub(crate) fn set_threads(n: usize) {
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
 }
 
 /// Reports a space or arch file's located diagnostics and returns exit code 2.

@@ -34,8 +34,18 @@ fn copy_dir(src: &Path, dst: &Path) {
 
 fn search_args(run: &Path, storage: &[String]) -> Vec<String> {
     let mut v: Vec<String> = [
-        "search", DIGITS, "--run", "", "--strategy", "nsga2", "--budget", "64", "--seed", "5",
-        "--threads", "1",
+        "search",
+        DIGITS,
+        "--run",
+        "",
+        "--strategy",
+        "nsga2",
+        "--budget",
+        "64",
+        "--seed",
+        "5",
+        "--threads",
+        "1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -83,7 +93,14 @@ fn json(path: &Path) -> serde_json::Value {
 /// A trained digits run, and a single-process search of it (in a copy).
 fn trained_and_alone(name: &str) -> (PathBuf, PathBuf) {
     let base = tmp(&format!("workers-{name}-trained"));
-    qnas_ok(&["train", DIGITS, "--run", base.to_str().unwrap(), "--steps", "40"]);
+    qnas_ok(&[
+        "train",
+        DIGITS,
+        "--run",
+        base.to_str().unwrap(),
+        "--steps",
+        "40",
+    ]);
     let alone = tmp(&format!("workers-{name}-alone"));
     copy_dir(&base, &alone);
     let args = search_args(&alone, &[]);

@@ -320,12 +320,13 @@ impl Cache<'_> {
                         );
                     }
                     (Status::Failed, _) => {
-                        let arch = todo.iter().find(|a| a.key() == m.key).map_or_else(
-                            || self.space.smallest(),
-                            |a| (*a).clone(),
-                        );
+                        let arch = todo
+                            .iter()
+                            .find(|a| a.key() == m.key)
+                            .map_or_else(|| self.space.smallest(), |a| (*a).clone());
                         let mut message = m.error.clone().unwrap_or_default();
-                        if let Some(w) = m.worker.as_deref().filter(|w| *w != self.participant.id()) {
+                        if let Some(w) = m.worker.as_deref().filter(|w| *w != self.participant.id())
+                        {
                             message = format!("{message} (on {w})");
                         }
                         return Err(evaluation_failed(origin, &arch, message));
@@ -461,12 +462,12 @@ pub fn search(
             stage = saved.state.stage;
             if stage < set.stages() {
                 strategy = make_strategy(space, set, stage, sensitivity)?;
-                strategy
-                    .restore(saved.state.strategy_state)
-                    .map_err(|e| SearchError::BadState {
+                strategy.restore(saved.state.strategy_state).map_err(|e| {
+                    SearchError::BadState {
                         path: location.clone(),
                         message: e.to_string(),
-                    })?;
+                    }
+                })?;
             }
             rows = saved.rows;
             track = saved.state.track;

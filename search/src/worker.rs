@@ -93,7 +93,13 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(storage: &Storage, study: &str, worker: &str, idxs: Vec<i64>, every: Duration) -> Self {
+    fn start(
+        storage: &Storage,
+        study: &str,
+        worker: &str,
+        idxs: Vec<i64>,
+        every: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<()>();
         let (storage, study, worker) = (storage.clone(), study.to_string(), worker.to_string());
         let thread = std::thread::spawn(move || {

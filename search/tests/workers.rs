@@ -144,7 +144,11 @@ fn a_search_with_three_workers_ends_as_a_single_process_search() {
     );
     let mut store = config.open().unwrap();
     let members = store.all_members().unwrap();
-    assert!(members.iter().all(|m| m.status == Status::Done && m.attempts == 1));
+    assert!(
+        members
+            .iter()
+            .all(|m| m.status == Status::Done && m.attempts == 1)
+    );
     let all: Vec<&String> = by_worker.iter().flatten().collect();
     let unique: HashSet<&String> = all.iter().copied().collect();
     assert_eq!(all.len(), unique.len(), "a member was evaluated twice");
@@ -240,7 +244,10 @@ fn members_of_silent_or_dead_workers_are_handed_over() {
     );
     let t = Instant::now();
     let r = resume(&space, &set, &dir, &config);
-    assert!(t.elapsed() >= Duration::from_millis(300), "handed over early");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "handed over early"
+    );
     assert_eq!(keys(&r.front), keys(&alone.front));
     let m = config.open().unwrap().all_members().unwrap();
     // claimed by the stopped search, the silent worker, then the resumed search
@@ -253,15 +260,15 @@ fn members_of_silent_or_dead_workers_are_handed_over() {
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let pid = child.id();
     child.wait().unwrap();
-    let dead = worker_id("worker").replace(
-        &format!(":{}", std::process::id()),
-        &format!(":{pid}"),
-    );
+    let dead = worker_id("worker").replace(&format!(":{}", std::process::id()), &format!(":{pid}"));
     let dir = out_dir("dead");
     let config = held_by(&dead, &dir, &space, &set, Duration::from_secs(600));
     let t = Instant::now();
     let r = resume(&space, &set, &dir, &config);
-    assert!(t.elapsed() < Duration::from_secs(60), "waited for the stale time");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "waited for the stale time"
+    );
     assert_eq!(keys(&r.front), keys(&alone.front));
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&alone_dir);

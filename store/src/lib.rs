@@ -286,8 +286,8 @@ fn member_of(
     error: Option<String>,
     attempts: i64,
 ) -> Result<Member, String> {
-    let status = Status::parse(&status)
-        .ok_or_else(|| format!("member {idx}: unknown status {status:?}"))?;
+    let status =
+        Status::parse(&status).ok_or_else(|| format!("member {idx}: unknown status {status:?}"))?;
     let outcome = match (correct, total) {
         (Some(c), Some(t)) if c >= 0 && t > 0 && c <= t => Some(Outcome {
             correct: c as u64,

@@ -135,10 +135,11 @@ impl SqliteStore {
             "INSERT OR IGNORE INTO qnas_meta (key, value) VALUES ('schema', ?1)",
             params![SCHEMA_VERSION],
         )?;
-        let version: i64 =
-            tx.query_row("SELECT value FROM qnas_meta WHERE key = 'schema'", [], |r| {
-                r.get(0)
-            })?;
+        let version: i64 = tx.query_row(
+            "SELECT value FROM qnas_meta WHERE key = 'schema'",
+            [],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
         if version != SCHEMA_VERSION {
             return Err(rusqlite::Error::SqliteFailure(

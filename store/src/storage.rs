@@ -134,8 +134,8 @@ mod tests {
         );
         let pg = Storage::parse("postgres://qnas:secret@db.lan:5432/studies").unwrap();
         assert_eq!(pg.display(), "postgres://qnas:***@db.lan:5432/studies");
-        let q = Storage::parse("postgresql://qnas@db/studies?password=secret&sslmode=disable")
-            .unwrap();
+        let q =
+            Storage::parse("postgresql://qnas@db/studies?password=secret&sslmode=disable").unwrap();
         assert_eq!(
             q.display(),
             "postgresql://qnas@db/studies?password=***&sslmode=disable"

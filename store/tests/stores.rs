@@ -62,7 +62,10 @@ fn behaves(storage: &Storage) {
     // claims take the lowest indices first and never the same member twice
     let c1 = s.claim("w1@h:1", 2, 60_000, &[]).unwrap();
     assert_eq!(c1.iter().map(|m| m.idx).collect::<Vec<_>>(), [0, 1]);
-    assert!(c1.iter().all(|m| m.status == Status::Running && m.attempts == 1));
+    assert!(
+        c1.iter()
+            .all(|m| m.status == Status::Running && m.attempts == 1)
+    );
     let mut other = storage.open("digits").unwrap();
     let c2 = other.claim("w2@h:2", 10, 60_000, &[]).unwrap();
     assert_eq!(c2.iter().map(|m| m.idx).collect::<Vec<_>>(), [2, 3, 4]);
@@ -80,7 +83,9 @@ fn behaves(storage: &Storage) {
     assert_eq!((m0.status, m0.outcome), (Status::Done, Some(o)));
 
     // a dead worker's member goes at once; a silent one's after the stale time
-    let given = other.claim("w3@h:3", 10, 60_000, &["w1@h:1".into()]).unwrap();
+    let given = other
+        .claim("w3@h:3", 10, 60_000, &["w1@h:1".into()])
+        .unwrap();
     assert_eq!(given.iter().map(|m| m.idx).collect::<Vec<_>>(), [1]);
     assert_eq!(given[0].attempts, 2);
     std::thread::sleep(std::time::Duration::from_millis(30));
@@ -88,7 +93,10 @@ fn behaves(storage: &Storage) {
     let stale = s.claim("w4@h:4", 10, 20, &[]).unwrap();
     let taken: BTreeSet<i64> = stale.iter().map(|m| m.idx).collect();
     assert!(taken.contains(&3) && taken.contains(&4), "{taken:?}");
-    assert!(!taken.contains(&2), "a member with a fresh heartbeat was handed over");
+    assert!(
+        !taken.contains(&2),
+        "a member with a fresh heartbeat was handed over"
+    );
 
     // failures are kept until the member is asked again; release hands members back
     s.fail("w4@h:4", 3, "out of memory").unwrap();
@@ -103,7 +111,8 @@ fn behaves(storage: &Storage) {
     // state and rows, saved together; rows already there are kept
     s.save("{\"stage\":1}", 0, &["r0".into(), "r1".into()])
         .unwrap();
-    s.save("{\"stage\":2}", 1, &["x".into(), "r2".into()]).unwrap();
+    s.save("{\"stage\":2}", 1, &["x".into(), "r2".into()])
+        .unwrap();
     assert_eq!(s.rows().unwrap(), ["r0", "r1", "r2"]);
     assert_eq!(s.study().unwrap().unwrap().state, "{\"stage\":2}");
     s.finish("{\"front\":[]}").unwrap();
@@ -144,8 +153,15 @@ fn claims_are_exclusive(storage: &Storage) {
                         break;
                     }
                     for m in c {
-                        s.complete(&id, m.idx, Outcome { correct: 1, total: 1 })
-                            .unwrap();
+                        s.complete(
+                            &id,
+                            m.idx,
+                            Outcome {
+                                correct: 1,
+                                total: 1,
+                            },
+                        )
+                        .unwrap();
                         got.push(m.idx);
                     }
                 }
@@ -160,7 +176,10 @@ fn claims_are_exclusive(storage: &Storage) {
     all.sort();
     assert_eq!(all, (0..200).collect::<Vec<i64>>());
     let done = s.all_members().unwrap();
-    assert!(done.iter().all(|m| m.status == Status::Done && m.attempts == 1));
+    assert!(
+        done.iter()
+            .all(|m| m.status == Status::Done && m.attempts == 1)
+    );
 }
 
 #[test]
@@ -187,7 +206,10 @@ fn a_damaged_sqlite_file_is_an_error_naming_it() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("study.db");
     std::fs::write(&path, vec![0x5a; 8192]).unwrap();
-    let e = storage.open("digits").err().expect("a damaged file is refused");
+    let e = storage
+        .open("digits")
+        .err()
+        .expect("a damaged file is refused");
     assert!(e.is_invalid_input(), "{e}");
     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
     let _ = std::fs::remove_dir_all(dir);
@@ -199,6 +221,9 @@ fn an_unreachable_database_is_a_failure_naming_it_without_its_password() {
     let e = s.open("digits").err().expect("nothing listens on port 1");
     assert!(!e.is_invalid_input(), "{e}");
     let text = e.to_string();
-    assert!(text.contains("postgres://qnas:***@127.0.0.1:1/none"), "{text}");
+    assert!(
+        text.contains("postgres://qnas:***@127.0.0.1:1/none"),
+        "{text}"
+    );
     assert!(!text.contains("secret"), "{text}");
 }
