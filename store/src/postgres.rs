@@ -6,10 +6,9 @@
 
 use postgres::{Client, NoTls, Transaction};
 
-use crate::storage::redact;
 use crate::{
     MEMBER_COLUMNS, Member, NewMember, NewStudy, Outcome, SCHEMA, SCHEMA_VERSION, Store,
-    StoreError, Study, member_of,
+    StoreError, Study, member_of, redact,
 };
 
 /// The database's clock, in milliseconds since the Unix epoch.
