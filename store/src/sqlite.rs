@@ -99,6 +99,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
+        let existed = path.exists();
         let conn = Connection::open(path).map_err(|e| classify(&location, e))?;
         let mut store = SqliteStore {
             conn,
@@ -106,7 +107,20 @@ impl SqliteStore {
             location,
             study: study.to_string(),
         };
-        store.init().map_err(|e| classify(&store.location, e))?;
+        if let Err(e) = store.init() {
+            let e = classify(&store.location, e);
+            drop(store);
+            if !existed {
+                // a file this call created and could not set up (a full disk) is not left
+                // behind to be read as a damaged study
+                for extra in ["", "-wal", "-shm", "-journal"] {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(extra);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+            }
+            return Err(e);
+        }
         Ok(store)
     }
 
