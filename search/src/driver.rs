@@ -439,6 +439,11 @@ pub fn search(
     }
     let mut store = config.open()?;
     let location = PathBuf::from(store.location());
+    progress.note(&format!(
+        "study {:?} in {} (qnas worker processes with the same storage evaluate members too)",
+        config.name,
+        store.location()
+    ));
     let mut stage = 0;
     let mut strategy = make_strategy(space, set, 0, sensitivity)?;
     let mut rows: Vec<Row> = Vec::new();
