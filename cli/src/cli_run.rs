@@ -90,7 +90,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         }
     }
     // stage 2: search, resuming a saved search
-    let resume = run.search_dir().join(search::driver::STATE_FILE).exists();
+    let resume = run.search_dir().join(search::driver::STUDY_FILE).exists();
     eprintln!("[2/3] search{}", if resume { " (resuming)" } else { "" });
     let opts = SearchOptions {
         file: a.file.clone(),
@@ -99,6 +99,8 @@ pub fn run(a: &RunArgs) -> ExitCode {
         resume,
         device: device.clone(),
         out_dir: None,
+        store: Default::default(),
+        parallel: None,
     };
     let device_for_export = device;
     let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use qnas_cli::backend::BackendKind;
 use qnas_cli::search_cmd::{self, SearchOptions};
+use qnas_cli::worker_cmd::StoreOptions;
 use search::origin::{STRATEGIES, strategy_name};
 use search::settings::Overrides;
 use search::{Row, SearchProgress, SearchReport};
@@ -39,12 +40,55 @@ pub struct SearchArgs {
     /// Continue a saved search.
     #[arg(long)]
     pub resume: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
     /// Print the front as JSON (schema `qnas.search/1`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
+}
+
+/// Where a study is kept and how its members are shared (`qnas search` and `qnas worker`).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The study's store: a SQLite file (`sqlite:PATH` or a path; default RUN/search/study.db)
+    /// or a PostgreSQL database (`postgres://USER@HOST:PORT/DATABASE`) that `qnas worker`s on
+    /// other machines reach.
+    #[arg(long, value_name = "URL")]
+    pub storage: Option<String>,
+    /// The study's name in the store (default: the space's name); search and workers must
+    /// agree.
+    #[arg(long, value_name = "NAME")]
+    pub study: Option<String>,
+    /// Seconds without a heartbeat after which a member being evaluated is handed to another
+    /// process (default 60; a process on this machine that ended is noticed at once).
+    #[arg(long, value_name = "SECONDS", value_parser = crate::common::positive_seconds)]
+    pub stale_after: Option<std::time::Duration>,
+    /// Threads of this process (its parallel evaluations, up to 4, and the kernels' pool;
+    /// default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+impl StoreArgs {
+    /// The library's options.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            storage: self.storage.clone(),
+            study: self.study.clone(),
+            stale_after: self.stale_after,
+        }
+    }
+
+    /// Sizes the thread pool; the number of members evaluated at once.
+    pub fn parallel(&self) -> Option<usize> {
+        self.threads.map(|n| {
+            crate::common::set_threads(n as usize);
+            (n as usize).min(4)
+        })
+    }
 }
 
 /// Progress: one line per evaluated member on stderr.
@@ -165,6 +209,8 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         resume: a.resume,
         device,
         out_dir: None,
+        store: a.store.options(),
+        parallel: a.store.parallel(),
     };
     match search_cmd::search(&opts, &mut Lines) {
         Ok(report) => crate::common::emit(a.json, &report, table),

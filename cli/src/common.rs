@@ -143,6 +143,22 @@ pub(crate) fn device(kind: BackendKind, json: bool) -> Result<burn::tensor::Devi
         .map_err(|e| report(json, "--device", &e.to_string(), Outcome::InvalidInput))
 }
 
+/// Parses a positive number of seconds (`--stale-after`).
+pub(crate) fn positive_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x < 1e9 => Ok(std::time::Duration::from_secs_f64(x)),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
+}
+
+/// Runs the kernels' thread pool (rayon's global pool) on `n` threads; called before any
+/// work starts (a pool already built keeps its size).
+pub(crate) fn set_threads(n: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+}
+
 /// Reports a space or arch file's located diagnostics and returns exit code 2.
 pub(crate) fn space_error(json: bool, e: SpaceError) -> ExitCode {
     if json {
@@ -214,6 +230,7 @@ use qnas_cli::report::ReportError;
 use qnas_cli::search_cmd::SearchCmdError;
 use qnas_cli::setup::SetupError;
 use qnas_cli::train_cmd::TrainCmdError;
+use qnas_cli::worker_cmd::WorkerCmdError;
 
 failure!(SetupError, SetupError::Space(e) => *e);
 failure!(TrainCmdError, TrainCmdError::Setup(SetupError::Space(e)) => *e);
@@ -227,6 +244,7 @@ failure!(
 failure!(FinetuneError, FinetuneError::Model(ModelError::Space(e)) => e);
 failure!(CorrelateError, CorrelateError::Setup(SetupError::Space(e)) => *e);
 failure!(BenchError);
+failure!(WorkerCmdError, WorkerCmdError::Setup(SetupError::Space(e)) => *e);
 failure!(ReportError, ReportError::Model(ModelError::Space(e)) => e);
 failure!(
     ExperimentError,

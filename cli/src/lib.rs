@@ -7,6 +7,8 @@
 //! - [`run_dir`]: [`run_dir::RunDir`], every path of a run folder, and `train.json` typed;
 //! - [`train_cmd`]: `qnas train`, checkpoints and resume;
 //! - [`search_cmd`]: `qnas search` (the loop is the `search` crate's);
+//! - [`worker_cmd`]: `qnas worker`, members of a shared study evaluated on this machine, and
+//!   the storage options search and worker share;
 //! - [`export_cmd`]: `qnas export`, front members as standalone model folders;
 //! - [`model_dir`]: exported model folders: writing, reading, `qnas eval`, `qnas predict`;
 //! - [`finetune_cmd`]: `qnas finetune`, quantization-aware fine-tuning of an exported model;
@@ -31,3 +33,4 @@ pub mod search_cmd;
 pub mod setup;
 pub mod space_report;
 pub mod train_cmd;
+pub mod worker_cmd;

@@ -15,6 +15,7 @@ mod cli_run;
 mod cli_search;
 mod cli_space;
 mod cli_train;
+mod cli_worker;
 mod common;
 
 use std::process::ExitCode;
@@ -71,9 +72,24 @@ enum Command {
     Train(crate::cli_train::TrainArgs),
     /// Search a trained supernet for the Pareto front of accuracy versus BitOps.
     #[command(
-        after_help = "Examples:\n  qnas search spaces/presets/mnist.ron\n  qnas search spaces/presets/mnist.ron --strategy fliqs --target 0.1 --budget 200\n  qnas search spaces/presets/digits.ron --run runs/d --strategy random --budget 20 --json"
+        after_help = "Examples:\n  qnas search spaces/presets/mnist.ron\n  qnas search spaces/presets/mnist.ron --strategy fliqs --target 0.1 --budget 200\n  qnas search spaces/presets/digits.ron --run runs/d --strategy random --budget 20 --json\n  qnas search spaces/presets/mnist.ron --storage postgres://qnas@db.lan:5432/qnas   # with `qnas worker`s elsewhere\n\n\
+                      The study (settings, the strategy's state, every member asked with its result) is\n\
+                      kept in RUN/search/study.db (SQLite) or the --storage database; --resume continues\n\
+                      it. `qnas worker RUN` processes beside it (or on other machines, with PostgreSQL)\n\
+                      evaluate members too; the front does not depend on how many there are."
     )]
     Search(crate::cli_search::SearchArgs),
+    /// Evaluate members of a search's study on this machine, beside `qnas search` and other
+    /// workers sharing its store; exits when the search has finished.
+    #[command(
+        after_help = "Examples:\n  qnas worker runs/mnist                       # beside `qnas search` on this machine (RUN/search/study.db)\n  qnas worker runs/mnist --threads 1 --json\n  qnas worker runs/mnist --storage postgres://qnas@db.lan:5432/qnas   # any machine with the run folder and data\n\n\
+                      The worker needs the run's trained supernet (checkpoints/) and the data set; it\n\
+                      claims members the search asked, evaluates them and writes their results to the\n\
+                      store. A worker killed mid-way loses only the members it was evaluating: they go\n\
+                      to another process (at once on the same machine, after --stale-after seconds\n\
+                      without heartbeats elsewhere). Start `qnas search` with the same --storage."
+    )]
+    Worker(crate::cli_worker::WorkerArgs),
     /// Train the supernet, search it and export the Pareto front: the whole job in one
     /// command, each stage resumed where a previous run stopped.
     #[command(
@@ -175,6 +191,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => crate::cli_bench::run(&a),
         Command::Train(a) => crate::cli_train::run(&a),
         Command::Search(a) => crate::cli_search::run(&a),
+        Command::Worker(a) => crate::cli_worker::run(&a),
         Command::Run(a) => crate::cli_run::run(&a),
         Command::Export(a) => crate::cli_model::export(&a),
         Command::Eval(a) => crate::cli_model::eval(&a),

@@ -11,7 +11,7 @@
 //!   metrics.jsonl     one JSON object per training step
 //!   train.json        the training's summary (qnas.train/1)
 //!   train.{svg,png}   the training's curves (loss, batch accuracies, learning rate)
-//!   search/           `qnas search`: state.json, evaluated.csv, pareto.{json,csv},
+//!   search/           `qnas search`: study.db (the study), evaluated.csv, pareto.{json,csv},
 //!                     the plots pareto, hypervolume and formats (.svg, .png),
 //!                     fliqs-stage-K.qckpt (FLIQS training mode)
 //!   export/           `qnas export`: one model folder per exported member

@@ -22,6 +22,7 @@ use supernet::{TrainState, Trainer};
 use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, Stream, checkpoint_contents, checkpoint_of, load_data};
+use crate::worker_cmd::StoreOptions;
 
 /// What to search and where.
 #[derive(Clone, Debug)]
@@ -39,6 +40,10 @@ pub struct SearchOptions {
     /// Where the search's files go (default `RUN/search`; `qnas experiment` keeps one folder
     /// per search of the same supernet).
     pub out_dir: Option<PathBuf>,
+    /// The study's store (default `OUT/study.db`) and how members are shared with workers.
+    pub store: StoreOptions,
+    /// Members evaluated at once by this process (default: up to 4 on the CPU).
+    pub parallel: Option<usize>,
 }
 
 /// Why `qnas search` failed.
@@ -253,13 +258,17 @@ pub fn search(
         ck.step
     ));
     let set = settings(&space, &opts.overrides)?;
-    let mut evaluator = SupernetEvaluator::new(
-        &space,
-        &trainer,
-        &data,
-        evaluators::parallel_workers(&opts.device),
-    )
-    .map_err(SetupError::from)?;
+    let out_dir = opts.out_dir.clone().unwrap_or_else(|| run.search_dir());
+    let study = opts
+        .store
+        .config(&out_dir, &space)
+        .map_err(SearchError::from)?;
+    let workers = opts
+        .parallel
+        .unwrap_or_else(|| evaluators::parallel_workers(&opts.device))
+        .max(1);
+    let mut evaluator =
+        SupernetEvaluator::new(&space, &trainer, &data, workers).map_err(SetupError::from)?;
     let loader = data
         .train_loader(space.train.batch_size as usize)
         .map_err(SetupError::from)?;
@@ -276,7 +285,6 @@ pub fn search(
             tuner: None,
         }
     });
-    let out_dir = opts.out_dir.clone().unwrap_or_else(|| run.search_dir());
     let measured = match &set.hawq {
         Some(h) if set.strategy == SearchStrategy::Hawq => Some(hawq_measurement(
             &space, &out_dir, &evaluator, &data, h, set.seed, opts, progress,
@@ -289,6 +297,7 @@ pub fn search(
         out_dir: &out_dir,
         resume: opts.resume,
         sensitivity: measured.as_ref().map(|m| &m.sensitivity),
+        study: Some(&study),
     };
     Ok(search::search(
         setup,

@@ -57,6 +57,22 @@ fn every_command_reports_bad_input_as_a_json_error_document() {
         vec!["predict", no_model, png.to_str().unwrap(), "--json"],
         vec!["finetune", no_model, "--json"],
         vec!["correlate", no_model, "--json"],
+        vec!["worker", no_model, "--json"],
+        // a storage qnas does not know, found before anything is loaded
+        vec![
+            "worker",
+            "spaces/presets/digits.ron",
+            "--storage",
+            "mysql://u:pw@h/db",
+            "--json",
+        ],
+        vec![
+            "worker",
+            "spaces/presets/digits.ron",
+            "--stale-after",
+            "0",
+            "--json",
+        ],
         // what clap rejects: an unknown flag, a value of the wrong type
         vec!["train", "spaces/presets/digits.ron", "--bogus", "--json"],
         vec![
@@ -92,7 +108,19 @@ fn every_command_reports_bad_input_as_a_json_error_document() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
     // help still prints with --json on the line
-    let help = qnas(&["correlate", "--help", "--json"]);
-    assert_eq!(help.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&help.stdout).contains("Example"));
+    for command in ["correlate", "worker", "search"] {
+        let help = qnas(&[command, "--help", "--json"]);
+        assert_eq!(help.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&help.stdout).contains("Example"));
+    }
+    // the storage's password is never printed
+    let out = qnas(&[
+        "worker",
+        "spaces/presets/digits.ron",
+        "--storage",
+        "mysql://u:pw@h/db",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mysql://u:***@h/db"), "{stderr}");
+    assert!(!stderr.contains("pw@"), "{stderr}");
 }

@@ -73,7 +73,7 @@ fn search_writes_a_non_dominated_front_and_its_files() {
         "hypervolume.png",
         "formats.svg",
         "formats.png",
-        "state.json",
+        "study.db",
     ] {
         assert!(run.join("search").join(f).exists(), "{f}");
     }
@@ -147,9 +147,9 @@ fn an_interrupted_search_resumes_to_the_same_front() {
         "--budget",
         "48",
     ]);
-    let state = run.join("search/state.json");
+    let search_dir = run.join("search");
     wait_until("a saved search of 20 members", || {
-        std::fs::read_to_string(&state).is_ok_and(|s| s.matches("\"origin\"").count() >= 20)
+        saved_rows(&search_dir, "digits") >= 20
     });
     child.kill().unwrap();
     child.wait().unwrap();

@@ -98,6 +98,13 @@ fn assert_whole(dir: &Path) {
             assert!(bytes.ends_with(&[0xAE, 0x42, 0x60, 0x82]), "{what}: torn");
         } else if name.ends_with(".csv") {
             assert!(bytes.ends_with(b"\n"), "{what}: torn");
+        } else if name == "study.db" {
+            // the study opens and reads (SQLite recovers its journal): never torn
+            let mut st = store::Storage::Sqlite(path.clone())
+                .open("digits")
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            st.rows().unwrap_or_else(|e| panic!("{what}: {e}"));
+            st.all_members().unwrap_or_else(|e| panic!("{what}: {e}"));
         }
     }
 }
@@ -139,7 +146,33 @@ fn outputs(dir: &Path) -> Vec<(String, String)> {
                 continue;
             }
             let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-            let content = if name.ends_with(".json") {
+            if name.starts_with("study.db-") {
+                // SQLite's journal (-wal, -shm): the study is compared through study.db
+                continue;
+            }
+            let content = if name == "study.db" {
+                // what the study holds, not its bytes (workers' names, heartbeats and the
+                // number of claims of a member whose process was killed differ)
+                let mut st = store::Storage::Sqlite(e.path()).open("digits").unwrap();
+                let study = st.study().unwrap().unwrap();
+                let members: Vec<String> = st
+                    .all_members()
+                    .unwrap()
+                    .iter()
+                    .map(|m| format!("{} {} {:?} {:?}", m.idx, m.key, m.status, m.outcome))
+                    .collect();
+                let report = study.report.map(|r| {
+                    let mut v: serde_json::Value = serde_json::from_str(&r).unwrap();
+                    scrub(&mut v);
+                    v.to_string()
+                });
+                format!(
+                    "{} {} {:?} {members:?} {report:?}",
+                    study.settings,
+                    study.state,
+                    st.rows().unwrap()
+                )
+            } else if name.ends_with(".json") {
                 let mut v = json(&e.path());
                 scrub(&mut v);
                 v.to_string()
@@ -305,7 +338,7 @@ fn every_stage_killed_at_any_moment_resumes_to_the_uninterrupted_result() {
         |d| s(&["search", DIGITS, "--run", &p(d), "--budget", "24"]),
         |d| {
             let mut v = s(&["search", DIGITS, "--run", &p(d), "--budget", "24"]);
-            if d.join("search/state.json").exists() {
+            if d.join("search/study.db").exists() {
                 v.push("--resume".into());
             }
             v

@@ -171,6 +171,10 @@ impl<'a> SupernetEvaluator<'a> {
 }
 
 impl Evaluator for SupernetEvaluator<'_> {
+    fn capacity(&self) -> usize {
+        self.workers.len()
+    }
+
     fn evaluate(&mut self, archs: &[Arch]) -> Result<Vec<Accuracy>, EvaluationError> {
         archs
             .iter()

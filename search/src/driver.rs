@@ -1,14 +1,20 @@
-//! The search loop: baselines first, then each stage's strategy asks for members, an
-//! [`Evaluator`] measures them (cached by arch), the strategy is told the results, and the
-//! state is saved after every batch so that a resumed search continues exactly. FLIQS training
-//! mode hands the policy's samples to a [`PolicyTraining`] instead. No tensors here: the
-//! evaluator is a trait, so the loop and the strategies can be tested against a table of known
-//! accuracies.
+//! The search loop: baselines first, then each stage's strategy asks for members, the
+//! members are measured (each arch once), the strategy is told the results in the order it
+//! asked, and the state is saved after every batch so that a resumed search continues exactly.
+//! FLIQS training mode hands the policy's samples to a [`PolicyTraining`] instead. No tensors
+//! here: the evaluator is a trait, so the loop and the strategies can be tested against a
+//! table of known accuracies.
 //!
-//! Outputs in the output folder: `state.json` (settings, strategy state and every evaluation),
-//! `evaluated.csv`, `pareto.json`, `pareto.csv`, and the plots, each as SVG and PNG:
-//! `pareto` (the front), `hypervolume` (against the members evaluated) and `formats` (the
-//! front members' formats).
+//! The search's study store (`study.rs`, by default `OUT/study.db`) is its only saved state:
+//! settings, the strategy's state, every member asked with its status and result, the table
+//! and, at the end, the report. Members are asked in the store and measured by whoever claims
+//! them: this process through its [`Evaluator`] (`worker.rs`) and any `qnas worker` sharing the
+//! store; the search waits for its batch's results, so the members asked and the front are the
+//! same whatever the number of workers.
+//!
+//! Outputs in the output folder, written from the study: `evaluated.csv`, `pareto.json`,
+//! `pareto.csv`, and the plots, each as SVG and PNG: `pareto` (the front), `hypervolume`
+//! (against the members evaluated) and `formats` (the front members' formats).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use spaces::{Arch, SearchStrategy, Space};
 use stats::Accuracy;
 
+pub use crate::evaluator::{EvaluationError, Evaluator};
 use crate::fsio::{IoError, write_atomic, write_json_atomic};
 use crate::origin::{FliqsMember, Origin};
 use crate::pareto::{HvReference, Point, hypervolume};
@@ -28,21 +35,16 @@ use crate::row::{Row, baselines, front_of, rows_csv};
 use crate::settings::{Settings, ask_batch, make_strategy};
 use crate::strategy::hawq::Sensitivity;
 use crate::strategy::{Evaluation, Strategy, StrategyError, Trial};
+use crate::study::{self, LEGACY_STATE_FILE, StudyConfig, StudyError};
+use crate::worker::{Participant, worker_id};
+use store::{NewMember, Status, Store, StoreError};
 
 /// Schema tag of [`SearchReport`].
 pub const SEARCH_SCHEMA: &str = "qnas.search/1";
 
-/// The saved search's file in the output folder.
-pub const STATE_FILE: &str = "state.json";
+pub use crate::study::STUDY_FILE;
 /// The finished search's report in the output folder.
 pub const REPORT_FILE: &str = "pareto.json";
-
-/// Measures members: the one thing the search needs of the supernet.
-pub trait Evaluator {
-    /// The validation accuracy of each of `archs`, in order (an evaluator may measure them in
-    /// parallel). Every member is distinct and valid for the space.
-    fn evaluate(&mut self, archs: &[Arch]) -> Result<Vec<Accuracy>, EvaluationError>;
-}
 
 /// FLIQS training mode: the supernet keeps training on the members the policy samples, one
 /// fresh copy of the trained supernet per cost target.
@@ -63,16 +65,6 @@ pub trait PolicyTraining {
         stage: usize,
         arch: &Arch,
     ) -> Result<(Accuracy, String), EvaluationError>;
-}
-
-/// Why a member could not be evaluated.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct EvaluationError {
-    /// The member.
-    pub arch: Arch,
-    /// Why.
-    pub message: String,
 }
 
 /// Receives progress.
@@ -190,17 +182,20 @@ pub enum SearchError {
     /// The saved search does not fit.
     #[error("{}: {message}", path.display())]
     BadState {
-        /// The state file.
+        /// The study's store (its file, or its address without the password).
         path: PathBuf,
         /// What is wrong.
         message: String,
     },
     /// A saved search exists.
-    #[error("{}: a search was already saved here; pass --resume to continue it, or delete the folder", dir.display())]
+    #[error("{}: a search was already saved here; pass --resume to continue it, or delete it to start over", dir.display())]
     Exists {
-        /// The folder.
+        /// The study's store.
         dir: PathBuf,
     },
+    /// The study's store could not be reached or written.
+    #[error(transparent)]
+    Store(StoreError),
     /// A member could not be evaluated.
     #[error("evaluating member {arch} ({origin}) failed: {message}")]
     Evaluation {
@@ -228,19 +223,31 @@ impl SearchError {
         matches!(
             self,
             SearchError::Strategy(_) | SearchError::BadState { .. } | SearchError::Exists { .. }
-        )
+        ) || matches!(self, SearchError::Store(e) if e.is_invalid_input())
     }
 }
 
-/// The saved search.
+impl From<StudyError> for SearchError {
+    fn from(e: StudyError) -> Self {
+        match e {
+            StudyError::Bad { path, message } => SearchError::BadState { path, message },
+            StudyError::Store(e) => SearchError::Store(e),
+        }
+    }
+}
+
+impl From<StoreError> for SearchError {
+    fn from(e: StoreError) -> Self {
+        StudyError::from(e).into()
+    }
+}
+
+/// The search's state in its study (the settings, rows and members are the study's own).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SearchState {
-    fingerprint: String,
-    settings: Settings,
     /// Stage (FLIQS target) in progress.
     stage: usize,
     strategy_state: serde_json::Value,
-    rows: Vec<Row>,
     /// The argmax of the stage's policy (FLIQS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     track: Option<Track>,
@@ -249,84 +256,94 @@ struct SearchState {
     policies: Vec<PolicySummary>,
 }
 
-/// The members a saved search evaluated (`OUT/state.json`, baselines included, in the order
-/// they were evaluated), and whether it finished (it wrote `pareto.json`); `None` when no
-/// search was saved there.
+/// The members a saved search evaluated (`OUT/study.db`, baselines included, in the order
+/// they were evaluated), and whether it finished; `None` when no search was saved there.
 pub fn saved_rows(out_dir: &Path, space: &Space) -> Result<Option<(Vec<Row>, bool)>, SearchError> {
-    let path = out_dir.join(STATE_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let saved = read_state(&path, space)?;
-    Ok(Some((saved.rows, out_dir.join(REPORT_FILE).exists())))
+    Ok(study::saved_rows(out_dir, space)?)
 }
 
-/// The saved search in `path`, checked to belong to `space`.
-fn read_state(path: &Path, space: &Space) -> Result<SearchState, SearchError> {
-    // bytes, not text: a file that is not UTF-8 is a bad state (located by serde_json), not an
-    // I/O failure
-    let bytes = std::fs::read(path).map_err(|e| IoError::new("read", path, e))?;
-    let bad = |message: String| SearchError::BadState {
-        path: path.to_path_buf(),
-        message,
-    };
-    let saved: SearchState =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a saved search: {e}")))?;
-    if saved.fingerprint != format!("{:016x}", space.fingerprint()) {
-        return Err(bad("the saved search belongs to another space".into()));
-    }
-    // the rows are trusted from here on (plots, fronts, the cache of measured members)
-    for (i, r) in saved.rows.iter().enumerate() {
-        let cost = space
-            .cost(&r.arch)
-            .map_err(|e| bad(format!("rows[{i}]: {e}")))?;
-        if (r.bitops, r.macs, r.params, r.weight_bits)
-            != (cost.bitops, cost.macs, cost.params, cost.weight_bits)
-        {
-            return Err(bad(format!(
-                "rows[{i}]: its costs are not those of its member in this space"
-            )));
-        }
-        if !(r.accuracy.is_nan() || (0.0..=1.0).contains(&r.accuracy)) {
-            return Err(bad(format!(
-                "rows[{i}]: accuracy {} is not between 0 and 1",
-                r.accuracy
-            )));
-        }
-    }
-    Ok(saved)
-}
-
-/// Measures members through an [`Evaluator`], each arch once.
+/// Measures members, each arch once: asked in the study, evaluated by whoever claims them
+/// (this process among them), their results read back.
 struct Cache<'a> {
     space: &'a Space,
     evaluator: &'a mut dyn Evaluator,
+    participant: Participant<'a>,
+    poll: std::time::Duration,
     measured: HashMap<String, Accuracy>,
 }
 
 impl Cache<'_> {
-    /// The rows of `archs` in order, with `origin`; members not measured yet go to the
-    /// evaluator together.
+    /// The rows of `archs` in order, with `origin`; members not measured yet are asked
+    /// together and measured here or by other workers.
     fn rows(&mut self, archs: &[Arch], origin: &Origin) -> Result<Vec<Row>, SearchError> {
-        let mut todo: Vec<Arch> = Vec::new();
+        let mut todo: Vec<&Arch> = Vec::new();
         for a in archs {
             if !self.measured.contains_key(&a.key()) && !todo.iter().any(|t| t.key() == a.key()) {
-                todo.push(a.clone());
+                todo.push(a);
             }
         }
         if !todo.is_empty() {
-            let accs = self
-                .evaluator
-                .evaluate(&todo)
-                .map_err(|e| evaluation_failed(origin, &e.arch, e.message))?;
-            for (a, acc) in todo.iter().zip(accs) {
-                self.measured.insert(a.key(), acc);
-            }
+            self.measure(&todo, origin)?;
         }
         archs
             .iter()
             .map(|a| row_of(self.space, a, origin, self.measured[&a.key()]))
             .collect()
+    }
+
+    /// Asks `todo` in the study and waits for their results, evaluating what this process
+    /// can claim in the meantime.
+    fn measure(&mut self, todo: &[&Arch], origin: &Origin) -> Result<(), SearchError> {
+        let mut asked = Vec::new();
+        for a in todo {
+            let arch = serde_json::to_string(a).map_err(|e| {
+                evaluation_failed(origin, a, format!("cannot serialize the member: {e}"))
+            })?;
+            asked.push(NewMember {
+                key: a.key(),
+                arch,
+                origin: origin.to_string(),
+            });
+        }
+        let keys: Vec<String> = asked.iter().map(|m| m.key.clone()).collect();
+        self.participant.store().ask(&asked)?;
+        loop {
+            for m in self.participant.store().members(&keys)? {
+                match (m.status, m.outcome) {
+                    (Status::Done, Some(o)) => {
+                        self.measured.insert(
+                            m.key.clone(),
+                            Accuracy {
+                                correct: o.correct as usize,
+                                total: o.total as usize,
+                            },
+                        );
+                    }
+                    (Status::Failed, _) => {
+                        let arch = todo
+                            .iter()
+                            .find(|a| a.key() == m.key)
+                            .map_or_else(|| self.space.smallest(), |a| (*a).clone());
+                        let mut message = m.error.clone().unwrap_or_default();
+                        if let Some(w) = m.worker.as_deref().filter(|w| *w != self.participant.id())
+                        {
+                            message = format!("{message} (on {w})");
+                        }
+                        return Err(evaluation_failed(origin, &arch, message));
+                    }
+                    _ => {}
+                }
+            }
+            if keys.iter().all(|k| self.measured.contains_key(k)) {
+                return Ok(());
+            }
+            let done = self
+                .participant
+                .evaluate_some(self.space, &mut *self.evaluator)?;
+            if done.is_empty() {
+                std::thread::sleep(self.poll);
+            }
+        }
     }
 }
 
@@ -362,6 +379,8 @@ pub struct SearchSetup<'a> {
     pub resume: bool,
     /// The measured layer sensitivities the HAWQ strategy allocates formats by (HAWQ only).
     pub sensitivity: Option<&'a Sensitivity>,
+    /// Where the study is kept and how members are shared (default: `OUT/study.db`).
+    pub study: Option<&'a StudyConfig>,
 }
 
 /// The origin of a stage's members.
@@ -399,79 +418,134 @@ pub fn search(
         out_dir,
         resume,
         sensitivity,
+        study: config,
     } = setup;
-    let state_path = out_dir.join(STATE_FILE);
+    let default_config;
+    let config = match config {
+        Some(c) => c,
+        None => {
+            default_config = StudyConfig::sqlite_in(out_dir, space);
+            &default_config
+        }
+    };
+    let legacy = out_dir.join(LEGACY_STATE_FILE);
+    if legacy.exists() && !out_dir.join(study::STUDY_FILE).exists() {
+        return Err(SearchError::BadState {
+            path: legacy,
+            message: "a search saved by an earlier qnas, before the study store; delete the \
+                      folder (or this file) to search again"
+                .to_string(),
+        });
+    }
+    let mut store = config.open()?;
+    let location = PathBuf::from(store.location());
+    progress.note(&format!(
+        "study {:?} in {} (qnas worker processes with the same storage evaluate members too)",
+        config.name,
+        store.location()
+    ));
     let mut stage = 0;
     let mut strategy = make_strategy(space, set, 0, sensitivity)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut track: Option<Track> = None;
     let mut policies: Vec<PolicySummary> = Vec::new();
-    if state_path.exists() {
-        if !resume {
-            return Err(SearchError::Exists {
-                dir: out_dir.to_path_buf(),
-            });
+    match study::load::<SearchState>(store.as_mut(), space)? {
+        Some(_) if !resume => {
+            return Err(SearchError::Exists { dir: location });
         }
-        let saved = read_state(&state_path, space)?;
-        if &saved.settings != set {
-            return Err(SearchError::BadState {
-                path: state_path.clone(),
-                message: format!(
-                    "the saved search differs in {}; pass the same settings to continue it, or \
-                     delete the folder to start over",
-                    saved.settings.differences(set).join(", ")
-                ),
-            });
-        }
-        stage = saved.stage;
-        if stage < set.stages() {
-            strategy = make_strategy(space, set, stage, sensitivity)?;
-            strategy
-                .restore(saved.strategy_state)
-                .map_err(|e| SearchError::BadState {
-                    path: state_path.clone(),
-                    message: e.to_string(),
+        Some(saved) => {
+            if &saved.settings != set {
+                return Err(SearchError::BadState {
+                    path: location,
+                    message: format!(
+                        "the saved search differs in {}; pass the same settings to continue it, \
+                         or delete it to start over",
+                        saved.settings.differences(set).join(", ")
+                    ),
+                });
+            }
+            stage = saved.state.stage;
+            if stage < set.stages() {
+                strategy = make_strategy(space, set, stage, sensitivity)?;
+                strategy.restore(saved.state.strategy_state).map_err(|e| {
+                    SearchError::BadState {
+                        path: location.clone(),
+                        message: e.to_string(),
+                    }
                 })?;
+            }
+            rows = saved.rows;
+            track = saved.state.track;
+            policies = saved.state.policies;
+            progress.note(&format!(
+                "resumed a search of {} evaluated members",
+                rows.len()
+            ));
         }
-        rows = saved.rows;
-        track = saved.track;
-        policies = saved.policies;
-        progress.note(&format!(
-            "resumed a search of {} evaluated members",
-            rows.len()
-        ));
+        None => {
+            let first = SearchState {
+                stage,
+                strategy_state: strategy.save(),
+                track: None,
+                policies: Vec::new(),
+            };
+            study::create(store.as_mut(), space, set, &first)?;
+        }
     }
     let training_mode = set.strategy == SearchStrategy::Fliqs && set.fliqs_training;
     if training_mode && policy.is_none() {
         return Err(SearchError::NoPolicyTraining);
     }
 
+    // the members measured so far, by whichever process measured them
+    let measured: HashMap<String, Accuracy> = store
+        .all_members()?
+        .into_iter()
+        .filter(|m| m.status == Status::Done)
+        .filter_map(|m| {
+            let o = m.outcome?;
+            Some((
+                m.key,
+                Accuracy {
+                    correct: o.correct as usize,
+                    total: o.total as usize,
+                },
+            ))
+        })
+        .collect();
+    let mut saved_rows = rows.len();
     let mut cache = Cache {
         space,
         evaluator,
-        measured: rows
-            .iter()
-            .filter_map(|r| Some((r.arch.key(), accuracy_of(r)?)))
-            .collect(),
+        participant: Participant::new(store.as_mut(), config, worker_id("search")),
+        poll: config.poll,
+        measured,
     };
     let base = baselines(space);
     let total = set.budget * set.stages() + base.len();
-    let save = |strategy: &dyn Strategy,
+    // the state after a batch and the rows added since the last save, in one transaction
+    let save = |store: &mut dyn Store,
+                saved_rows: &mut usize,
+                strategy: &dyn Strategy,
                 stage: usize,
                 rows: &[Row],
                 track: &Option<Track>,
                 policies: &[PolicySummary]|
-     -> Result<(), IoError> {
+     -> Result<(), SearchError> {
         let st = SearchState {
-            fingerprint: format!("{:016x}", space.fingerprint()),
-            settings: set.clone(),
             stage,
             strategy_state: strategy.save(),
-            rows: rows.to_vec(),
             track: track.clone(),
             policies: policies.to_vec(),
         };
-        write_json_atomic(&state_path, &st)
+        let state = study::to_json(store, &st)?;
+        let new: Vec<String> = rows[*saved_rows..]
+            .iter()
+            .map(|r| study::to_json(store, r))
+            .collect::<Result<_, _>>()?;
+        store.save(&state, *saved_rows, &new)?;
+        *saved_rows = rows.len();
+        Ok(())
     };
     let missing: Vec<&(Origin, Arch)> = base
         .iter()
@@ -490,7 +564,15 @@ pub fn search(
             rows.push(r.clone());
             progress.evaluated(rows.len(), total, &r);
         }
-        save(strategy.as_ref(), stage, &rows, &track, &policies)?;
+        save(
+            cache.participant.store(),
+            &mut saved_rows,
+            strategy.as_ref(),
+            stage,
+            &rows,
+            &track,
+            &policies,
+        )?;
     }
     let batch = ask_batch(set);
     while stage < set.stages() {
@@ -543,7 +625,15 @@ pub fn search(
             if stage < set.stages() {
                 strategy = make_strategy(space, set, stage, sensitivity)?;
             }
-            save(strategy.as_ref(), stage, &rows, &track, &policies)?;
+            save(
+                cache.participant.store(),
+                &mut saved_rows,
+                strategy.as_ref(),
+                stage,
+                &rows,
+                &track,
+                &policies,
+            )?;
             continue;
         }
         while !strategy.finished() {
@@ -567,7 +657,15 @@ pub fn search(
             }
             strategy.tell(space, &trials);
             Track::follow(&mut track, strategy.as_ref(), space);
-            save(strategy.as_ref(), stage, &rows, &track, &policies)?;
+            save(
+                cache.participant.store(),
+                &mut saved_rows,
+                strategy.as_ref(),
+                stage,
+                &rows,
+                &track,
+                &policies,
+            )?;
         }
         if set.strategy == SearchStrategy::Fliqs {
             policies.extend(policy_summary(
@@ -589,18 +687,20 @@ pub fn search(
         if stage < set.stages() {
             strategy = make_strategy(space, set, stage, sensitivity)?;
         }
-        save(strategy.as_ref(), stage, &rows, &track, &policies)?;
+        save(
+            cache.participant.store(),
+            &mut saved_rows,
+            strategy.as_ref(),
+            stage,
+            &rows,
+            &track,
+            &policies,
+        )?;
     }
-    write_outputs(space, set, out_dir, &rows, policies)
-}
-
-/// The counts behind a saved row's accuracy (rows saved before intervals were recorded have
-/// none and are measured again).
-fn accuracy_of(r: &Row) -> Option<Accuracy> {
-    (r.samples > 0).then(|| Accuracy {
-        correct: (r.accuracy * r.samples as f64).round() as usize,
-        total: r.samples,
-    })
+    let report = write_outputs(space, set, out_dir, &rows, policies)?;
+    let text = study::to_json(cache.participant.store(), &report)?;
+    cache.participant.store().finish(&text)?;
+    Ok(report)
 }
 
 /// Writes the report, the CSV files and the plots of a finished search.

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use search::driver::{EvaluationError, Evaluator, STATE_FILE, SearchSetup};
+use search::driver::{EvaluationError, Evaluator, STUDY_FILE, SearchSetup};
 use search::settings::{Overrides, Settings, settings};
 use search::{Row, SearchError, SearchProgress, search};
 use spaces::{Arch, SearchStrategy, Space};
@@ -96,6 +96,7 @@ fn every_member_is_measured_once_and_the_front_is_non_dominated() {
         out_dir: &dir,
         resume: false,
         sensitivity: None,
+        study: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     let unique: HashSet<&String> = table.asked.iter().collect();
@@ -174,6 +175,7 @@ fn a_failed_evaluation_names_the_member_and_a_resumed_search_ends_as_an_uninterr
             out_dir: dir,
             resume,
             sensitivity: None,
+            study: None,
         }
     }
     let uninterrupted = search(
@@ -207,7 +209,7 @@ fn a_failed_evaluation_names_the_member_and_a_resumed_search_ends_as_an_uninterr
         other => panic!("expected an evaluation error, got {other:?}"),
     }
     assert!(
-        dir.join(STATE_FILE).exists(),
+        dir.join(STUDY_FILE).exists(),
         "the state before the failure was saved"
     );
     // without --resume a saved search is an error, with it the search continues
@@ -238,15 +240,24 @@ fn a_failed_evaluation_names_the_member_and_a_resumed_search_ends_as_an_uninterr
     assert_eq!(keys(&resumed.front), keys(&uninterrupted.front));
     assert_eq!(resumed.evaluated, uninterrupted.evaluated);
     assert_eq!(resumed.hypervolume, uninterrupted.hypervolume);
-    // the resumed run measured only what the interrupted one had not saved (the batch in
-    // flight at the failure is measured again), and together they measured what the
-    // uninterrupted run did
-    let saved: HashSet<String> = saved.iter().map(|r| r.arch.key()).collect();
+    // every member the interrupted run measured is in its study, the batch in flight at the
+    // failure included: the resumed run measured only the others, and together they measured
+    // what the uninterrupted run did, each member once
+    let first: HashSet<&String> = failing.asked.iter().collect();
     assert!(
-        table.asked.iter().all(|k| !saved.contains(k)),
-        "a saved member was measured again"
+        saved.iter().all(|r| first.contains(&r.arch.key())),
+        "a saved row was not measured"
     );
-    let together: HashSet<&String> = saved.iter().chain(&table.asked).collect();
+    assert!(
+        table.asked.iter().all(|k| !first.contains(k)),
+        "a member measured before the failure was measured again"
+    );
+    assert!(
+        failing.asked.len() > saved.len(),
+        "the test should fail in the middle of a batch"
+    );
+    let together: HashSet<&String> = failing.asked.iter().chain(&table.asked).collect();
+    assert_eq!(together.len(), failing.asked.len() + table.asked.len());
     assert_eq!(together, whole.asked.iter().collect::<HashSet<_>>());
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&whole_dir);
@@ -277,6 +288,7 @@ fn fliqs_training_mode_without_a_trainer_is_an_error() {
         out_dir: &dir,
         resume: false,
         sensitivity: None,
+        study: None,
     };
     assert!(matches!(
         search(setup, &mut table, None, &mut Quiet),
@@ -313,6 +325,7 @@ fn fliqs_reports_how_each_targets_policy_ended() {
         out_dir: &dir,
         resume: false,
         sensitivity: None,
+        study: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     assert_eq!(report.policies.len(), 2);
@@ -346,6 +359,7 @@ fn fliqs_reports_how_each_targets_policy_ended() {
         out_dir: &other,
         resume: false,
         sensitivity: None,
+        study: None,
     };
     let report = search(setup, &mut table, None, &mut Quiet).unwrap();
     assert!(report.policies.is_empty());

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::tensor::Device;
-use search::driver::{REPORT_FILE, STATE_FILE, saved_rows};
+use search::driver::{REPORT_FILE, STUDY_FILE, saved_rows};
 use search::fsio::{IoError, write_atomic, write_json_atomic};
 use search::plot::PlotError;
 use search::settings::Overrides;
@@ -320,7 +320,7 @@ pub fn run_experiment(
             let asked = overrides(&exp, planned, seed);
             let key = format!("search {} seed {seed}", s.label);
             if !out_dir.join(REPORT_FILE).exists() {
-                let resume = out_dir.join(STATE_FILE).exists();
+                let resume = out_dir.join(STUDY_FILE).exists();
                 progress.stage(&format!(
                     "search {} ({}, budget {}, seed {seed}{})",
                     s.label,
@@ -337,6 +337,8 @@ pub fn run_experiment(
                         resume,
                         device: opts.device.clone(),
                         out_dir: Some(out_dir.clone()),
+                        store: Default::default(),
+                        parallel: None,
                     },
                     progress.searching(),
                 )

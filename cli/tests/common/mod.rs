@@ -80,3 +80,16 @@ pub fn tmp(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The rows a search saved so far in its study (`SEARCH_DIR/study.db`, study `study`); 0 when
+/// there is none yet.
+pub fn saved_rows(search_dir: &std::path::Path, study: &str) -> usize {
+    let path = search_dir.join("study.db");
+    if !path.exists() {
+        return 0;
+    }
+    store::Storage::Sqlite(path)
+        .open(study)
+        .and_then(|mut s| s.rows())
+        .map_or(0, |r| r.len())
+}
