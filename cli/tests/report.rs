@@ -110,7 +110,9 @@ fn run_writes_a_report_that_renders_in_a_browser() {
     assert_eq!(std::fs::read_to_string(&page).unwrap(), html);
 
     // `qnas correlate` makes the page again, with its figures and its scatter
-    let corr = qnas_ok(&["correlate", r, "--members", "3", "--steps", "20"]);
+    // every front member and one more (correlate trains the whole front)
+    let members = (front + 1).to_string();
+    let corr = qnas_ok(&["correlate", r, "--members", &members, "--steps", "20"]);
     assert!(String::from_utf8_lossy(&corr.stderr).contains(&format!("report: {}", page.display())));
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(
