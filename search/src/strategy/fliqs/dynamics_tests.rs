@@ -4,27 +4,10 @@
 
 use std::path::Path;
 
+use super::tests::space;
 use super::*;
 use crate::settings::cost_target;
 use crate::strategy::Evaluation;
-
-const SPACE: &str = r#"(
-        version: 1,
-        input: (channels: 1, height: 8, width: 8),
-        classes: 2,
-        stem: (width: [4, 8]),
-        stages: [(block: ConvBnRelu, depth: [1, 2], width: [8, 16], kernel: [1, 3], stride: 1)],
-        quantization: (
-            weights: [Int(2), Int(4), Int(8)],
-            activations: [Int(2), Int(4), Int(8)],
-            tie: Block,
-            tie_weights_activations: true,
-        ),
-    )"#;
-
-fn small_space() -> Space {
-    Space::parse(SPACE, "fliqs-dynamics.ron", "fliqs-dynamics").unwrap()
-}
 
 fn trial(space: &Space, arch: &Arch, accuracy: f64) -> Trial {
     Trial {
@@ -45,7 +28,7 @@ fn leave_one_out_gives_a_batch_of_equal_rewards_no_gradient() {
     // Two warm-up-free updates on the same member: the first at accuracy 0.5, the second at
     // 0.9. The EMA baseline (0.5 from the first batch) makes the second batch's advantage 0.4,
     // which reinforces the member; against the other members of its own batch it is 0.
-    let space = small_space();
+    let space = space();
     let arch = space.largest();
     let cfg = FliqsConfig {
         delay: 0,
@@ -80,7 +63,7 @@ fn leave_one_out_advantages_are_against_the_others_of_the_batch() {
     // A batch of two members: the advantages are ±(R_1 − R_2), n/(n−1)·(R_i − mean(R)), so one
     // update equals the EMA controller's whose baseline is the batch's mean (the first batch
     // initializes it to its own mean) with the rewards' spread doubled.
-    let space = small_space();
+    let space = space();
     let (a, b) = (space.largest(), space.smallest());
     let cfg = FliqsConfig {
         delay: 0,
@@ -117,7 +100,7 @@ fn leave_one_out_advantages_are_against_the_others_of_the_batch() {
 fn the_entropy_term_waits_for_the_argmax_to_meet_the_target() {
     // At every update the gated controller moves exactly as FLIQS's schedule would when its
     // argmax is within 10% of the target, and exactly as without the entropy term otherwise.
-    let space = small_space();
+    let space = space();
     let smallest = space.cost(&space.smallest()).unwrap().bitops;
     // The fresh policy's argmax is the smallest member (ties go to the cheaper choice).
     for (target, allowed_at_first) in [(smallest, true), (smallest * 20, false)] {

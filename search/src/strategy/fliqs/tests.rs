@@ -18,7 +18,8 @@ const SPACE: &str = r#"(
         ),
     )"#;
 
-fn space() -> Space {
+/// The small space of the controller's tests (also those of its dynamics).
+pub(super) fn space() -> Space {
     Space::parse(SPACE, "fliqs-test.ron", "fliqs-test").unwrap()
 }
 
