@@ -359,6 +359,50 @@ fn fingerprints_are_stable_and_distinguish_spaces() {
 }
 
 #[test]
+fn left_out_ranges_and_smallest_formats_take_the_measured_defaults() {
+    use spaces::{ActivationRange, Sampling, SmallestFormats, WeightRange};
+    let src = |quant: &str, sampling: &str| {
+        format!(
+            r#"(
+            version: 1,
+            input: (channels: 1, height: 8, width: 8),
+            classes: 10,
+            stem: (width: [8], kernel: [3]),
+            stages: [(block: ConvBnRelu, depth: [1], width: [8, 16], kernel: [3], stride: 2)],
+            quantization: (weights: [Int(2), Int(8)], activations: [Int(2), Int(8)]{quant}),
+            train: (sampling: Sandwich(random: 1{sampling})),
+        )"#
+        )
+    };
+    let left_out = Space::parse(&src("", ""), "a.ron", "a").unwrap();
+    let q = &left_out.quantization;
+    assert_eq!(q.activation_range, ActivationRange::Percentile(99.9));
+    assert_eq!(q.weight_range, WeightRange::Mse);
+    assert!(matches!(
+        left_out.train.sampling,
+        Sampling::Sandwich {
+            smallest: SmallestFormats::Alternate,
+            ..
+        }
+    ));
+    let explicit = src(
+        ", activation_range: Percentile(99.9), weight_range: Mse",
+        ", smallest: Alternate",
+    );
+    let explicit = Space::parse(&explicit, "b.ron", "b").unwrap();
+    assert_eq!(left_out.fingerprint(), explicit.fingerprint());
+    // the ranges a file written before the defaults changed meant: another fingerprint, so its
+    // checkpoints are refused rather than read under other ranges
+    let max = src(", activation_range: Max, weight_range: Max", "");
+    let max = Space::parse(&max, "c.ron", "c").unwrap();
+    assert_ne!(left_out.fingerprint(), max.fingerprint());
+    let mixed = src(", activation_range: Max", "");
+    let mixed = Space::parse(&mixed, "d.ron", "d").unwrap();
+    assert_ne!(mixed.fingerprint(), max.fingerprint());
+    assert_ne!(mixed.fingerprint(), left_out.fingerprint());
+}
+
+#[test]
 fn plans_follow_the_block_rules() {
     let s = preset("mobilenetv2-1.0.ron");
     let plan = s.plan(&s.largest()).unwrap();

@@ -53,7 +53,7 @@ fn stem_scale(space: &Space, device: &Device) -> (ActScaleMethod, f32, f32) {
 #[test]
 fn a_percentile_range_ignores_an_outlier_and_is_carried_into_the_extracted_network() {
     let device = Device::flex();
-    let (m_max, s_max, f_max) = stem_scale(&space(""), &device);
+    let (m_max, s_max, f_max) = stem_scale(&space(", activation_range: Max"), &device);
     let (m_pct, s_pct, f_pct) = stem_scale(&space(", activation_range: Percentile(99.0)"), &device);
     assert!(
         matches!(m_max, ActScaleMethod::RunningMax { .. }),
@@ -70,14 +70,19 @@ fn a_percentile_range_ignores_an_outlier_and_is_carried_into_the_extracted_netwo
 }
 
 #[test]
-fn the_default_range_leaves_the_fingerprint_as_it_was() {
+fn the_range_method_is_part_of_the_fingerprint_and_the_default_is_the_percentile() {
+    let default = space("");
     assert_eq!(
-        space("").fingerprint(),
-        space(", activation_range: Max").fingerprint()
+        default.quantization.activation_range,
+        spaces::ActivationRange::Percentile(99.9)
+    );
+    assert_eq!(
+        default.fingerprint(),
+        space(", activation_range: Percentile(99.9)").fingerprint()
     );
     assert_ne!(
-        space("").fingerprint(),
-        space(", activation_range: Percentile(99.9)").fingerprint()
+        default.fingerprint(),
+        space(", activation_range: Max").fingerprint()
     );
     let err = Space::parse(
         r#"(version: 1, input: (channels: 1, height: 8, width: 8), classes: 10,

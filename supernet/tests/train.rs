@@ -379,8 +379,12 @@ fn the_sandwich_trains_the_cheapest_member_when_asked() {
             .unwrap();
         }
     }
-    // the default draws the smallest architecture's formats: over 40 draws not always cheapest
-    let space = space(&train_cfg("Sandwich(random: 1)", 40));
+    // `RandomFormats` draws the smallest architecture's formats: over 40 draws not always
+    // the cheapest
+    let space = space(&train_cfg(
+        "Sandwich(random: 1, smallest: RandomFormats)",
+        40,
+    ));
     let mut t = Trainer::new(&space, &device).unwrap();
     let draws: Vec<spaces::Arch> = (0..40).map(|_| t.draw_members(0)[1].1.clone()).collect();
     assert!(draws.iter().any(|a| a != &space.smallest()));

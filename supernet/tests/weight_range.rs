@@ -1,7 +1,7 @@
 //! `quantization.weight_range` of a space file reaches every layer of the supernet; under `Mse`
 //! the supernet's forward equals the extracted network's, and the exported weights file gives
-//! back the same network (its codes carry the clipped scales); `Max` leaves the fingerprint as
-//! it was.
+//! back the same network (its codes carry the clipped scales); the method is part of the
+//! fingerprint.
 
 mod common;
 use common::{input, max_abs_diff};
@@ -30,7 +30,7 @@ fn space(range: &str) -> Space {
 }
 
 #[test]
-fn the_setting_reaches_every_layer_and_max_keeps_the_fingerprint() {
+fn the_setting_reaches_every_layer_and_is_part_of_the_fingerprint() {
     let device = Device::flex();
     let mse = space(", weight_range: Mse");
     assert_eq!(mse.quantization.weight_range, WeightRange::Mse);
@@ -48,11 +48,13 @@ fn the_setting_reaches_every_layer_and_max_keeps_the_fingerprint() {
             assert_eq!(c.weight_quant.range, WeightRange::Mse);
         }
     }
-    assert_eq!(
-        space("").fingerprint(),
-        space(", weight_range: Max").fingerprint()
+    // `Mse` is the default: leaving it out is the same space; `Max` is another
+    assert_eq!(space("").quantization.weight_range, WeightRange::Mse);
+    assert_eq!(space("").fingerprint(), mse.fingerprint());
+    assert_ne!(
+        space(", weight_range: Max").fingerprint(),
+        mse.fingerprint()
     );
-    assert_ne!(space("").fingerprint(), mse.fingerprint());
 }
 
 #[test]
@@ -70,7 +72,7 @@ fn an_unknown_range_is_a_located_error() {
 fn under_mse_the_supernet_the_extracted_and_the_exported_networks_agree() {
     let device = Device::flex();
     let mut rng = Rng::new(11);
-    let (mse, max) = (space(", weight_range: Mse"), space(""));
+    let (mse, max) = (space(", weight_range: Mse"), space(", weight_range: Max"));
     let net = Supernet::new(&mse, &device);
     // the same initial weights under max ranges
     let net_max = Supernet::new(&max, &device).load_record(net.clone().into_record());

@@ -126,13 +126,11 @@ pub struct Quantization {
     pub tie_weights_activations: bool,
     /// Fixed layers.
     pub pins: Vec<Pin>,
-    /// How activation ranges are estimated (left out of the serialized form, and so of the
-    /// space's fingerprint, when it is the default `Max`).
-    #[serde(skip_serializing_if = "ActivationRange::is_max")]
+    /// How activation ranges are estimated (always serialized, so always in the space's
+    /// fingerprint: a checkpoint trained under one range method is never read under another,
+    /// whatever the language's default was when its space file was written).
     pub activation_range: ActivationRange,
-    /// How weight ranges are chosen (left out of the serialized form, and so of the space's
-    /// fingerprint, when it is the default `Max`).
-    #[serde(skip_serializing_if = "WeightRange::is_max")]
+    /// How weight ranges are chosen (always serialized, as `activation_range`).
     pub weight_range: WeightRange,
 }
 

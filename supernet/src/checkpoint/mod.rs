@@ -209,7 +209,7 @@ pub enum CheckpointError {
     },
     /// The checkpoint belongs to a different space.
     #[error(
-        "{}: checkpoint belongs to another space: its space fingerprint is {found:016x}, the current space's is {expected:016x}",
+        "{}: checkpoint belongs to another space: its space fingerprint is {found:016x}, the current space's is {expected:016x} (a space file written before 2026-12-03 evening that leaves out `quantization.activation_range` or `weight_range` meant `Max` for them: write `activation_range: Max, weight_range: Max` into it to read its checkpoints)",
         path.display()
     )]
     WrongSpace {
