@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Args;
 use qnas_cli::backend::BackendKind;
@@ -43,6 +44,53 @@ struct RunReport<'a> {
     export: &'a export_cmd::ExportReport,
     /// The run's HTML report.
     report: &'a std::path::Path,
+    /// How long each stage of this invocation took.
+    stages: &'a StageTimes,
+}
+
+/// Wall-clock time of each stage of one `qnas run` (a stage already done takes about 0 s).
+#[derive(Debug, serde::Serialize)]
+struct StageTimes {
+    /// Training the supernet (or continuing it); about 0 when it was already done.
+    train_seconds: f64,
+    /// Whether training was already done before this invocation.
+    train_skipped: bool,
+    /// The search, baselines and front included.
+    search_seconds: f64,
+    /// Whether the search resumed a saved study (then `search_seconds` covers only the members
+    /// evaluated now, and no time per member is given).
+    search_resumed: bool,
+    /// Members in the study at the end (baselines included).
+    search_members: usize,
+    /// `search_seconds / search_members` for a search that started in this invocation.
+    search_seconds_per_member: Option<f64>,
+    /// Exporting the front (folders already written are kept, not timed again).
+    export_seconds: f64,
+    /// Writing the HTML report.
+    report_seconds: f64,
+}
+
+impl StageTimes {
+    /// One line for the text output.
+    fn line(&self) -> String {
+        let train = if self.train_skipped {
+            "training already done".to_string()
+        } else {
+            format!("training {:.1} s", self.train_seconds)
+        };
+        let per = self
+            .search_seconds_per_member
+            .map_or_else(String::new, |s| format!(", {s:.2} s each"));
+        format!(
+            "time: {train}, search {:.1} s ({} members{}{}), export {:.1} s, report {:.1} s",
+            self.search_seconds,
+            self.search_members,
+            if self.search_resumed { ", resumed" } else { "" },
+            per,
+            self.export_seconds,
+            self.report_seconds
+        )
+    }
 }
 
 /// Runs `qnas run`.
@@ -64,6 +112,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         Err(e) => return fail(a.json, &file, SetupError::from(e)),
     };
     let done = summary.is_some_and(|s| s.steps >= space.train.steps);
+    let t_train = Instant::now();
     if done {
         eprintln!(
             "[1/3] training: already done ({})",
@@ -89,8 +138,10 @@ pub fn run(a: &RunArgs) -> ExitCode {
             return fail(a.json, &file, e);
         }
     }
+    let train_seconds = t_train.elapsed().as_secs_f64();
     // stage 2: search, resuming a saved search
     let resume = run.search_dir().join(search::driver::STUDY_FILE).exists();
+    let t_search = Instant::now();
     eprintln!("[2/3] search{}", if resume { " (resuming)" } else { "" });
     let opts = SearchOptions {
         file: a.file.clone(),
@@ -107,8 +158,10 @@ pub fn run(a: &RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(a.json, &file, e),
     };
+    let search_seconds = t_search.elapsed().as_secs_f64();
     // stage 3: export every member of the front, keeping folders already written
     eprintln!("[3/3] export of the front");
+    let t_export = Instant::now();
     let opts = ExportOptions {
         target: dir.clone(),
         run_dir: None,
@@ -126,13 +179,26 @@ pub fn run(a: &RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(a.json, &file, e),
     };
+    let export_seconds = t_export.elapsed().as_secs_f64();
     let train = match run.read_summary() {
         Ok(s) => s,
         Err(e) => return fail(a.json, &file, SetupError::from(e)),
     };
+    let t_report = Instant::now();
     let page = match qnas_cli::report::write_report(&dir) {
         Ok(r) => r,
         Err(e) => return fail(a.json, &file, e),
+    };
+    let stages = StageTimes {
+        train_seconds,
+        train_skipped: done,
+        search_seconds,
+        search_resumed: resume,
+        search_members: report.evaluated,
+        search_seconds_per_member: (!resume && report.evaluated > 0)
+            .then(|| search_seconds / report.evaluated as f64),
+        export_seconds,
+        report_seconds: t_report.elapsed().as_secs_f64(),
     };
     if a.json {
         let r = RunReport {
@@ -142,6 +208,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
             search: &report,
             export: &exported,
             report: &page.path,
+            stages: &stages,
         };
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
         return Outcome::Success.into();
@@ -164,5 +231,6 @@ pub fn run(a: &RunArgs) -> ExitCode {
         )
     );
     println!("report: {}", page.path.display());
+    println!("{}", stages.line());
     Outcome::Success.into()
 }

@@ -261,6 +261,12 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
     for f in ["train.json", "train.svg", "train.png", "search/pareto.png"] {
         assert!(run.join(f).exists(), "{f}");
     }
+    // the time of each stage, with the search's time per member
+    let time = text.lines().find(|l| l.starts_with("time: ")).unwrap_or("");
+    assert!(
+        time.contains("time: training ") && time.contains(" s each") && time.contains("export "),
+        "{text}"
+    );
     // every member of the front is exported, and listed
     let first = front(&run);
     let n = first.as_array().unwrap().len();
@@ -288,6 +294,11 @@ fn run_trains_then_searches_and_a_second_run_resumes_both_stages() {
         "{err}"
     );
     assert_eq!(front(&run), first);
+    let time = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        time.contains("time: training already done") && time.contains(", resumed)"),
+        "{time}"
+    );
     // --onnx re-exports the folders that lack model.onnx
     let onnx = qnas_ok(&[
         "run",
