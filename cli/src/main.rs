@@ -134,7 +134,7 @@ enum Command {
     #[command(
         after_help = "Examples:\n  qnas correlate runs/mnist --members 16\n  qnas correlate runs/mnist --members 24 --jobs 2 --json\n  qnas correlate spaces/presets/digits.ron --run runs/d --members 6 --steps 100\n  qnas correlate runs/mnist --split validation\n\n\
                       Every member of the search's front is trained, then members spread over cost and\n\
-                      accuracy. Each trains in RUN/correlate/alone/<member>-s<steps>/ with the space's\n\
+                      accuracy. Each trains in RUN/correlate/alone/<member>-r<recipe>-s<steps>/ with the space's\n\
                       recipe (its formats fake-quantized from step 0, no distillation); run the same\n\
                       command again after an interruption and finished members are kept, started ones\n\
                       resume. Both accuracies of a member are measured on the data set's test files\n\

@@ -14,6 +14,7 @@
 //! checkpoints, `train.json`; an interrupted correlate resumes them), `correlate.json`,
 //! `correlate.csv`, `correlate.svg`, `correlate.png`.
 
+mod alone;
 pub mod analysis;
 pub mod select;
 
@@ -34,6 +35,7 @@ use spaces::{Arch, ArchError, Space};
 use supernet::checkpoint;
 use supernet::{StepReport, TrainError, Trainer};
 
+use self::alone::{finished, member_dir, recipe_key};
 use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from, test_loader};
@@ -116,9 +118,10 @@ pub struct CorrelateFolders {
     /// Where the report files go (default `RUN/correlate`).
     pub out: Option<PathBuf>,
     /// Where the stand-alone trainings are kept (default `RUN/correlate/alone`). Several runs
-    /// of spaces with the same networks and training recipe can share it: a member's folder is
-    /// named by its network's fingerprint, its steps and its seed, none of which depend on how
-    /// a supernet is trained (sampling, distillation, mixture).
+    /// can share it: a member's folder is named by its network's fingerprint, the stand-alone
+    /// recipe and data, its steps and its seed, none of which depend on how a supernet is
+    /// trained (sampling, distillation, mixture), so runs of the same recipe reuse each
+    /// other's trainings and runs of another never do.
     pub alone: Option<PathBuf>,
 }
 
@@ -321,26 +324,6 @@ impl TrainProgress for Forward {
         }
     }
     fn end(&mut self) {}
-}
-
-/// The run folder of a member trained alone for `steps` steps with initialization seed
-/// `train.seed + seed`.
-fn member_dir(alone: &Path, space: &Space, arch: &Arch, steps: u64, seed: usize) -> PathBuf {
-    let fp = space.member_fingerprint(arch).unwrap_or(0);
-    let name = match seed {
-        0 => format!("{fp:016x}-s{steps}"),
-        k => format!("{fp:016x}-s{steps}-seed{k}"),
-    };
-    alone.join(name)
-}
-
-/// Whether a member's run folder holds a finished training of `steps` steps.
-fn finished(dir: &Path, steps: u64) -> bool {
-    RunDir::new(dir)
-        .read_summary()
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.steps == steps && s.alone.is_some())
 }
 
 /// A member that could not be measured, as a setup error naming it.
@@ -628,6 +611,7 @@ pub fn correlate(
         .clone()
         .unwrap_or_else(|| run.dir.alone_dir());
     let archs: Vec<Arch> = chosen.iter().map(|&i| rows[i].arch.clone()).collect();
+    let recipe = recipe_key(&space);
     let trainings: Vec<Training<'_>> = archs
         .iter()
         .enumerate()
@@ -641,7 +625,7 @@ pub fn correlate(
                     seed: k,
                     arch: a,
                     space: sp,
-                    dir: member_dir(alone_root, space, a, steps, k),
+                    dir: member_dir(alone_root, space, recipe, a, steps, k),
                 })
         })
         .collect();
