@@ -56,8 +56,8 @@ pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode, WeightRange};
 pub use rng::Rng;
 pub use run::{
-    DataConfig, DataKind, MixtureConfig, Optimizer, RandomDraw, Sampling, Schedule, SearchConfig,
-    SearchStrategy, SmallestFormats, TrainConfig,
+    DataConfig, DataKind, MemberLoss, MixtureConfig, Optimizer, RandomDraw, Sampling, Schedule,
+    SearchConfig, SearchStrategy, SmallestFormats, TrainConfig,
 };
 pub use source::Excerpt;
 pub use space::{Space, Stage};

@@ -274,6 +274,22 @@ pub struct TrainConfig {
     /// (it slows the short runs qnas is mostly used for).
     #[serde(default)]
     pub zero_init_residual: bool,
+    /// How the members' losses of one step combine into the loss the step descends: `Sum` (the
+    /// sandwich rule's accumulated gradients, as BigNAS and Once-for-All) or `Mean` (the sum
+    /// divided by the members per step, so that weights every member shares move as fast as
+    /// in a training alone with the same learning rate). Default: `Sum`.
+    #[serde(default)]
+    pub member_loss: MemberLoss,
+}
+
+/// How the members' losses of one training step combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberLoss {
+    /// Their sum.
+    #[default]
+    Sum,
+    /// Their mean.
+    Mean,
 }
 
 fn default_steps() -> u64 {
@@ -331,6 +347,7 @@ impl Default for TrainConfig {
             recalibration_batches: default_recal(),
             seed: 0,
             zero_init_residual: false,
+            member_loss: MemberLoss::Sum,
         }
     }
 }

@@ -568,7 +568,10 @@ impl Trainer {
                 None => loss,
             });
         }
-        let total = total.expect("at least one member");
+        let mut total = total.expect("at least one member");
+        if self.space.train.member_loss == spaces::MemberLoss::Mean && members.len() > 1 {
+            total = total.div_scalar(members.len() as f64);
+        }
         let loss_value = f64::from(total.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(total.backward(), net);
         let net = self.nets.remove(model);

@@ -417,3 +417,54 @@ fn the_sandwich_draws_its_random_members_by_cost_when_asked() {
         "cheapest quarter: {by_cost} by cost, {uniform} uniform"
     );
 }
+
+#[test]
+fn a_mean_member_loss_descends_the_sum_over_the_members() {
+    // the same supernet, batch and members: `Mean` reports (and descends) the members' summed
+    // loss divided by their number, so its first step moves the weights less
+    let device = Device::flex();
+    let step = |loss: &str| {
+        let cfg = train_cfg("Sandwich(random: 1, smallest: Cheapest)", 4)
+            .replace("schedule:", &format!("member_loss: {loss}, schedule:"));
+        let space = space(&cfg);
+        let mut t = Trainer::new(&space, &device).unwrap();
+        let before = t.nets[0].valid();
+        let members = t.draw_members(0);
+        assert_eq!(members.len(), 3);
+        let (x, y) = batch(16, &mut Rng::new(3), &device);
+        let report = t
+            .train_members(
+                x.clone(),
+                y,
+                &members,
+                supernet::Choice {
+                    model: 0,
+                    config: 0,
+                    distill: true,
+                    lr: 0.05,
+                    dropout_on_every: false,
+                },
+                None,
+            )
+            .unwrap();
+        let arch = space.largest();
+        let moved = (t.nets[0]
+            .valid()
+            .forward(x.clone(), &arch, Phase::Train)
+            .unwrap()
+            - before.forward(x, &arch, Phase::Train).unwrap())
+        .abs()
+        .mean()
+        .into_scalar::<f32>();
+        (report, moved)
+    };
+    let (sum, moved_sum) = step("Sum");
+    let (mean, moved_mean) = step("Mean");
+    let members: f64 = sum.member_losses.iter().sum();
+    assert!((sum.loss - members).abs() < 1e-4 * members, "{sum:?}");
+    assert!(
+        (mean.loss - members / 3.0).abs() < 1e-4 * members,
+        "{mean:?}"
+    );
+    assert!(moved_mean < moved_sum, "{moved_mean} vs {moved_sum}");
+}
