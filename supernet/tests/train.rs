@@ -413,3 +413,112 @@ fn the_sandwich_draws_its_random_members_by_cost_when_asked() {
         "cheapest quarter: {by_cost} by cost, {uniform} uniform"
     );
 }
+
+/// Every float tensor of the trainer's first supernet (parameters and running statistics).
+fn all_floats(trainer: &Trainer) -> Vec<Vec<f32>> {
+    struct Floats(Vec<Vec<f32>>);
+    impl burn::module::ModuleVisitor for Floats {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.push(
+                p.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    let mut f = Floats(vec![]);
+    trainer.nets[0].visit(&mut f);
+    f.0
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// Two replicas on the CPU's one `flex` device (flex has a single device, named twice) against
+/// one device. Batch norm normalizes each shard with its own statistics, so a batch of two
+/// distinct halves is not the same step on one device; a batch made of one half twice is: each
+/// replica's shard is that half, and gradients weighted by the shards' shares and summed on
+/// the main device must give the one device's update. Distinct halves check the split: the
+/// first step's losses are the mean of each half trained alone.
+#[test]
+fn two_replicas_match_one_device() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 8));
+    let device = Device::flex();
+    // every trainer draws its parameters in set_replicas, whatever the number of devices
+    let mut one = Trainer::new(&space, &device).unwrap();
+    one.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let mut two = Trainer::new(&space, &device).unwrap();
+    two.set_replicas(&[device.clone(), device.clone()]).unwrap();
+    assert_eq!(two.replicas().len(), 2);
+    // the halves alone, for the first step
+    let mut rng = Rng::new(11);
+    let (xa, ya) = batch(16, &mut rng, &device);
+    let (xb, yb) = batch(16, &mut rng, &device);
+    let mut alone_a = Trainer::new(&space, &device).unwrap();
+    alone_a.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let mut alone_b = Trainer::new(&space, &device).unwrap();
+    alone_b.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let ra = alone_a.step(xa.clone(), ya.clone(), None).unwrap();
+    let rb = alone_b.step(xb.clone(), yb.clone(), None).unwrap();
+    let mut split = Trainer::new(&space, &device).unwrap();
+    split
+        .set_replicas(&[device.clone(), device.clone()])
+        .unwrap();
+    let rs = split
+        .step(
+            Tensor::cat(vec![xa, xb], 0),
+            Tensor::cat(vec![ya, yb], 0),
+            None,
+        )
+        .unwrap();
+    for m in 0..rs.members {
+        let mean = (ra.member_losses[m] + rb.member_losses[m]) / 2.0;
+        assert!(
+            close(rs.member_losses[m], mean, 1e-5),
+            "member {m}: {} vs {mean}",
+            rs.member_losses[m]
+        );
+        let acc = (ra.member_accuracies[m] + rb.member_accuracies[m]) / 2.0;
+        assert!(close(rs.member_accuracies[m], acc, 1e-12));
+    }
+    // a half twice: the same losses as one device at every step, and the same weights after
+    for step in 0..8 {
+        let (x, y) = batch(16, &mut rng, &device);
+        let r1 = one.step(x.clone(), y.clone(), None).unwrap();
+        let r2 = two
+            .step(
+                Tensor::cat(vec![x.clone(), x], 0),
+                Tensor::cat(vec![y.clone(), y], 0),
+                None,
+            )
+            .unwrap();
+        assert_eq!(r1.members, r2.members);
+        for (m, (a, b)) in r1.member_losses.iter().zip(&r2.member_losses).enumerate() {
+            assert!(close(*a, *b, 1e-4), "step {step} member {m}: {a} vs {b}");
+        }
+        assert!(close(r1.loss, r2.loss, 1e-4), "{} vs {}", r1.loss, r2.loss);
+    }
+    let (p1, p2) = (all_floats(&one), all_floats(&two));
+    assert_eq!(p1.len(), p2.len());
+    let mut worst = 0f32;
+    for (a, b) in p1.iter().zip(&p2) {
+        for (x, y) in a.iter().zip(b) {
+            worst = worst.max((x - y).abs() / (1.0 + x.abs()));
+        }
+    }
+    assert!(worst < 1e-3, "largest relative weight difference {worst}");
+}
+
+#[test]
+fn replicas_are_checked() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 8));
+    let device = Device::flex();
+    let mut t = Trainer::new(&space, &device).unwrap();
+    assert!(matches!(t.set_replicas(&[]), Err(TrainError::Replicas(_))));
+    let many = vec![device.clone(); 33];
+    let e = t.set_replicas(&many).unwrap_err().to_string();
+    assert!(e.contains("33 devices for batches of 32"), "{e}");
+}
