@@ -59,7 +59,14 @@ fn two_replicas_train_resume_exactly_and_write_ordinary_checkpoints() {
     std::fs::copy(full.join(ck), part.join(ck)).unwrap();
     let out = train(
         &part,
-        &["--devices", "flex,flex", "--steps", "60", "--resume", "--json"],
+        &[
+            "--devices",
+            "flex,flex",
+            "--steps",
+            "60",
+            "--resume",
+            "--json",
+        ],
     );
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["resumed_from"], 50);
