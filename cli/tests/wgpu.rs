@@ -22,6 +22,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 }
 
 #[test]
+#[allow(clippy::print_stderr)]
 fn train_search_export_and_bench_on_wgpu() {
     let t0 = Instant::now();
     let probe = qnas(&[

@@ -432,6 +432,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 /// the main device must give the one device's update. Distinct halves check the split: the
 /// first step's losses are the mean of each half trained alone.
 #[test]
+#[allow(clippy::print_stderr)]
 fn two_replicas_match_one_device() {
     let space = space(&train_cfg("Sandwich(random: 1)", 8));
     let device = Device::flex();
