@@ -55,6 +55,14 @@ impl std::fmt::Display for BackendKind {
 /// Why a backend cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
+    /// A device of a `--devices` list or `train.devices` is malformed.
+    #[error("device {index} of the list: {message}")]
+    BadDevice {
+        /// Its position in the list, from 0.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// The backend's cargo feature was not enabled when this binary was built.
     #[error(
         "backend `{kind}` is not compiled into this qnas (compiled: {compiled}); rebuild with \
@@ -66,6 +74,38 @@ pub enum BackendError {
         /// The backends this binary has, comma separated.
         compiled: String,
     },
+    /// The backend is compiled in but found no device (no adapter, no driver).
+    #[error("backend `{kind}` has no usable device here: {message}")]
+    Unavailable {
+        /// The backend asked for.
+        kind: BackendKind,
+        /// Why, as the backend says it.
+        message: String,
+    },
+}
+
+impl BackendError {
+    /// True when the user's input is at fault (exit code 2), false when this machine lacks
+    /// the device (exit code 1).
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, BackendError::Unavailable { .. })
+    }
+}
+
+/// The wgpu device of `kind`, initialized here so that a machine without an adapter gets an
+/// error rather than a panic at the first tensor. A device this process already initialized
+/// is returned as it is.
+#[cfg(feature = "wgpu")]
+fn wgpu_device(kind: burn::tensor::DeviceKind) -> Result<Device, BackendError> {
+    use burn::tensor::wgpu::WgpuInitError;
+    match Device::wgpu_options().device_kind(kind.clone()).init() {
+        Ok(device) => Ok(device),
+        Err(WgpuInitError::Registration { .. }) => Ok(Device::wgpu(kind)),
+        Err(e) => Err(BackendError::Unavailable {
+            kind: BackendKind::Wgpu,
+            message: e.to_string(),
+        }),
+    }
 }
 
 /// The backends compiled into this binary.
@@ -82,7 +122,7 @@ pub fn device(kind: BackendKind) -> Result<Device, BackendError> {
     match kind {
         BackendKind::Flex => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        BackendKind::Wgpu => wgpu_device(burn::tensor::DeviceKind::DefaultDevice),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => Ok(Device::cuda(burn::tensor::DeviceIndex::Default)),
         #[allow(unreachable_patterns)]
@@ -97,9 +137,61 @@ pub fn device(kind: BackendKind) -> Result<Device, BackendError> {
     }
 }
 
+/// The devices of a data-parallel training: a `--devices` list or `train.devices`, each entry a
+/// [`spaces::DeviceName`] (`flex`, `wgpu`, `wgpu:1`, `cuda:0`, ...), all of one backend, which
+/// this binary must have compiled in.
+pub fn devices<S: AsRef<str>>(names: &[S]) -> Result<Vec<Device>, BackendError> {
+    let parsed = spaces::parse_devices(names)
+        .map_err(|(index, message)| BackendError::BadDevice { index, message })?;
+    if parsed.is_empty() {
+        return Err(BackendError::BadDevice {
+            index: 0,
+            message: "the list is empty".to_string(),
+        });
+    }
+    parsed.iter().map(named_device).collect()
+}
+
+/// The device `name` names (see [`devices`]).
+fn named_device(name: &spaces::DeviceName) -> Result<Device, BackendError> {
+    let kind = BackendKind::ALL
+        .into_iter()
+        .find(|k| k.name() == name.backend)
+        .unwrap_or_default();
+    match (kind, name.index) {
+        (BackendKind::Flex, _) | (_, None) => device(kind),
+        #[cfg(feature = "wgpu")]
+        (BackendKind::Wgpu, Some(i)) => wgpu_device(burn::tensor::DeviceKind::DiscreteGpu(i)),
+        #[cfg(feature = "cuda")]
+        (BackendKind::Cuda, Some(i)) => Ok(Device::cuda(burn::tensor::DeviceIndex::new(i))),
+        #[allow(unreachable_patterns)]
+        (other, Some(_)) => device(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_lists() {
+        let two = devices(&["flex", "flex:0"]).unwrap();
+        assert_eq!(two, vec![Device::flex(), Device::flex()]);
+        match devices(&["flex", "cuda"]) {
+            Err(BackendError::BadDevice { index: 1, message }) => {
+                assert!(message.contains("two backends"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            devices::<&str>(&[]),
+            Err(BackendError::BadDevice { .. })
+        ));
+        if !BackendKind::Cuda.is_compiled() {
+            let e = devices(&["cuda:0", "cuda:1"]).unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
+        }
+    }
 
     #[test]
     fn flex_is_always_available() {
@@ -112,6 +204,10 @@ mod tests {
         for kind in [BackendKind::Wgpu, BackendKind::Cuda] {
             match device(kind) {
                 Ok(_) => assert!(kind.is_compiled()),
+                // compiled in, but no adapter or driver on this machine
+                Err(e @ BackendError::Unavailable { .. }) => {
+                    assert!(kind.is_compiled() && !e.is_invalid_input(), "{e}")
+                }
                 Err(e) => {
                     assert!(!kind.is_compiled());
                     let msg = e.to_string();

@@ -247,10 +247,10 @@ pub enum BenchError {
 impl BenchError {
     /// Whether the error is the user's input (exit code 2) rather than a failure while running.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            BenchError::Backend(_) | BenchError::Setting(_) | BenchError::NoInt4(_)
-        )
+        if let BenchError::Backend(e) = self {
+            return e.is_invalid_input();
+        }
+        matches!(self, BenchError::Setting(_) | BenchError::NoInt4(_))
     }
 }
 

@@ -132,6 +132,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
             steps: None,
             device: device.clone(),
             arch: None,
+            devices: None,
         };
         let mut bar = crate::cli_train::Bar::default();
         if let Err(e) = train_cmd::train(&opts, &mut bar) {
@@ -152,6 +153,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
         out_dir: None,
         store: Default::default(),
         parallel: None,
+        devices: Vec::new(),
     };
     let device_for_export = device;
     let report = match search_cmd::search(&opts, &mut crate::cli_search::Lines) {

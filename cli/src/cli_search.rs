@@ -45,6 +45,11 @@ pub struct SearchArgs {
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
+    /// Evaluate members on these devices at once, comma separated, all of one backend: one
+    /// evaluation worker per device, each with its own copy of the supernet, e.g.
+    /// `cuda:0,cuda:1`, or `flex,flex` (two workers on the CPU).
+    #[arg(long, value_name = "LIST", conflicts_with = "device")]
+    pub devices: Option<String>,
     /// Print the front as JSON (schema `qnas.search/1`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -195,6 +200,10 @@ pub fn run(a: &SearchArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let devices = match crate::common::device_list(a.devices.as_deref(), a.json) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let opts = SearchOptions {
         file: a.file.clone(),
         run_dir: a.run.clone(),
@@ -207,10 +216,11 @@ pub fn run(a: &SearchArgs) -> ExitCode {
             hawq: None,
         },
         resume: a.resume,
-        device,
+        device: devices.first().unwrap_or(&device).clone(),
         out_dir: None,
         store: a.store.options(),
         parallel: a.store.parallel(),
+        devices,
     };
     match search_cmd::search(&opts, &mut Lines) {
         Ok(report) => crate::common::emit(a.json, &report, table),

@@ -37,6 +37,12 @@ pub struct TrainArgs {
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
+    /// Train data-parallel on these devices, comma separated, all of one backend (overrides
+    /// `train.devices`): each step's batch is split over them, one supernet replica each, and
+    /// the gradients are summed on the first, e.g. `cuda:0,cuda:1`, or `flex,flex` (two
+    /// replicas on the CPU's one flex device).
+    #[arg(long, value_name = "LIST", conflicts_with = "device")]
+    pub devices: Option<String>,
     /// Print the summary as JSON (schema `qnas.train/1`, see docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -202,6 +208,10 @@ pub fn run(a: &TrainArgs) -> ExitCode {
         steps: a.steps,
         device,
         arch: a.arch.clone(),
+        devices: a
+            .devices
+            .as_ref()
+            .map(|l| l.split(',').map(str::to_string).collect()),
     };
     let mut bar = Bar {
         bar: None,

@@ -139,8 +139,34 @@ pub(crate) fn report(json: bool, file: &str, message: &str, outcome: Outcome) ->
 
 /// The device of `--device`, or the exit code after reporting why it is not available.
 pub(crate) fn device(kind: BackendKind, json: bool) -> Result<burn::tensor::Device, ExitCode> {
-    qnas_cli::backend::device(kind)
-        .map_err(|e| report(json, "--device", &e.to_string(), Outcome::InvalidInput))
+    qnas_cli::backend::device(kind).map_err(|e| {
+        let outcome = if e.is_invalid_input() {
+            Outcome::InvalidInput
+        } else {
+            Outcome::Failure
+        };
+        report(json, "--device", &e.to_string(), outcome)
+    })
+}
+
+/// The devices of a `--devices` list (comma separated; none without the flag), or the exit
+/// code after reporting why they cannot be used.
+pub(crate) fn device_list(
+    list: Option<&str>,
+    json: bool,
+) -> Result<Vec<burn::tensor::Device>, ExitCode> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<&str> = list.split(',').collect();
+    qnas_cli::backend::devices(&names).map_err(|e| {
+        let outcome = if e.is_invalid_input() {
+            Outcome::InvalidInput
+        } else {
+            Outcome::Failure
+        };
+        report(json, "--devices", &format!("--devices: {e}"), outcome)
+    })
 }
 
 /// Parses a positive number of seconds (`--stale-after`).

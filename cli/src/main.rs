@@ -67,7 +67,7 @@ enum Command {
     Bench(crate::cli_bench::BenchArgs),
     /// Train the supernet of a space file on its data set (checkpointed, resumable).
     #[command(
-        after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json\n  qnas space sample spaces/presets/mnist.ron --seed 3 > member.ron\n  qnas train spaces/presets/mnist.ron --arch member.ron   # that member alone, from scratch"
+        after_help = "Examples:\n  qnas train spaces/presets/mnist.ron\n  qnas train spaces/presets/mnist.ron --resume\n  qnas train spaces/presets/digits.ron --run runs/digits-test --steps 50 --json\n  qnas space sample spaces/presets/mnist.ron --seed 3 > member.ron\n  qnas train spaces/presets/mnist.ron --arch member.ron   # that member alone, from scratch\n  qnas train spaces/presets/mnist.ron --devices cuda:0,cuda:1   # data-parallel, two replicas"
     )]
     Train(crate::cli_train::TrainArgs),
     /// Search a trained supernet for the Pareto front of accuracy versus BitOps.

@@ -44,6 +44,9 @@ pub struct SearchOptions {
     pub store: StoreOptions,
     /// Members evaluated at once by this process (default: up to 4 on the CPU).
     pub parallel: Option<usize>,
+    /// Evaluate on these devices, one worker each (`--devices`; the first is `device`);
+    /// empty: `parallel` workers on `device`.
+    pub devices: Vec<Device>,
 }
 
 /// Why `qnas search` failed.
@@ -267,8 +270,12 @@ pub fn search(
         .parallel
         .unwrap_or_else(|| evaluators::parallel_workers(&opts.device))
         .max(1);
-    let mut evaluator =
-        SupernetEvaluator::new(&space, &trainer, &data, workers).map_err(SetupError::from)?;
+    let mut evaluator = if opts.devices.is_empty() {
+        SupernetEvaluator::new(&space, &trainer, &data, workers)
+    } else {
+        SupernetEvaluator::on_devices(&space, &trainer, &data, &opts.devices)
+    }
+    .map_err(SetupError::from)?;
     let loader = data
         .train_loader(space.train.batch_size as usize)
         .map_err(SetupError::from)?;

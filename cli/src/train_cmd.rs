@@ -51,6 +51,9 @@ pub struct TrainOptions {
     /// Train this member alone, from scratch (an arch file of the space), instead of the
     /// supernet; default run folder `runs/<space name>-alone-<member fingerprint>`.
     pub arch: Option<PathBuf>,
+    /// Train data-parallel on these devices (`--devices`, overriding `train.devices`); the
+    /// first replaces `device`. `None`: the space file's `train.devices`, or `device` alone.
+    pub devices: Option<Vec<String>>,
 }
 
 /// Why `qnas train` failed.
@@ -82,6 +85,14 @@ pub enum TrainCmdError {
         dir: PathBuf,
         /// Damaged checkpoints that were skipped, with why.
         skipped: Vec<String>,
+    },
+    /// The devices of data-parallel training cannot be used.
+    #[error("{field}: {source}")]
+    Devices {
+        /// Where they were named: `--devices` or `train.devices`.
+        field: String,
+        /// What is wrong.
+        source: crate::backend::BackendError,
     },
     /// Training failed.
     #[error(transparent)]
@@ -117,6 +128,7 @@ impl TrainCmdError {
     pub fn is_invalid_input(&self) -> bool {
         match self {
             TrainCmdError::Setup(e) => e.is_invalid_input(),
+            TrainCmdError::Devices { source, .. } => source.is_invalid_input(),
             TrainCmdError::Train(_) | TrainCmdError::Io(_) | TrainCmdError::Plot(_) => false,
             _ => true,
         }
@@ -181,6 +193,32 @@ pub fn train(
     if let Some(steps) = opts.steps {
         space.train.steps = steps.max(1);
     }
+    let (field, names) = match &opts.devices {
+        Some(d) => ("--devices", d.clone()),
+        None => ("train.devices", space.train.devices.clone()),
+    };
+    let replicas = if names.is_empty() {
+        Vec::new()
+    } else {
+        crate::backend::devices(&names).map_err(|source| TrainCmdError::Devices {
+            field: field.to_string(),
+            source,
+        })?
+    };
+    if replicas.len() as u64 > u64::from(space.train.batch_size) {
+        return Err(TrainCmdError::Devices {
+            field: field.to_string(),
+            source: crate::backend::BackendError::BadDevice {
+                index: replicas.len() - 1,
+                message: format!(
+                    "{} devices for batches of {} images (train.batch_size): every device \
+                     needs at least one image",
+                    replicas.len(),
+                    space.train.batch_size
+                ),
+            },
+        });
+    }
     let data = load_data(&space, &opts.file)?;
     let member = match &opts.arch {
         Some(path) => Some(Arch::load(path, &space)?),
@@ -200,7 +238,8 @@ pub fn train(
         dir,
         resume: opts.resume,
         restart: opts.restart,
-        device: opts.device.clone(),
+        device: replicas.first().unwrap_or(&opts.device).clone(),
+        replicas,
         member,
     };
     train_job(&job, progress)
@@ -223,6 +262,9 @@ pub struct Job<'a> {
     pub restart: bool,
     /// Device (autodiff is added).
     pub device: Device,
+    /// The devices of data-parallel training, `device` first (see
+    /// [`Trainer::set_replicas`]); empty or one device: `device` alone.
+    pub replicas: Vec<Device>,
     /// The member to train alone; `None` trains the supernet.
     pub member: Option<Arch>,
 }
@@ -300,6 +342,13 @@ pub fn train_job(
         let _ = std::fs::remove_file(dir.summary_file());
     }
     let (mut trainer, fingerprint) = trainer_of(job)?;
+    if job.replicas.len() > 1 {
+        trainer.set_replicas(&job.replicas)?;
+        progress.note(&format!(
+            "data-parallel training on {} replicas",
+            job.replicas.len()
+        ));
+    }
     let metrics_path = dir.metrics_file();
     if job.resume {
         let found = checkpoint::latest_good(&ck_dir, Some(fingerprint))?;

@@ -147,17 +147,24 @@ fn bench_rejects_bad_input_with_exit_code_2() {
     let r: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
     assert_eq!(r["schema"], "qnas.error/1");
 
+    // a backend this binary was built without (the wgpu build's bench on wgpu is
+    // cli/tests/wgpu.rs's)
+    let Some(missing) = [
+        ("wgpu", cfg!(feature = "wgpu")),
+        ("cuda", cfg!(feature = "cuda")),
+    ]
+    .into_iter()
+    .find_map(|(name, compiled)| (!compiled).then_some(name)) else {
+        return;
+    };
     let device = qnas(&[
         "bench",
         "--space",
         "spaces/presets/digits.ron",
         "--device",
-        "wgpu",
+        missing,
     ]);
-    if cfg!(feature = "wgpu") {
-        return;
-    }
     assert_eq!(device.status.code(), Some(2));
     let err = String::from_utf8_lossy(&device.stderr);
-    assert!(err.contains("--features wgpu"), "{err}");
+    assert!(err.contains(&format!("--features {missing}")), "{err}");
 }

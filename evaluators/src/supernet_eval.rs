@@ -51,12 +51,15 @@ impl std::fmt::Debug for SupernetEvaluator<'_> {
 }
 
 /// Independent copies of eval networks, through a record, so that running statistics are not
-/// shared between workers.
-fn copies(space: &Space, nets: &[Supernet]) -> Vec<Supernet> {
+/// shared between workers; on `device`, or on the networks' own device.
+fn copies(space: &Space, nets: &[Supernet], device: Option<&Device>) -> Vec<Supernet> {
     nets.iter()
         .map(|n| {
-            let device = n.stem.bn.gamma.val().device();
-            Supernet::new(space, &device).load_record(n.clone().into_record())
+            let own = n.stem.bn.gamma.val().device();
+            let device = device.unwrap_or(&own);
+            Supernet::new(space, device)
+                .load_record(n.clone().into_record())
+                .to_device(device)
         })
         .collect()
 }
@@ -72,12 +75,39 @@ impl<'a> SupernetEvaluator<'a> {
         data: &SearchData,
         workers: usize,
     ) -> Result<Self, DataError> {
-        let bs = space.train.batch_size as usize;
         let nets = trainer.eval_nets();
         let mut sets = vec![nets];
         for _ in 1..workers.max(1) {
-            sets.push(copies(space, &sets[0]));
+            sets.push(copies(space, &sets[0], None));
         }
+        Self::with_workers(space, trainer, data, sets)
+    }
+
+    /// An evaluator with one worker per device of `devices` (a device may be named more than
+    /// once: several workers on it), each worker's supernet copies on its device, so that a
+    /// batch of members is measured on every device at once.
+    pub fn on_devices(
+        space: &'a Space,
+        trainer: &'a Trainer,
+        data: &SearchData,
+        devices: &[Device],
+    ) -> Result<Self, DataError> {
+        let nets = trainer.eval_nets();
+        let sets = devices
+            .iter()
+            .map(|d| copies(space, &nets, Some(d)))
+            .collect::<Vec<_>>();
+        let sets = if sets.is_empty() { vec![nets] } else { sets };
+        Self::with_workers(space, trainer, data, sets)
+    }
+
+    fn with_workers(
+        space: &'a Space,
+        trainer: &'a Trainer,
+        data: &SearchData,
+        sets: Vec<Vec<Supernet>>,
+    ) -> Result<Self, DataError> {
+        let bs = space.train.batch_size as usize;
         Ok(SupernetEvaluator {
             space,
             trainer,

@@ -21,7 +21,11 @@ docs/json.md): the variants are `fp32` (NCHW) and `fp32_channels_last`; there is
 quantization here, so `int4` and `fake_quant_overhead` are null.
 
     python experiments/reference/resnet20_bench.py [--batch 128] [--steps 10] [--warmup 2]
-        [--threads 2]
+        [--threads 2] [--device cpu|cuda]
+
+With `--device cuda` the networks and the batch live on the first CUDA device and every step is
+timed up to `torch.cuda.synchronize()` (the GPU's work finished, as `qnas bench` waits for its
+results); `device` in the report is then `cuda` and the GPU's name is in `device_name`.
 """
 
 import argparse
@@ -125,15 +129,24 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
     if args.batch < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--batch, --steps and --threads must be at least 1, --warmup at least 0")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: this PyTorch sees no CUDA device")
+    dev = torch.device(args.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
     shape = (3, 32, 32)
-    x = torch.randn(args.batch, *shape)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, *shape).to(dev)
+    y = torch.randint(0, 10, (args.batch,)).to(dev)
     layouts = {"fp32": torch.contiguous_format, "fp32_channels_last": torch.channels_last}
 
     reference = ResNet20()
@@ -155,17 +168,19 @@ def main():
     # training
     runs = {}
     for name, fmt in layouts.items():
-        model = ResNet20().to(memory_format=fmt).train()
+        model = ResNet20().to(dev).to(memory_format=fmt).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, dampening=0.0)
         runs[name] = (model, opt, x.contiguous(memory_format=fmt))
     train_times = {name: [] for name in layouts}
     for i in range(args.warmup + args.steps):
         for name, (model, opt, xi) in runs.items():
+            sync()
             t = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(xi), y)
             loss.backward()
             opt.step()
+            sync()
             seconds = time.perf_counter() - t
             if not torch.isfinite(loss):
                 sys.exit(f"the {name} training loss is not finite ({loss.item()})")
@@ -178,7 +193,7 @@ def main():
     # recalibration pass does)
     nets = {}
     for name, fmt in layouts.items():
-        model = ResNet20().to(memory_format=fmt)
+        model = ResNet20().to(dev).to(memory_format=fmt)
         xi = x.contiguous(memory_format=fmt)
         with torch.no_grad():
             model.train()(xi)
@@ -187,8 +202,10 @@ def main():
     with torch.no_grad():
         for i in range(args.warmup + args.steps):
             for name, (model, xi) in nets.items():
+                sync()
                 t = time.perf_counter()
                 model(xi)
+                sync()
                 seconds = time.perf_counter() - t
                 progress("infer", name, i, seconds)
                 if i >= args.warmup:
@@ -203,7 +220,8 @@ def main():
     report = {
         "schema": "qnas.bench/1",
         "implementation": f"pytorch {torch.__version__}",
-        "device": "cpu",
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "file": "spaces/presets/resnet20.ron",
         "space": "resnet20",

@@ -56,8 +56,9 @@ pub use plan::{Act, BlockPlan, ConvLayer, LinearLayer, Plan};
 pub use raw::{ActivationRange, BlockType, LayerRef, PoolOp, RawSpace, TieMode, WeightRange};
 pub use rng::Rng;
 pub use run::{
-    DataConfig, DataKind, MemberLoss, MixtureConfig, Optimizer, RandomDraw, Sampling, Schedule,
-    SearchConfig, SearchStrategy, SmallestFormats, TrainConfig,
+    DEVICE_BACKENDS, DataConfig, DataKind, DeviceName, MemberLoss, MixtureConfig, Optimizer,
+    RandomDraw, Sampling, Schedule, SearchConfig, SearchStrategy, SmallestFormats, TrainConfig,
+    parse_devices,
 };
 pub use source::Excerpt;
 pub use space::{Space, Stage};

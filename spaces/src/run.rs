@@ -280,6 +280,12 @@ pub struct TrainConfig {
     /// in a training alone with the same learning rate). Default: `Sum`.
     #[serde(default)]
     pub member_loss: MemberLoss,
+    /// Devices that train data-parallel, one replica each, each step's batch split over them
+    /// (see [`DeviceName`]), e.g. `["cuda:0", "cuda:1"]`; the first keeps the supernet and the
+    /// optimizer. `qnas train --devices` overrides it. Default: empty (the one device of
+    /// `--device`).
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 /// How the members' losses of one training step combine.
@@ -290,6 +296,75 @@ pub enum MemberLoss {
     Sum,
     /// Their mean.
     Mean,
+}
+
+/// Backends a device can be named after, in the order they are listed.
+pub const DEVICE_BACKENDS: [&str; 3] = ["flex", "wgpu", "cuda"];
+
+/// One device of a `train.devices` list or of `--devices`: `BACKEND` or `BACKEND:INDEX`, the
+/// backend one of [`DEVICE_BACKENDS`]. `flex` has one device (`flex:0`), which may be named
+/// several times (several replicas on the CPU); `wgpu:N` is the N-th discrete GPU, `cuda:N`
+/// the N-th CUDA device, and without an index each backend's default device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceName {
+    /// One of [`DEVICE_BACKENDS`].
+    pub backend: &'static str,
+    /// The device's index; `None` for the backend's default device.
+    pub index: Option<usize>,
+}
+
+impl std::str::FromStr for DeviceName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let (name, index) = match s.split_once(':') {
+            Some((n, i)) => (n, Some(i)),
+            None => (s, None),
+        };
+        let Some(backend) = DEVICE_BACKENDS.iter().copied().find(|b| *b == name) else {
+            return Err(format!(
+                "unknown backend `{name}` in device `{s}` (expected one of {})",
+                DEVICE_BACKENDS.join(", ")
+            ));
+        };
+        let index = match index {
+            None => None,
+            Some(i) => Some(i.parse::<usize>().map_err(|_| {
+                format!("device `{s}`: the index `{i}` is not a non-negative integer")
+            })?),
+        };
+        if backend == "flex" && index.is_some_and(|i| i > 0) {
+            return Err(format!(
+                "device `{s}`: flex has one device (flex or flex:0; name it several times for \
+                 several replicas)"
+            ));
+        }
+        Ok(DeviceName { backend, index })
+    }
+}
+
+/// A list of devices (`train.devices`, or `--devices` split at commas): every entry a
+/// [`DeviceName`], all of one backend. The error names the offending entry.
+pub fn parse_devices<S: AsRef<str>>(names: &[S]) -> Result<Vec<DeviceName>, (usize, String)> {
+    let devices = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.as_ref().parse::<DeviceName>().map_err(|e| (i, e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(first) = devices.first()
+        && let Some(i) = devices.iter().position(|d| d.backend != first.backend)
+    {
+        return Err((
+            i,
+            format!(
+                "devices of two backends (`{}` and `{}`); data-parallel training runs on one \
+                 backend",
+                first.backend, devices[i].backend
+            ),
+        ));
+    }
+    Ok(devices)
 }
 
 fn default_steps() -> u64 {
@@ -348,6 +423,7 @@ impl Default for TrainConfig {
             seed: 0,
             zero_init_residual: false,
             member_loss: MemberLoss::Sum,
+            devices: Vec::new(),
         }
     }
 }
@@ -641,11 +717,56 @@ pub(crate) fn check_train(t: &TrainConfig, problems: &mut Vec<Problem>) {
             "keep at least 1, or a crash loses the run",
         );
     }
+    if let Err((i, message)) = parse_devices(&t.devices) {
+        bad(
+            p.field("devices").index(i),
+            message,
+            "expected e.g. [\"flex\"], [\"flex\", \"flex\"] or [\"cuda:0\", \"cuda:1\"]",
+        );
+    }
+    if t.devices.len() as u64 > u64::from(t.batch_size) && t.batch_size > 0 {
+        bad(
+            p.field("devices"),
+            format!(
+                "{} devices for batches of {} images",
+                t.devices.len(),
+                t.batch_size
+            ),
+            "every device needs at least one image of each batch",
+        );
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_names() {
+        let d = |s: &str| s.parse::<DeviceName>();
+        assert_eq!(
+            d("cuda:1"),
+            Ok(DeviceName {
+                backend: "cuda",
+                index: Some(1)
+            })
+        );
+        assert_eq!(
+            d("flex"),
+            Ok(DeviceName {
+                backend: "flex",
+                index: None
+            })
+        );
+        assert!(d("flex:1").unwrap_err().contains("one device"));
+        assert!(d("tpu").unwrap_err().contains("unknown backend `tpu`"));
+        assert!(d("cuda:x").unwrap_err().contains("index `x`"));
+        assert!(d("cuda:-1").is_err());
+        let mixed = parse_devices(&["flex", "wgpu:0"]).unwrap_err();
+        assert_eq!(mixed.0, 1);
+        assert!(mixed.1.contains("two backends"), "{}", mixed.1);
+        assert_eq!(parse_devices(&["flex", "flex"]).unwrap().len(), 2);
+    }
 
     #[test]
     fn schedules() {

@@ -113,25 +113,9 @@ fn restored_training_continues_exactly() {
     let mut b = Trainer::new(&space, &device).unwrap();
     b.restore(bytes, state).unwrap();
     // every parameter is restored exactly
-    struct Params(Vec<Vec<f32>>);
-    impl burn::module::ModuleVisitor for Params {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            if p.is_require_grad() {
-                self.0.push(
-                    p.val()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_to_vec::<f32>()
-                        .unwrap(),
-                );
-            }
-        }
-    }
-    let (mut pa, mut pb) = (Params(vec![]), Params(vec![]));
-    a.nets[0].visit(&mut pa);
-    b.nets[0].visit(&mut pb);
-    assert!(!pa.0.is_empty());
-    for (i, (x, y)) in pa.0.iter().zip(&pb.0).enumerate() {
+    let (pa, pb) = (floats(&a, true), floats(&b, true));
+    assert!(!pa.is_empty());
+    for (i, (x, y)) in pa.iter().zip(&pb).enumerate() {
         let d = x
             .iter()
             .zip(y)
@@ -420,22 +404,30 @@ fn the_sandwich_draws_its_random_members_by_cost_when_asked() {
 
 #[test]
 fn a_mean_member_loss_descends_the_sum_over_the_members() {
-    // the same supernet, batch and members: `Mean` reports (and descends) the members' summed
-    // loss divided by their number, so its first step moves the weights less
+    // the same initial supernet, batch and members: `Mean` reports (and descends) the members'
+    // summed loss divided by their number, so its first step moves the weights less
     let device = Device::flex();
-    let step = |loss: &str| {
+    let trainer = |loss: &str| {
         let cfg = train_cfg("Sandwich(random: 1, smallest: Cheapest)", 4)
             .replace("schedule:", &format!("member_loss: {loss}, schedule:"));
         let space = space(&cfg);
-        let mut t = Trainer::new(&space, &device).unwrap();
-        let before = t.nets[0].valid();
+        let t = Trainer::new(&space, &device).unwrap();
+        (space, t)
+    };
+    let (space, mut t_sum) = trainer("Sum");
+    let (_, mut t_mean) = trainer("Mean");
+    // initial weights come from the backend's shared generator: give both the same ones
+    t_mean.nets[0] = t_sum.nets[0].clone();
+    let before = t_sum.nets[0].valid();
+    let (x, y) = batch(16, &mut Rng::new(3), &device);
+    let arch = space.largest();
+    let mut step = |t: &mut Trainer| {
         let members = t.draw_members(0);
         assert_eq!(members.len(), 3);
-        let (x, y) = batch(16, &mut Rng::new(3), &device);
         let report = t
             .train_members(
                 x.clone(),
-                y,
+                y.clone(),
                 &members,
                 supernet::Choice {
                     model: 0,
@@ -447,19 +439,22 @@ fn a_mean_member_loss_descends_the_sum_over_the_members() {
                 None,
             )
             .unwrap();
-        let arch = space.largest();
         let moved = (t.nets[0]
             .valid()
             .forward(x.clone(), &arch, Phase::Train)
             .unwrap()
-            - before.forward(x, &arch, Phase::Train).unwrap())
+            - before.forward(x.clone(), &arch, Phase::Train).unwrap())
         .abs()
         .mean()
         .into_scalar::<f32>();
         (report, moved)
     };
-    let (sum, moved_sum) = step("Sum");
-    let (mean, moved_mean) = step("Mean");
+    let (sum, moved_sum) = step(&mut t_sum);
+    let (mean, moved_mean) = step(&mut t_mean);
+    // the same members on the same weights: the same member losses
+    for (a, b) in sum.member_losses.iter().zip(&mean.member_losses) {
+        assert!((a - b).abs() < 1e-5, "{sum:?} {mean:?}");
+    }
     let members: f64 = sum.member_losses.iter().sum();
     assert!((sum.loss - members).abs() < 1e-4 * members, "{sum:?}");
     assert!(
@@ -467,4 +462,124 @@ fn a_mean_member_loss_descends_the_sum_over_the_members() {
         "{mean:?}"
     );
     assert!(moved_mean < moved_sum, "{moved_mean} vs {moved_sum}");
+}
+
+/// The float tensors of the trainer's first supernet: the trained parameters alone, or with
+/// the running statistics too.
+fn floats(trainer: &Trainer, trained_only: bool) -> Vec<Vec<f32>> {
+    struct Floats(Vec<Vec<f32>>, bool);
+    impl burn::module::ModuleVisitor for Floats {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            if self.1 && !p.is_require_grad() {
+                return;
+            }
+            self.0.push(
+                p.val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .unwrap(),
+            );
+        }
+    }
+    let mut f = Floats(vec![], trained_only);
+    trainer.nets[0].visit(&mut f);
+    f.0
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// Two replicas on the CPU's one `flex` device (flex has a single device, named twice) against
+/// one device. Batch norm normalizes each shard with its own statistics, so a batch of two
+/// distinct halves is not the same step on one device; a batch made of one half twice is: each
+/// replica's shard is that half, and gradients weighted by the shards' shares and summed on
+/// the main device must give the one device's update. Distinct halves check the split: the
+/// first step's losses are the mean of each half trained alone.
+#[test]
+#[allow(clippy::print_stderr)]
+fn two_replicas_match_one_device() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 8));
+    let device = Device::flex();
+    // every trainer draws its parameters in set_replicas, whatever the number of devices
+    let mut one = Trainer::new(&space, &device).unwrap();
+    one.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let mut two = Trainer::new(&space, &device).unwrap();
+    two.set_replicas(&[device.clone(), device.clone()]).unwrap();
+    assert_eq!(two.replicas().len(), 2);
+    // the halves alone, for the first step
+    let mut rng = Rng::new(11);
+    let (xa, ya) = batch(16, &mut rng, &device);
+    let (xb, yb) = batch(16, &mut rng, &device);
+    let mut alone_a = Trainer::new(&space, &device).unwrap();
+    alone_a.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let mut alone_b = Trainer::new(&space, &device).unwrap();
+    alone_b.set_replicas(std::slice::from_ref(&device)).unwrap();
+    let ra = alone_a.step(xa.clone(), ya.clone(), None).unwrap();
+    let rb = alone_b.step(xb.clone(), yb.clone(), None).unwrap();
+    let mut split = Trainer::new(&space, &device).unwrap();
+    split
+        .set_replicas(&[device.clone(), device.clone()])
+        .unwrap();
+    let rs = split
+        .step(
+            Tensor::cat(vec![xa, xb], 0),
+            Tensor::cat(vec![ya, yb], 0),
+            None,
+        )
+        .unwrap();
+    for m in 0..rs.members {
+        let mean = (ra.member_losses[m] + rb.member_losses[m]) / 2.0;
+        assert!(
+            close(rs.member_losses[m], mean, 1e-5),
+            "member {m}: {} vs {mean}",
+            rs.member_losses[m]
+        );
+        let acc = (ra.member_accuracies[m] + rb.member_accuracies[m]) / 2.0;
+        assert!(close(rs.member_accuracies[m], acc, 1e-12));
+    }
+    // a half twice: the same losses as one device at every step, and the same weights after
+    let mut worst_loss = 0f64;
+    for step in 0..8 {
+        let (x, y) = batch(16, &mut rng, &device);
+        let r1 = one.step(x.clone(), y.clone(), None).unwrap();
+        let r2 = two
+            .step(
+                Tensor::cat(vec![x.clone(), x], 0),
+                Tensor::cat(vec![y.clone(), y], 0),
+                None,
+            )
+            .unwrap();
+        assert_eq!(r1.members, r2.members);
+        for (m, (a, b)) in r1.member_losses.iter().zip(&r2.member_losses).enumerate() {
+            assert!(close(*a, *b, 1e-4), "step {step} member {m}: {a} vs {b}");
+            worst_loss = worst_loss.max((a - b).abs());
+        }
+        assert!(close(r1.loss, r2.loss, 1e-4), "{} vs {}", r1.loss, r2.loss);
+    }
+    let (p1, p2) = (floats(&one, false), floats(&two, false));
+    assert_eq!(p1.len(), p2.len());
+    let mut worst = 0f32;
+    for (a, b) in p1.iter().zip(&p2) {
+        for (x, y) in a.iter().zip(b) {
+            worst = worst.max((x - y).abs() / (1.0 + x.abs()));
+        }
+    }
+    eprintln!(
+        "one device vs two replicas: largest loss difference {worst_loss:e}, largest relative \
+         weight difference {worst:e}"
+    );
+    assert!(worst < 1e-3, "largest relative weight difference {worst}");
+}
+
+#[test]
+fn replicas_are_checked() {
+    let space = space(&train_cfg("Sandwich(random: 1)", 8));
+    let device = Device::flex();
+    let mut t = Trainer::new(&space, &device).unwrap();
+    assert!(matches!(t.set_replicas(&[]), Err(TrainError::Replicas(_))));
+    let many = vec![device.clone(); 33];
+    let e = t.set_replicas(&many).unwrap_err().to_string();
+    assert!(e.contains("33 devices for batches of 32"), "{e}");
 }

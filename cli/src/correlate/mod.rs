@@ -415,6 +415,7 @@ fn train_members(
                         resume,
                         restart: !resume,
                         device: device.clone(),
+                        replicas: Vec::new(),
                         member: Some(t.arch.clone()),
                     };
                     let t0 = Instant::now();

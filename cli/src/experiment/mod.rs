@@ -289,6 +289,7 @@ pub fn run_experiment(
                     steps: exp.train_steps,
                     device: opts.device.clone(),
                     arch: None,
+                    devices: None,
                 },
                 progress.training(),
             )
@@ -339,6 +340,7 @@ pub fn run_experiment(
                         out_dir: Some(out_dir.clone()),
                         store: Default::default(),
                         parallel: None,
+                        devices: Vec::new(),
                     },
                     progress.searching(),
                 )

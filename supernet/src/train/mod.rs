@@ -20,6 +20,8 @@ use spaces::{
     Space,
 };
 
+mod replicas;
+
 use crate::Phase;
 pub use crate::layers::dropout;
 use crate::mixture::{Mixture, MixtureConfig, MixtureError};
@@ -48,6 +50,9 @@ pub enum TrainError {
     /// Training state does not fit this trainer.
     #[error("cannot restore training state: {0}")]
     State(String),
+    /// The devices of data-parallel training do not fit the trainer.
+    #[error("data-parallel training: {0}")]
+    Replicas(String),
     /// The member to train alone is not a member of the space.
     #[error(transparent)]
     Member(#[from] spaces::ArchError),
@@ -121,6 +126,9 @@ pub struct Trainer {
     pub state: TrainState,
     space: Space,
     device: Device,
+    /// The (autodiff) devices of data-parallel training, one replica each, the first being
+    /// `device`, which holds the supernets and the optimizer (see [`Trainer::set_replicas`]).
+    replicas: Vec<Device>,
     /// The one member a stand-alone trainer trains (see [`Trainer::for_member`]).
     member: Option<Arch>,
     /// Whether learned activation steps were initialized (on the first batch trained, or by a
@@ -135,6 +143,7 @@ impl std::fmt::Debug for Trainer {
             .field("supernets", &self.nets.len())
             .field("state", &self.state)
             .field("member", &self.member.as_ref().map(Arch::key))
+            .field("replicas", &self.replicas.len())
             .finish()
     }
 }
@@ -339,6 +348,7 @@ impl Trainer {
                 mixture,
             },
             space: space.clone(),
+            replicas: vec![device.clone()],
             device,
             member: None,
             lsq_ready: space.quantization.activation_range != ActivationRange::Lsq,
@@ -498,10 +508,9 @@ impl Trainer {
     ) -> Result<StepReport, TrainError> {
         let Choice {
             model,
-            config,
             distill,
-            lr,
             dropout_on_every,
+            ..
         } = choice;
         let step = self.state.step;
         let dropout = self.space.head.dropout;
@@ -514,66 +523,64 @@ impl Trainer {
                 .collect();
             self.lsq_ready = true;
         }
+        let plans: Vec<(String, Plan)> = members
+            .iter()
+            .map(|(role, arch)| {
+                let plan = self
+                    .space
+                    .plan(arch)
+                    .expect("members drawn from the space are valid");
+                (role.clone(), plan)
+            })
+            .collect();
+        if self.replicas.len() > 1 {
+            return self.train_members_sharded(images, labels, &plans, choice, validation);
+        }
         let net = &self.nets[model];
         let images = images.to_device(&self.device);
         let labels = labels.to_device(&self.device);
-        let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&self.device);
-        let mut total: Option<Tensor<1>> = None;
-        let mut teacher: Option<Tensor<2>> = None;
-        let mut member_losses = Vec::with_capacity(members.len());
-        let mut member_accuracies = Vec::with_capacity(members.len());
-        let (mut largest_loss, mut largest_acc, mut smallest_acc) = (0.0, 0.0, 0.0);
-        for (i, (role, arch)) in members.iter().enumerate() {
-            let plan = self
-                .space
-                .plan(arch)
-                .expect("members drawn from the space are valid");
-            let first = i == 0;
-            let logits = forward_with_dropout(
-                net,
-                images.clone(),
-                &plan,
-                if first || dropout_on_every {
-                    dropout
-                } else {
-                    0.0
-                },
-            );
-            let loss = match (&teacher, distill && !first) {
-                (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),
-                _ => ce.forward(logits.clone(), labels.clone()),
-            };
-            let value = loss.clone().into_scalar::<f32>();
-            if !value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    step: step + 1,
-                    member: i,
-                    role: role.clone(),
-                    value,
-                });
-            }
-            member_losses.push(f64::from(value));
-            let acc = batch_accuracy(logits.clone().detach(), labels.clone());
-            member_accuracies.push(acc);
-            if first {
-                largest_loss = f64::from(value);
-                largest_acc = acc;
-                teacher = Some(logits.detach());
-            }
-            if i == 1 || members.len() == 1 {
-                smallest_acc = acc;
-            }
-            total = Some(match total {
-                Some(t) => t + loss,
-                None => loss,
-            });
-        }
-        let mut total = total.expect("at least one member");
-        if self.space.train.member_loss == spaces::MemberLoss::Mean && members.len() > 1 {
-            total = total.div_scalar(members.len() as f64);
-        }
+        let pass = member_pass(
+            net,
+            images,
+            labels,
+            &plans,
+            &PassSettings {
+                step,
+                distill,
+                dropout,
+                dropout_on_every,
+                mean: self.space.train.member_loss == spaces::MemberLoss::Mean,
+            },
+        )?;
+        let total = pass.total;
         let loss_value = f64::from(total.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(total.backward(), net);
+        self.finish_step(
+            grads,
+            StepOutcome {
+                loss: loss_value,
+                member_losses: pass.member_losses,
+                member_accuracies: pass.member_accuracies,
+            },
+            members.len(),
+            choice,
+            validation,
+        )
+    }
+
+    /// The optimizer step of copy `choice.model` with the summed gradients `grads`, the
+    /// mixture's update on `validation`, and the step's report.
+    fn finish_step(
+        &mut self,
+        grads: GradientsParams,
+        outcome: StepOutcome,
+        members: usize,
+        choice: Choice,
+        validation: Option<(Tensor<4>, Tensor<1, Int>)>,
+    ) -> Result<StepReport, TrainError> {
+        let Choice {
+            model, config, lr, ..
+        } = choice;
         let net = self.nets.remove(model);
         let net = self.optims[model].step(lr, net, grads);
         self.nets.insert(model, net);
@@ -590,14 +597,27 @@ impl Trainer {
                 mix.update(config, model, acc)?;
             }
         }
+        let StepOutcome {
+            loss,
+            member_losses,
+            member_accuracies,
+        } = outcome;
+        // the first member is the largest (or the single member); the second the smallest
+        let largest_loss = member_losses.first().copied().unwrap_or(0.0);
+        let largest_accuracy = member_accuracies.first().copied().unwrap_or(0.0);
+        let smallest_accuracy = member_accuracies
+            .get(1)
+            .or(member_accuracies.first())
+            .copied()
+            .unwrap_or(0.0);
         Ok(StepReport {
             step: self.state.step,
             lr,
-            loss: loss_value,
+            loss,
             largest_loss,
-            largest_accuracy: largest_acc,
-            smallest_accuracy: smallest_acc,
-            members: members.len(),
+            largest_accuracy,
+            smallest_accuracy,
+            members,
             supernet: model,
             config,
             member_losses,
@@ -676,6 +696,99 @@ impl Trainer {
         self.lsq_ready = true;
         Ok(())
     }
+}
+
+/// What one pass of a step's members over a batch needs besides the network and the data.
+#[derive(Clone, Copy, Debug)]
+struct PassSettings {
+    /// Steps done before this one (for the error of a non-finite loss).
+    step: u64,
+    /// Whether members after the first learn from its soft targets.
+    distill: bool,
+    /// The head's dropout probability.
+    dropout: f64,
+    /// Dropout on every member instead of the first alone.
+    dropout_on_every: bool,
+    /// The members' mean loss instead of their sum (`train.member_loss: Mean`).
+    mean: bool,
+}
+
+/// The members' summed (or mean) loss over one batch (the graph to differentiate) and each
+/// member's loss and batch accuracy.
+struct Pass {
+    total: Tensor<1>,
+    member_losses: Vec<f64>,
+    member_accuracies: Vec<f64>,
+}
+
+/// The figures of a step that its report carries besides the choice.
+struct StepOutcome {
+    loss: f64,
+    member_losses: Vec<f64>,
+    member_accuracies: Vec<f64>,
+}
+
+/// Runs `members` (their roles and plans) in sequence on one batch: each one's label loss (or, with `distill`, soft
+/// cross-entropy against the first member's detached logits), summed (or averaged).
+///
+/// # Shapes
+/// - `images`: `[batch, channels, height, width]`, `labels`: `[batch]`, on `net`'s device
+fn member_pass(
+    net: &Supernet,
+    images: Tensor<4>,
+    labels: Tensor<1, Int>,
+    members: &[(String, Plan)],
+    settings: &PassSettings,
+) -> Result<Pass, TrainError> {
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&images.device());
+    let mut total: Option<Tensor<1>> = None;
+    let mut teacher: Option<Tensor<2>> = None;
+    let mut member_losses = Vec::with_capacity(members.len());
+    let mut member_accuracies = Vec::with_capacity(members.len());
+    for (i, (role, plan)) in members.iter().enumerate() {
+        let first = i == 0;
+        let logits = forward_with_dropout(
+            net,
+            images.clone(),
+            plan,
+            if first || settings.dropout_on_every {
+                settings.dropout
+            } else {
+                0.0
+            },
+        );
+        let loss = match (&teacher, settings.distill && !first) {
+            (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),
+            _ => ce.forward(logits.clone(), labels.clone()),
+        };
+        let value = loss.clone().into_scalar::<f32>();
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: settings.step + 1,
+                member: i,
+                role: role.clone(),
+                value,
+            });
+        }
+        member_losses.push(f64::from(value));
+        member_accuracies.push(batch_accuracy(logits.clone().detach(), labels.clone()));
+        if first {
+            teacher = Some(logits.detach());
+        }
+        total = Some(match total {
+            Some(t) => t + loss,
+            None => loss,
+        });
+    }
+    let mut total = total.expect("at least one member");
+    if settings.mean && members.len() > 1 {
+        total = total.div_scalar(members.len() as f64);
+    }
+    Ok(Pass {
+        total,
+        member_losses,
+        member_accuracies,
+    })
 }
 
 /// Forward in training mode, with dropout of probability `p` on the pooled features.
