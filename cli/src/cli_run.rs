@@ -232,7 +232,7 @@ pub fn run(a: &RunArgs) -> ExitCode {
             |m| m.dir.display().to_string()
         )
     );
-    println!("report: {}", page.path.display());
     println!("{}", stages.line());
+    println!("report: {}", page.path.display());
     Outcome::Success.into()
 }

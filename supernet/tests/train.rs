@@ -421,7 +421,7 @@ fn a_mean_member_loss_descends_the_sum_over_the_members() {
     let before = t_sum.nets[0].valid();
     let (x, y) = batch(16, &mut Rng::new(3), &device);
     let arch = space.largest();
-    let mut step = |t: &mut Trainer| {
+    let step = |t: &mut Trainer| {
         let members = t.draw_members(0);
         assert_eq!(members.len(), 3);
         let report = t
