@@ -33,7 +33,7 @@ pub(super) fn member_dir(
 /// sampling rule, distillation and mixture only shape the supernet and are left out. The data
 /// folder is taken canonical where it exists, so that two space files naming it by different
 /// relative paths share their trainings.
-pub(super) fn recipe_key(space: &Space) -> u32 {
+pub fn recipe_key(space: &Space) -> u32 {
     let t = &space.train;
     let data = space.data.as_ref().map(|d| {
         let path = std::fs::canonicalize(&d.path).unwrap_or_else(|_| d.path.clone());

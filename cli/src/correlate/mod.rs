@@ -35,7 +35,8 @@ use spaces::{Arch, ArchError, Space};
 use supernet::checkpoint;
 use supernet::{StepReport, TrainError, Trainer};
 
-use self::alone::{finished, member_dir, recipe_key};
+pub use self::alone::recipe_key;
+use self::alone::{finished, member_dir};
 use crate::lock::FolderLock;
 use crate::run_dir::RunDir;
 use crate::setup::{SetupError, load_data, load_supernet, open_run, restore_from, test_loader};

@@ -163,26 +163,13 @@ pub struct CorrelationJob<'a> {
 }
 
 /// The folder of the stand-alone trainings of `space`'s members: one per data set and
-/// training recipe, shared by the experiment's spaces that differ only in how their supernet is
+/// training recipe ([`correlate::recipe_key`], the key `qnas correlate` names each member's
+/// training by), shared by the experiment's spaces that differ only in how their supernet is
 /// trained (a member alone is trained without sampling, distillation or a mixture, for the
 /// steps its folder's name carries).
 pub fn alone_root(runs: &Path, space: &Space) -> PathBuf {
-    let mut t = space.train.clone();
-    // a member's folder is named by its steps; the supernet's own steps do not matter
-    t.steps = 0;
-    t.sampling = spaces::TrainConfig::default().sampling;
-    t.distill = false;
-    t.mixture = Default::default();
-    // the data set by its folder, however the space file spells its path
-    let mut data = space.data.clone();
-    if let Some(d) = data.as_mut()
-        && let Ok(p) = std::fs::canonicalize(&d.path)
-    {
-        d.path = p;
-    }
-    let key = serde_json::to_string(&(&data, &t)).unwrap_or_default();
     runs.join("alone")
-        .join(format!("{:016x}", spaces::space::fnv1a(key.as_bytes())))
+        .join(format!("{:08x}", correlate::recipe_key(space)))
 }
 
 /// Runs one correlation, or reads back its saved summary (`true`); [`save`] saves one.
