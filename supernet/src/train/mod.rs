@@ -506,14 +506,7 @@ impl Trainer {
         choice: Choice,
         validation: Option<(Tensor<4>, Tensor<1, Int>)>,
     ) -> Result<StepReport, TrainError> {
-        let Choice {
-            model,
-            distill,
-            dropout_on_every,
-            ..
-        } = choice;
-        let step = self.state.step;
-        let dropout = self.space.head.dropout;
+        let model = choice.model;
         if !self.lsq_ready {
             let first = images.clone().to_device(&self.device);
             let nets = std::mem::take(&mut self.nets);
@@ -539,19 +532,7 @@ impl Trainer {
         let net = &self.nets[model];
         let images = images.to_device(&self.device);
         let labels = labels.to_device(&self.device);
-        let pass = member_pass(
-            net,
-            images,
-            labels,
-            &plans,
-            &PassSettings {
-                step,
-                distill,
-                dropout,
-                dropout_on_every,
-                mean: self.space.train.member_loss == spaces::MemberLoss::Mean,
-            },
-        )?;
+        let pass = member_pass(net, images, labels, &plans, &self.pass_settings(&choice))?;
         let total = pass.total;
         let loss_value = f64::from(total.clone().into_scalar::<f32>());
         let grads = GradientsParams::from_grads(total.backward(), net);
@@ -566,6 +547,18 @@ impl Trainer {
             choice,
             validation,
         )
+    }
+
+    /// What a pass of this step's members needs besides the network and the data: the step,
+    /// `choice`'s distillation and dropout, the head's dropout, how the losses combine.
+    fn pass_settings(&self, choice: &Choice) -> PassSettings {
+        PassSettings {
+            step: self.state.step,
+            distill: choice.distill,
+            dropout: self.space.head.dropout,
+            dropout_on_every: choice.dropout_on_every,
+            mean: self.space.train.member_loss == spaces::MemberLoss::Mean,
+        }
     }
 
     /// The optimizer step of copy `choice.model` with the summed gradients `grads`, the

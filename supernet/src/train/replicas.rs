@@ -26,8 +26,7 @@ use burn::tensor::{Device, Int, Tensor};
 use spaces::plan::Plan;
 
 use super::{
-    Choice, Materialize, PassSettings, StepOutcome, StepReport, TrainError, Trainer, member_pass,
-    seeded,
+    Choice, Materialize, StepOutcome, StepReport, TrainError, Trainer, member_pass, seeded,
 };
 use crate::net::Supernet;
 
@@ -117,13 +116,7 @@ impl Trainer {
     ) -> Result<StepReport, TrainError> {
         let n = labels.dims()[0];
         let shards = shard_ranges(n, self.replicas.len());
-        let settings = PassSettings {
-            step: self.state.step,
-            distill: choice.distill,
-            dropout: self.space.head.dropout,
-            dropout_on_every: choice.dropout_on_every,
-            mean: self.space.train.member_loss == spaces::MemberLoss::Mean,
-        };
+        let settings = self.pass_settings(&choice);
         let main = &self.nets[choice.model];
         // the copies are taken before the main replica's pass updates its running statistics
         let mut jobs: Vec<(usize, Device, Option<Supernet>)> = shards
