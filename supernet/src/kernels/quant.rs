@@ -234,6 +234,112 @@ pub fn range_max(x: &[f32], signed: bool) -> f32 {
         .reduce(|| 0.0, f32::max)
 }
 
+/// The histogram pass of [`range_percentile`] bins a magnitude by the top bits of its f32
+/// representation: its exponent and the first three bits of its mantissa (2048 bins).
+const PERCENTILE_BIN_SHIFT: u32 = 20;
+/// Below this many values [`range_percentile`] selects on a copy directly.
+const PERCENTILE_DIRECT: usize = 1 << 14;
+
+/// The magnitude an activation quantizer observes, `|v|` (`signed`) or `max(v, 0)`, as the
+/// bits of a non-negative f32, which order as the magnitudes do (a NaN above infinity). The
+/// unsigned magnitude of a negative number (or of a NaN with the sign bit set) is `+0.0`.
+fn magnitude_key(v: f32, signed: bool) -> u32 {
+    let bits = v.to_bits();
+    if signed {
+        bits & 0x7fff_ffff
+    } else {
+        // all ones when the sign bit is set: no branch on the sign
+        let negative = ((bits as i32) >> 31) as u32;
+        bits & !negative
+    }
+}
+
+/// The `rank`-th smallest (from 0) of `keys`, as the f32 it is the bits of.
+fn select(mut keys: Vec<u32>, rank: usize) -> f32 {
+    let (_, &mut at, _) = keys.select_nth_unstable(rank);
+    f32::from_bits(at)
+}
+
+/// The range an activation quantizer observes in a batch under a percentile rule: the
+/// `percentile`-th percentile (nearest rank: the smallest value with at least `percentile`% of
+/// the values at or below it) of the magnitudes `|x|` (`signed`) or `max(x, 0)`. A NaN counts
+/// as larger than every number (as `f32::total_cmp` orders a positive NaN). Empty input gives 0.
+///
+/// Exact (the value a sort would give) without copying the tensor: one parallel pass counts
+/// the magnitudes per bin of their f32 representation's top bits (see
+/// [`PERCENTILE_BIN_SHIFT`]; the bits of non-negative floats order as their values, so every
+/// value of a lower bin is below every value of a higher one), and a second gathers the bin
+/// holding the rank (a small share of the values) for a selection. Small inputs are selected
+/// directly.
+///
+/// # Panics
+/// If `percentile` is not in `(0, 100]`.
+pub fn range_percentile(x: &[f32], signed: bool, percentile: f64) -> f32 {
+    assert!(
+        percentile > 0.0 && percentile <= 100.0,
+        "percentile must be in (0, 100], got {percentile}"
+    );
+    let n = x.len();
+    if n == 0 {
+        return 0.0;
+    }
+    let rank = ((percentile / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
+    if n < PERCENTILE_DIRECT {
+        return select(x.iter().map(|&v| magnitude_key(v, signed)).collect(), rank);
+    }
+    let bins = 1usize << (32 - PERCENTILE_BIN_SHIFT);
+    let counts = x
+        .par_chunks(CHUNK)
+        .map(|x| {
+            // four interleaved histograms: runs of equal bins do not wait on one counter
+            let mut counts = vec![0u32; 4 * bins];
+            let (c0, rest) = counts.split_at_mut(bins);
+            let (c1, rest) = rest.split_at_mut(bins);
+            let (c2, c3) = rest.split_at_mut(bins);
+            let bin = |v: f32| (magnitude_key(v, signed) >> PERCENTILE_BIN_SHIFT) as usize;
+            let quads = x.chunks_exact(4);
+            for &v in quads.remainder() {
+                c0[bin(v)] += 1;
+            }
+            for q in quads {
+                c0[bin(q[0])] += 1;
+                c1[bin(q[1])] += 1;
+                c2[bin(q[2])] += 1;
+                c3[bin(q[3])] += 1;
+            }
+            for i in 0..bins {
+                c0[i] += c1[i] + c2[i] + c3[i];
+            }
+            counts.truncate(bins);
+            counts
+        })
+        .reduce(
+            || vec![0u32; bins],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let mut below = 0;
+    let mut target = 0;
+    for (b, &c) in counts.iter().enumerate() {
+        if below + c as usize > rank {
+            target = b as u32;
+            break;
+        }
+        below += c as usize;
+    }
+    let members: Vec<u32> = x
+        .par_chunks(CHUNK)
+        .flat_map_iter(|x| {
+            x.iter()
+                .map(move |&v| magnitude_key(v, signed))
+                .filter(move |&k| k >> PERCENTILE_BIN_SHIFT == target)
+        })
+        .collect();
+    select(members, rank - below)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +433,48 @@ mod tests {
         assert_eq!(range_max(&x, false), 3.0);
         assert_eq!(range_max(&[-1.0, -2.0], false), 0.0);
         assert_eq!(range_max(&[], true), 0.0);
+    }
+
+    #[test]
+    fn range_percentile_is_the_nearest_rank_of_a_sort() {
+        let mut rng = spaces::Rng::new(7);
+        // large enough for the histogram path, with ties (a ReLU's zeros) and an outlier
+        let n = 3 * PERCENTILE_DIRECT + 17;
+        let x: Vec<f32> = (0..n)
+            .map(|i| match i % 5 {
+                0 => 0.0,
+                1 => -rng.normal() as f32,
+                _ => rng.normal() as f32 * 0.5,
+            })
+            .chain([1e4])
+            .collect();
+        for signed in [false, true] {
+            let mut sorted: Vec<f32> = x
+                .iter()
+                .map(|&v| if signed { v.abs() } else { v.max(0.0) })
+                .collect();
+            sorted.sort_by(f32::total_cmp);
+            for p in [0.001, 1.0, 25.0, 50.0, 99.0, 99.9, 99.99, 100.0] {
+                let rank =
+                    ((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+                assert_eq!(
+                    range_percentile(&x, signed, p).to_bits(),
+                    sorted[rank - 1].to_bits(),
+                    "signed {signed}, percentile {p}"
+                );
+            }
+        }
+        // small inputs, all zeros, NaN counted above every number, empty
+        assert_eq!(range_percentile(&[3.0, -5.0, 1.0], true, 50.0), 3.0);
+        assert_eq!(range_percentile(&[3.0, -5.0, 1.0], false, 50.0), 1.0);
+        assert_eq!(
+            range_percentile(&vec![0.0; 2 * PERCENTILE_DIRECT], true, 99.9),
+            0.0
+        );
+        let mut with_nan = vec![1.0f32; 2 * PERCENTILE_DIRECT];
+        with_nan[5] = f32::NAN;
+        assert_eq!(range_percentile(&with_nan, true, 99.9), 1.0);
+        assert!(range_percentile(&with_nan, true, 100.0).is_nan());
+        assert_eq!(range_percentile(&[], true, 99.9), 0.0);
     }
 }

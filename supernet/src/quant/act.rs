@@ -340,11 +340,14 @@ impl ActQuantizer {
     /// The range of one batch, shape `[1]`, detached.
     fn batch_range<const D: usize>(&self, x: Tensor<D>) -> Tensor<1> {
         let x = x.detach();
-        if !matches!(self.method, ActScaleMethod::Percentile { .. })
-            && crate::kernels::active(&x.device())
-        {
-            // one pass, no temporary: the same maximum
-            return crate::kernels::ext::range_max(x, self.signed);
+        if crate::kernels::active(&x.device()) {
+            // no copy of the tensor, parallel passes: the same value as below
+            return match self.method {
+                ActScaleMethod::Percentile { percentile, .. } => {
+                    crate::kernels::ext::range_percentile(x, self.signed, percentile)
+                }
+                _ => crate::kernels::ext::range_max(x, self.signed),
+            };
         }
         let magnitude = self.magnitude(x);
         match self.method {

@@ -231,6 +231,14 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
         FloatTensor::<Self>::new(Flex::range_max(x.into_primitive(), signed))
     }
 
+    fn range_percentile(x: FloatTensor<Self>, signed: bool, percentile: f64) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(Flex::range_percentile(
+            x.into_primitive(),
+            signed,
+            percentile,
+        ))
+    }
+
     fn fake_quantize_nhwc(
         x: FloatTensor<Self>,
         scale: FloatTensor<Self>,

@@ -126,6 +126,14 @@ impl NhwcBackend for Flex {
         flex(vec![quant::range_max(values(&x), signed)], [1])
     }
 
+    fn range_percentile(x: FlexTensor, signed: bool, percentile: f64) -> FlexTensor {
+        let x = contiguous(x, "the quantizer input");
+        flex(
+            vec![quant::range_percentile(values(&x), signed, percentile)],
+            [1],
+        )
+    }
+
     fn fake_quantize_nhwc(
         x: FlexTensor,
         scale: FlexTensor,

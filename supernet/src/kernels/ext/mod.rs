@@ -72,6 +72,15 @@ pub trait NhwcBackend: Backend {
     /// - output: `[1]`
     fn range_max(x: FloatTensor<Self>, signed: bool) -> FloatTensor<Self>;
 
+    /// The observed range of an activation under a percentile rule: the `percentile`-th
+    /// percentile (nearest rank) of `|x|` (`signed`) or `max(x, 0)`, as a one-element tensor
+    /// without gradient (see [`super::quant::range_percentile`]).
+    ///
+    /// # Shapes
+    /// - `x`: any
+    /// - output: `[1]`
+    fn range_percentile(x: FloatTensor<Self>, signed: bool, percentile: f64) -> FloatTensor<Self>;
+
     /// `act(a + b)`: a residual connection and the activation after it.
     ///
     /// # Shapes
@@ -163,6 +172,24 @@ pub fn range_max<const D: usize>(x: Tensor<D>, signed: bool) -> Tensor<1> {
     Tensor::from_dispatch(<Dispatch as NhwcBackend>::range_max(
         x.into_dispatch(),
         signed,
+    ))
+}
+
+/// The observed range of an activation under a percentile rule, the `percentile`-th
+/// percentile (nearest rank) of `|x|` (`signed`) or `max(x, 0)`, exactly and without a copy of
+/// `x`; no gradient.
+///
+/// # Shapes
+/// - `x`: any
+/// - output: `[1]`
+///
+/// # Panics
+/// Panics on a device other than `flex`, or if `percentile` is not in `(0, 100]`.
+pub fn range_percentile<const D: usize>(x: Tensor<D>, signed: bool, percentile: f64) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as NhwcBackend>::range_percentile(
+        x.into_dispatch(),
+        signed,
+        percentile,
     ))
 }
 
