@@ -196,6 +196,10 @@ pub struct BenchReport {
     pub macs: u64,
     /// Parameters of the member.
     pub params: u64,
+    /// The member's resolved network (the `fp32` variant's layers, formats included): what a
+    /// reference implementation must build to measure the same network
+    /// (`experiments/reference/torch_bench.py --plan REPORT`).
+    pub plan: Plan,
     /// Per variant, how many layers (convs and the classifier) use each
     /// `weights/activations` format pair.
     pub formats: BTreeMap<&'static str, BTreeMap<String, usize>>,
@@ -420,7 +424,7 @@ pub fn run(
         .with_uniform_formats(&largest, Format::Int(4), Format::Int(4))
         .ok_or_else(|| BenchError::NoInt4(space.name.clone()))?;
     let members: [(Variant, &Arch); 2] = [(Variant::Fp32, &largest), (Variant::Int4, &int4)];
-    let mut plans = Vec::new();
+    let mut plans = Vec::with_capacity(2);
     for (_, arch) in members {
         plans.push(space.plan(arch)?);
     }
@@ -507,6 +511,7 @@ pub fn run(
         classes: space.classes,
         macs: cost.macs,
         params: cost.params,
+        plan: plans.swap_remove(0),
         formats,
         batch: opts.batch,
         warmup: opts.warmup,
@@ -605,6 +610,9 @@ mod tests {
             assert!(m.img_per_s > 0.0 && m.gflop_per_s > 0.0);
         }
         assert_eq!(r.macs, space.cost(&space.largest()).unwrap().macs);
+        // the network a reference implementation rebuilds: the fp32 member's plan
+        assert_eq!(r.plan, space.plan(&space.largest()).unwrap());
+        assert_eq!(spaces::cost::plan_cost(&r.plan).macs, r.macs);
         // digits ties weights and activations and pins nothing: every layer switches format
         assert_eq!(r.formats["int4"].keys().collect::<Vec<_>>(), ["int4/int4"]);
         assert_eq!(r.formats["fp32"].keys().collect::<Vec<_>>(), ["fp32/fp32"]);

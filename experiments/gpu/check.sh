@@ -57,7 +57,7 @@ for dev in cuda wgpu flex; do
 done
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     step "PyTorch CUDA reference" "$out/bench-pytorch-cuda.json" \
-        python3 experiments/reference/resnet20_bench.py --batch 128 --steps 10 --warmup 3 --device cuda
+        python3 experiments/reference/torch_bench.py --plan "$out/bench-flex.json" --batch 128 --steps 10 --warmup 3 --device cuda
 else
     status+=("PyTorch CUDA reference|skipped: no PyTorch with CUDA in python3|0")
 fi
