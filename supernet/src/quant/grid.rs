@@ -85,6 +85,33 @@ pub(crate) fn floor_log2(a: f64) -> i32 {
     ((a.to_bits() >> 52) & 0x7ff) as i32 - 1023
 }
 
+/// A floating-point grid rounded in f32 arithmetic (see [`FloatGrid::f32_grid`]): the same
+/// values as [`FloatGrid`]'s rounding in f64, with operations that vectorize.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F32Grid {
+    emin: i32,
+    man: i32,
+    max: f32,
+}
+
+impl F32Grid {
+    /// `y` rounded onto the grid: the nearest value (ties to an even multiple of the spacing),
+    /// saturating at the largest finite value, with the sign of `y`. As [`Rounder::round`]
+    /// except for NaN, which gives a saturated value here (callers sum squared differences,
+    /// which stay NaN).
+    #[inline(always)]
+    pub(crate) fn round(self, y: f32) -> f32 {
+        // anything at or above 2 * max saturates; this also turns inf into max
+        let a = y.abs().min(2.0 * self.max);
+        // floor(log2(a)) from the exponent bits (-127 for 0 and subnormals), at least emin
+        let e = (((a.to_bits() >> 23) as i32) - 127).max(self.emin);
+        let up = f32::from_bits(((127 + self.man - e) as u32) << 23); // 2^(man - e)
+        let ulp = f32::from_bits(((127 + e - self.man) as u32) << 23); // 2^(e - man)
+        let v = ((a * up).round_ties_even() * ulp).min(self.max);
+        v.copysign(y)
+    }
+}
+
 /// Parameters of a floating-point format used by the encoder.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FloatGrid {
@@ -109,6 +136,26 @@ impl FloatGrid {
             emin: 1 - bias,
             max: format.max_finite().expect("a float format has a maximum"),
         }
+    }
+
+    /// The grid's parameters for rounding in f32 arithmetic ([`F32Grid`]), when every scaling
+    /// by a power of two it needs is a normal f32 (every minifloat and fp16; not bf16, whose
+    /// spacing near zero is below f32's smallest normal).
+    pub(crate) fn f32_grid(&self) -> Option<F32Grid> {
+        let man = self.man as i32;
+        let top = floor_log2(2.0 * self.max);
+        let normal = |k: i32| (-126..=127).contains(&k);
+        let max = self.max as f32;
+        let fits = f64::from(max) == self.max
+            && normal(self.emin - man)
+            && normal(man - self.emin)
+            && normal(top - man)
+            && normal(man - top);
+        fits.then_some(F32Grid {
+            emin: self.emin,
+            man,
+            max,
+        })
     }
 
     /// Rounds a magnitude to the nearest grid value (ties to an even multiple of the spacing),
@@ -219,6 +266,14 @@ pub(crate) enum Rounder {
 }
 
 impl Rounder {
+    /// The grid of a floating-point rounder in f32 arithmetic, where it has one.
+    pub(crate) fn f32_grid(&self) -> Option<F32Grid> {
+        match self {
+            Rounder::Int(..) => None,
+            Rounder::Float(grid) => grid.f32_grid(),
+        }
+    }
+
     /// The rounder of `format` (integer codes signed or not; floats are always signed).
     pub(crate) fn new(format: Format, signed: bool) -> Rounder {
         match format {
@@ -306,6 +361,56 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_f32_grid_rounds_as_the_rounder() {
+        let mut formats = small_float_formats();
+        formats.push(Format::FP16);
+        let mut rng = spaces::Rng::new(11);
+        for format in formats {
+            let r = Rounder::new(format, true);
+            let common = [
+                Format::E4M3,
+                Format::E5M2,
+                Format::E2M1,
+                Format::E3M2,
+                Format::E2M3,
+            ];
+            let Some(grid) = r.f32_grid() else {
+                assert!(
+                    !common.contains(&format) && format != Format::FP16,
+                    "{format} rounds in f32"
+                );
+                continue;
+            };
+            let values = format.float_values().unwrap();
+            let mut probes = float_probe_values(&values);
+            // random magnitudes over the whole range, tiny and f32-subnormal ones
+            probes.extend(
+                (0..2000).map(|_| (rng.normal() as f32) * 2f32.powi((rng.normal() * 8.0) as i32)),
+            );
+            probes.extend([
+                0.0,
+                -0.0,
+                1e-40,
+                -1e-42,
+                1e30,
+                -1e30,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+            ]);
+            for &y in &probes {
+                let (a, b) = (grid.round(y), r.round(y));
+                assert!(
+                    a.to_bits() == b.to_bits() || (a == 0.0 && b == 0.0),
+                    "{format}: {y} -> {a} vs {b}"
+                );
+            }
+        }
+        // bf16's spacing near zero is below f32's normals: no f32 grid
+        assert!(Rounder::new(Format::BF16, true).f32_grid().is_none());
+        assert!(Rounder::new(Format::Int(4), true).f32_grid().is_none());
     }
 
     #[test]

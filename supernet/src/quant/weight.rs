@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spaces::{Format, Space, WeightRange};
 
-use super::grid::{Rounder, grid_max, grid_significant_bits, snap_scale_scalar};
+use super::grid::{F32Grid, Rounder, grid_max, grid_significant_bits, snap_scale_scalar};
 use super::round::snap_scale;
 use super::{FloatScaling, fake_quantize};
 
@@ -174,6 +174,9 @@ pub(crate) fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) ->
                 lo: lo as f32,
                 hi: hi as f32,
             }),
+            Rounder::Float(_) if let Some(grid) = rounder.f32_grid() => {
+                pulp::Arch::new().dispatch(FloatError { w, scale, grid })
+            }
             Rounder::Float(_) => w
                 .iter()
                 .map(|&x| {
@@ -231,6 +234,37 @@ impl pulp::WithSimd for IntError<'_> {
         let sq = |x: f32| {
             let code = (x / scale).round_ties_even().clamp(lo, hi);
             let d = f64::from(x) - f64::from(code * scale);
+            d * d
+        };
+        let mut acc = [0.0f64; 8];
+        let chunks = w.chunks_exact(8);
+        for &x in chunks.remainder() {
+            acc[0] += sq(x);
+        }
+        for c in chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += sq(x);
+            }
+        }
+        acc.iter().sum()
+    }
+}
+
+/// [`IntError`] for a floating-point grid rounded in f32 ([`F32Grid`]).
+struct FloatError<'a> {
+    w: &'a [f32],
+    scale: f32,
+    grid: F32Grid,
+}
+
+impl pulp::WithSimd for FloatError<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        let FloatError { w, scale, grid } = self;
+        let sq = |x: f32| {
+            let d = f64::from(x) - f64::from(grid.round(x / scale) * scale);
             d * d
         };
         let mut acc = [0.0f64; 8];
