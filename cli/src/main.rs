@@ -186,6 +186,11 @@ fn main() -> ExitCode {
         Err(e) => return common::usage_error(e),
     };
     supernet::kernels::set_enabled(cli.kernels == Kernels::Qnas);
+    // searches evaluate members on threads of their own and size the pool themselves
+    // (`--threads`); every other command computes on this thread
+    if !matches!(cli.command, Command::Search(_) | Command::Worker(_)) {
+        common::pool_with_main_thread();
+    }
     match cli.command {
         Command::Space(c) => crate::cli_space::run(&c),
         Command::Bench(a) => crate::cli_bench::run(&a),
