@@ -1,0 +1,187 @@
+//! The integer engine (`supernet::int`) against the fake-quantized `f32` path
+//! (`StaticNet::forward`) on extracted members read back from their weights files: int2, int4
+//! and int8 layers, signed (stem, after an inverted residual) and unsigned (after a ReLU)
+//! inputs, stride 2, projection shortcuts, odd input channels, output channels that are not a
+//! multiple of 16 and more than 64, depthwise and floating-point layers on the `f32` fallback;
+//! the portable kernel against the SIMD one, and the thread count.
+
+mod common;
+use common::input;
+
+use burn::tensor::{Device, Tensor};
+use spaces::{Arch, Format, Rng, Space};
+use supernet::int::{Engine, FloatReason, Inference, IntNet, Isa};
+use supernet::{Phase, StaticNet, Supernet};
+
+/// Largest logit difference allowed, relative to the largest logit magnitude: the integer
+/// sums are exact where the `f32` path rounds its partial sums, and a rounding difference that
+/// moves an activation across a quantizer's rounding boundary changes that code by one.
+const TOLERANCE: f32 = 2e-3;
+
+/// Residual stages (stride 2, 1x1 projection shortcuts, 24 and 72 channels) and an inverted
+/// residual stage (depthwise, signed block outputs), 3 input channels.
+fn space() -> Space {
+    let src = r#"(
+        version: 1,
+        input: (channels: 3, height: 8, width: 8),
+        classes: 10,
+        stem: (width: [16, 24]),
+        stages: [
+            (block: ResidualBasic, depth: [1, 2], width: [24, 72], kernel: [1, 3], stride: 2),
+            (block: InvertedResidual, depth: [1, 2], width: [16, 24], expand: [1.0, 3.0], stride: 1),
+        ],
+        head: (conv_width: [32, 48]),
+        quantization: (
+            weights: [Int(2), Int(4), Int(8), E4M3, Fp32],
+            activations: [Int(2), Int(4), Int(8), E4M3, Fp32],
+            tie: Layer,
+        ),
+    )"#;
+    Space::parse(src, "int.ron", "int").unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// `arch` recalibrated on the supernet, extracted, written to the deploy format and read back:
+/// what an exported model is.
+fn exported(net: &Supernet, arch: &Arch, device: &Device) -> StaticNet {
+    net.reset_running_stats();
+    for n in 0..2 {
+        net.forward(input(&net.space, 16, device), arch, Phase::Recalibrate(n))
+            .unwrap();
+    }
+    let bytes = net.extract(arch).unwrap().to_safetensors().unwrap();
+    let plan = net.space.plan(arch).unwrap();
+    StaticNet::from_safetensors(plan, &bytes, device).unwrap()
+}
+
+fn values(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Largest difference relative to the largest magnitude of `b`, and how many rows of
+/// `classes` logits have a different argmax.
+fn compare(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    let argmax = |r: &[f32]| {
+        r.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+            .0
+    };
+    let flips = a
+        .chunks(classes)
+        .zip(b.chunks(classes))
+        .filter(|(x, y)| argmax(x) != argmax(y))
+        .count();
+    (diff, flips)
+}
+
+#[test]
+fn integer_engine_matches_the_fake_quantized_forward() {
+    let device = Device::flex();
+    device.seed(5);
+    let space = space();
+    let net = Supernet::new(&space, &device);
+    let largest = space.largest();
+    let mut archs = Vec::new();
+    for f in [Format::Int(8), Format::Int(4), Format::Int(2)] {
+        archs.push(space.with_uniform_formats(&largest, f, f).unwrap());
+    }
+    let mut rng = Rng::new(9);
+    archs.extend((0..4).map(|_| space.sample_uniform(&mut rng)));
+    let x = input(&space, 8, &device);
+    let mut int_layers_seen = 0;
+    let mut flips_total = 0;
+    for (k, arch) in archs.iter().enumerate() {
+        let model = exported(&net, arch, &device);
+        let reference = values(model.forward(x.clone()));
+        let int = IntNet::new(model);
+        int_layers_seen += int.int_layers();
+        for (name, reason) in int.float_layers() {
+            let layer = int
+                .net()
+                .plan
+                .convs()
+                .find(|c| &c.name == name)
+                .unwrap();
+            let narrow_int = |f: Format| matches!(f, Format::Int(b) if b <= 8);
+            match reason {
+                FloatReason::Depthwise => assert!(layer.groups > 1),
+                FloatReason::Format => assert!(
+                    !narrow_int(layer.formats.weights) || !narrow_int(layer.formats.activations),
+                    "arch {k}: {name} has integer formats {:?}",
+                    layer.formats
+                ),
+                other => panic!("arch {k}: {name} stays on f32: {other:?}"),
+            }
+        }
+        let got = values(int.forward(x.clone()));
+        let (diff, flips) = compare(&got, &reference, space.classes as usize);
+        assert!(
+            diff <= TOLERANCE,
+            "arch {k}: logits differ by {diff} of their largest magnitude"
+        );
+        flips_total += flips;
+    }
+    // the uniform members: every dense layer on integers
+    assert!(int_layers_seen >= 3 * 6, "{int_layers_seen} integer layers");
+    assert!(
+        flips_total <= 1,
+        "{flips_total} predicted classes flipped over {} images",
+        8 * archs.len()
+    );
+}
+
+#[test]
+fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
+    let device = Device::flex();
+    device.seed(6);
+    let space = space();
+    let net = Supernet::new(&space, &device);
+    let arch = space
+        .with_uniform_formats(&space.largest(), Format::Int(8), Format::Int(8))
+        .unwrap();
+    let model = exported(&net, &arch, &device);
+    let x = input(&space, 5, &device);
+    let simd = IntNet::new(model.clone());
+    let best = values(simd.forward(x.clone()));
+    let portable = values(IntNet::new(model).with_isa(Isa::Portable).forward(x.clone()));
+    assert_eq!(best, portable, "the portable kernel computes other values");
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let again = pool.install(|| values(simd.forward(x.clone())));
+        assert_eq!(again, best, "{threads} threads change the logits");
+    }
+}
+
+#[test]
+fn the_engine_choice_follows_the_layers_and_the_flag() {
+    let device = Device::flex();
+    device.seed(7);
+    let space = space();
+    let net = Supernet::new(&space, &device);
+    let largest = space.largest();
+    let int8 = space
+        .with_uniform_formats(&largest, Format::Int(8), Format::Int(8))
+        .unwrap();
+    let fp32 = space
+        .with_uniform_formats(&largest, Format::FP32, Format::FP32)
+        .unwrap();
+    let model = exported(&net, &int8, &device);
+    let layers = model.plan.convs().count();
+    let depthwise = model.plan.convs().filter(|c| c.groups > 1).count();
+    let on_int = Inference::new(model.clone(), Engine::Int, &device);
+    assert_eq!(on_int.engine(), Engine::Int);
+    assert_eq!(on_int.int_layers(), layers - depthwise);
+    assert_eq!(on_int.layers(), layers);
+    let on_float = Inference::new(model, Engine::Float, &device);
+    assert_eq!(
+        (on_float.engine(), on_float.int_layers()),
+        (Engine::Float, 0)
+    );
+    let full = Inference::new(exported(&net, &fp32, &device), Engine::Int, &device);
+    assert_eq!((full.engine(), full.int_layers()), (Engine::Float, 0));
+}
