@@ -13,10 +13,43 @@ use spaces::{Arch, Format, Rng, Space};
 use supernet::int::{Engine, FloatReason, Inference, IntNet, Isa};
 use supernet::{Phase, StaticNet, Supernet};
 
-/// Largest logit difference allowed, relative to the largest logit magnitude: the integer
-/// sums are exact where the `f32` path rounds its partial sums, and a rounding difference that
-/// moves an activation across a quantizer's rounding boundary changes that code by one.
-const TOLERANCE: f32 = 2e-3;
+/// Held while a test seeds the device's generator and draws from it: the tests run on
+/// threads of one process and share the generator of `Device::flex()`.
+static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// What a test draws from the device's generator: a supernet of `space`, a batch of `batch`
+/// images, and two batches of 16 images to recalibrate members on.
+struct Drawn {
+    net: Supernet,
+    x: Tensor<4>,
+    recalibration: [Tensor<4>; 2],
+}
+
+/// [`Drawn`] from `seed`, the generator held meanwhile.
+fn seeded(space: &Space, seed: u64, batch: usize, device: &Device) -> Drawn {
+    let _serial = SEEDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    device.seed(seed);
+    let net = Supernet::new(space, device);
+    let x = input(space, batch, device);
+    let recalibration = [input(space, 16, device), input(space, 16, device)];
+    // burn draws a parameter at its first use: the largest member uses every one
+    net.forward(x.clone(), &space.largest(), Phase::Recalibrate(0))
+        .unwrap();
+    Drawn {
+        net,
+        x,
+        recalibration,
+    }
+}
+
+/// Largest logit difference allowed, relative to the largest logit magnitude. The integer
+/// sums are exact; the `f32` path's are too while they fit `f32`'s 24-bit significand (the
+/// scales are snapped so that every code × scale is exact), and otherwise round, so the
+/// outputs differ by `f32` summation order, and a difference that moves an activation across
+/// a quantizer's rounding boundary changes that one code by one. On these members the logits
+/// agree within 2e-7 (measured on AVX-512); the bound leaves room for another CPU's `f32`
+/// summation order.
+const TOLERANCE: f32 = 1e-3;
 
 /// Residual stages (stride 2, 1x1 projection shortcuts, 24 and 72 channels) and an inverted
 /// residual stage (depthwise, signed block outputs), 3 input channels.
@@ -42,14 +75,15 @@ fn space() -> Space {
 
 /// `arch` recalibrated on the supernet, extracted, written to the deploy format and read back:
 /// what an exported model is.
-fn exported(net: &Supernet, arch: &Arch, device: &Device) -> StaticNet {
-    net.reset_running_stats();
-    for n in 0..2 {
-        net.forward(input(&net.space, 16, device), arch, Phase::Recalibrate(n))
+fn exported(d: &Drawn, arch: &Arch, device: &Device) -> StaticNet {
+    d.net.reset_running_stats();
+    for (n, batch) in d.recalibration.iter().enumerate() {
+        d.net
+            .forward(batch.clone(), arch, Phase::Recalibrate(n))
             .unwrap();
     }
-    let bytes = net.extract(arch).unwrap().to_safetensors().unwrap();
-    let plan = net.space.plan(arch).unwrap();
+    let bytes = d.net.extract(arch).unwrap().to_safetensors().unwrap();
+    let plan = d.net.space.plan(arch).unwrap();
     StaticNet::from_safetensors(plan, &bytes, device).unwrap()
 }
 
@@ -79,9 +113,9 @@ fn compare(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
 #[test]
 fn integer_engine_matches_the_fake_quantized_forward() {
     let device = Device::flex();
-    device.seed(5);
     let space = space();
-    let net = Supernet::new(&space, &device);
+    let d = seeded(&space, 5, 8, &device);
+    let x = &d.x;
     let largest = space.largest();
     let mut archs = Vec::new();
     for f in [Format::Int(8), Format::Int(4), Format::Int(2)] {
@@ -89,11 +123,11 @@ fn integer_engine_matches_the_fake_quantized_forward() {
     }
     let mut rng = Rng::new(9);
     archs.extend((0..4).map(|_| space.sample_uniform(&mut rng)));
-    let x = input(&space, 8, &device);
     let mut int_layers_seen = 0;
     let mut flips_total = 0;
+    let mut diffs = Vec::new();
     for (k, arch) in archs.iter().enumerate() {
-        let model = exported(&net, arch, &device);
+        let model = exported(&d, arch, &device);
         let reference = values(model.forward(x.clone()));
         let int = IntNet::new(model);
         int_layers_seen += int.int_layers();
@@ -117,12 +151,13 @@ fn integer_engine_matches_the_fake_quantized_forward() {
         }
         let got = values(int.forward(x.clone()));
         let (diff, flips) = compare(&got, &reference, space.classes as usize);
-        assert!(
-            diff <= TOLERANCE,
-            "arch {k}: logits differ by {diff} of their largest magnitude"
-        );
+        diffs.push(diff);
         flips_total += flips;
     }
+    assert!(
+        diffs.iter().all(|&d| d <= TOLERANCE),
+        "logits differ by {diffs:?} of their largest magnitude"
+    );
     // the uniform members: every dense layer on integers
     assert!(int_layers_seen >= 3 * 6, "{int_layers_seen} integer layers");
     assert!(
@@ -135,14 +170,13 @@ fn integer_engine_matches_the_fake_quantized_forward() {
 #[test]
 fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
     let device = Device::flex();
-    device.seed(6);
     let space = space();
-    let net = Supernet::new(&space, &device);
+    let d = seeded(&space, 6, 5, &device);
+    let x = &d.x;
     let arch = space
         .with_uniform_formats(&space.largest(), Format::Int(8), Format::Int(8))
         .unwrap();
-    let model = exported(&net, &arch, &device);
-    let x = input(&space, 5, &device);
+    let model = exported(&d, &arch, &device);
     let simd = IntNet::new(model.clone());
     let best = values(simd.forward(x.clone()));
     let portable = values(IntNet::new(model).with_isa(Isa::Portable).forward(x.clone()));
@@ -160,9 +194,8 @@ fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
 #[test]
 fn the_engine_choice_follows_the_layers_and_the_flag() {
     let device = Device::flex();
-    device.seed(7);
     let space = space();
-    let net = Supernet::new(&space, &device);
+    let d = seeded(&space, 7, 1, &device);
     let largest = space.largest();
     let int8 = space
         .with_uniform_formats(&largest, Format::Int(8), Format::Int(8))
@@ -170,7 +203,7 @@ fn the_engine_choice_follows_the_layers_and_the_flag() {
     let fp32 = space
         .with_uniform_formats(&largest, Format::FP32, Format::FP32)
         .unwrap();
-    let model = exported(&net, &int8, &device);
+    let model = exported(&d, &int8, &device);
     let layers = model.plan.convs().count();
     let depthwise = model.plan.convs().filter(|c| c.groups > 1).count();
     let on_int = Inference::new(model.clone(), Engine::Int, &device);
@@ -182,6 +215,6 @@ fn the_engine_choice_follows_the_layers_and_the_flag() {
         (on_float.engine(), on_float.int_layers()),
         (Engine::Float, 0)
     );
-    let full = Inference::new(exported(&net, &fp32, &device), Engine::Int, &device);
+    let full = Inference::new(exported(&d, &fp32, &device), Engine::Int, &device);
     assert_eq!((full.engine(), full.int_layers()), (Engine::Float, 0));
 }

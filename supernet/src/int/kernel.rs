@@ -135,24 +135,25 @@ pub(super) struct Quantizer {
     pub(super) hi: f32,
 }
 
+/// `1.5 × 2^23`: adding and subtracting it rounds an `f32` of magnitude below `2^22` to the
+/// nearest integer, ties to even (the sum lies in the binade whose spacing is 1).
+const ROUND: f32 = 12_582_912.0;
+
 impl Quantizer {
+    /// The code of `x`. Clamping before rounding gives the same code as rounding first (the
+    /// bounds are integers and rounding is monotone); the clamped value is far below `2^22`,
+    /// so the [`ROUND`] trick rounds it exactly as `round_ties_even` does, in a form LLVM
+    /// vectorizes (the quantizer's rounding, `crate::kernels::quant`, on the same `x / scale`).
     #[inline(always)]
     fn code(self, x: f32) -> i16 {
-        let r = (x / self.scale).round_ties_even();
-        let r = if r < self.lo {
-            self.lo
-        } else if r > self.hi {
-            self.hi
-        } else {
-            r
-        };
-        r as i16
+        let y = (x / self.scale).max(self.lo).min(self.hi);
+        ((y + ROUND) - ROUND) as i32 as i16
     }
 }
 
 /// Quantizes one NHWC input image (`[h, w, cin]`) into the zero-padded word layout.
 #[inline(always)]
-fn quantize_image(g: &Geom, q: Quantizer, x: &[f32], xp: &mut [i32]) {
+fn quantize_image<L: Lanes>(lanes: L, g: &Geom, q: Quantizer, x: &[f32], xp: &mut [i32]) {
     let (p, cin, cin2, w) = (g.pad(), g.cin, g.cin2(), g.width);
     let row = g.row();
     xp.fill(0);
@@ -161,9 +162,7 @@ fn quantize_image(g: &Geom, q: Quantizer, x: &[f32], xp: &mut [i32]) {
         let start = 2 * ((ih + p) * row + p * cin2);
         let dst = &mut xp16[start..start + 2 * w * cin2];
         if cin % 2 == 0 {
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = q.code(v);
-            }
+            lanes.quantize(q, src, dst);
         } else {
             for (dpix, spix) in dst.chunks_exact_mut(2 * cin2).zip(src.chunks_exact(cin)) {
                 for (d, &v) in dpix.iter_mut().zip(spix) {
@@ -190,6 +189,13 @@ pub(super) trait Lanes: Copy {
     /// `acc + madd(x, w)`.
     fn madd(self, acc: Self::Acc, x: Self::X, w: Self::W) -> Self::Acc;
     fn to_array(self, acc: Self::Acc) -> [i32; LANES];
+    /// `dst[i] = q.code(src[i])` (the same codes, vectorized where overridden).
+    #[inline(always)]
+    fn quantize(self, q: Quantizer, src: &[f32], dst: &mut [i16]) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = q.code(v);
+        }
+    }
 }
 
 /// Portable lanes (any CPU; LLVM vectorizes what it can).
@@ -233,9 +239,9 @@ impl Lanes for Scalar {
 mod x86 {
     use pulp::Simd;
     use pulp::x86::{V3, V4};
-    use pulp::{i16x16, i16x32, i32x8, i32x16};
+    use pulp::{f32x8, f32x16, i16x16, i16x32, i32x8, i32x16};
 
-    use super::{LANES, Lanes};
+    use super::{LANES, Lanes, Quantizer, ROUND};
 
     impl Lanes for V4 {
         type X = i16x32;
@@ -243,8 +249,8 @@ mod x86 {
         type Acc = i32x16;
 
         fn pixels(groups: usize) -> usize {
-            // 32 registers: P × G accumulators, G weights, one broadcast
-            if groups <= 2 { 8 } else { 6 }
+            // 32 registers: P × G accumulators, 2 G weights, two broadcasts
+            if groups <= 2 { 8 } else { 4 }
         }
         #[inline(always)]
         fn zero(self) -> i32x16 {
@@ -266,6 +272,27 @@ mod x86 {
         fn to_array(self, acc: i32x16) -> [i32; LANES] {
             pulp::cast(acc)
         }
+        #[inline(always)]
+        fn quantize(self, q: Quantizer, src: &[f32], dst: &mut [i16]) {
+            let (scale, lo, hi) = (
+                self.splat_f32x16(q.scale),
+                self.splat_f32x16(q.lo),
+                self.splat_f32x16(q.hi),
+            );
+            let round = self.splat_f32x16(ROUND);
+            let n = src.len().min(dst.len());
+            let (s16, s_rest) = src[..n].as_chunks::<16>();
+            let (d16, d_rest) = dst[..n].as_chunks_mut::<16>();
+            for (d, s) in d16.iter_mut().zip(s16) {
+                let x: f32x16 = pulp::cast(*s);
+                let y = self.min_f32s(self.max_f32s(self.div_f32s(x, scale), lo), hi);
+                let r = self.sub_f32s(self.add_f32s(y, round), round);
+                *d = pulp::cast(self.convert_i32x16_to_i16x16(self.convert_f32x16_to_i32x16(r)));
+            }
+            for (d, &v) in d_rest.iter_mut().zip(s_rest) {
+                *d = q.code(v);
+            }
+        }
     }
 
     impl Lanes for V3 {
@@ -274,7 +301,7 @@ mod x86 {
         type Acc = [i32x8; 2];
 
         fn pixels(groups: usize) -> usize {
-            // 16 registers: two per group and pixel
+            // 16 registers: two per group and pixel, four per group of weights
             if groups == 1 { 4 } else { 2 }
         }
         #[inline(always)]
@@ -299,6 +326,28 @@ mod x86 {
         #[inline(always)]
         fn to_array(self, acc: [i32x8; 2]) -> [i32; LANES] {
             pulp::cast(acc)
+        }
+        #[inline(always)]
+        fn quantize(self, q: Quantizer, src: &[f32], dst: &mut [i16]) {
+            let (scale, lo, hi) = (
+                self.splat_f32x8(q.scale),
+                self.splat_f32x8(q.lo),
+                self.splat_f32x8(q.hi),
+            );
+            let round = self.splat_f32x8(ROUND);
+            let n = src.len().min(dst.len());
+            let (s8, s_rest) = src[..n].as_chunks::<8>();
+            let (d8, d_rest) = dst[..n].as_chunks_mut::<8>();
+            for (d, s) in d8.iter_mut().zip(s8) {
+                let x: f32x8 = pulp::cast(*s);
+                let y = self.min_f32s(self.max_f32s(self.div_f32s(x, scale), lo), hi);
+                let r = self.sub_f32s(self.add_f32s(y, round), round);
+                let c: [i32; 8] = pulp::cast(self.convert_f32x8_to_i32x8(r));
+                *d = c.map(|v| v as i16);
+            }
+            for (d, &v) in d_rest.iter_mut().zip(s_rest) {
+                *d = q.code(v);
+            }
         }
     }
 }
@@ -377,7 +426,7 @@ impl<L: Lanes> pulp::WithSimd for ImageOp<'_, '_, L> {
             xp,
             out_img,
         } = self;
-        quantize_image(&run.g, run.q, x_img, xp);
+        quantize_image(lanes, &run.g, run.q, x_img, xp);
         for chunk in run.chunks {
             match chunk.groups {
                 1 => chunk_rows::<L, 1>(lanes, run, chunk, xp, out_img),
@@ -447,7 +496,21 @@ fn block<L: Lanes, const G: usize, const P: usize>(
         let base = (oh * stride + kh) * row + ow0 * stride * cin2;
         let xs: [&[i32]; P] = std::array::from_fn(|p| &xp[base + p * stride * cin2..][..kc2]);
         let wk = &chunk.w[kh * kc2 * G..][..kc2 * G];
-        for r in 0..kc2 {
+        // two reduction pairs per iteration (fewer loop-carried register copies)
+        for r in (0..kc2 - kc2 % 2).step_by(2) {
+            let w0: [L::W; G] = std::array::from_fn(|gi| lanes.load(&wk[r * G + gi]));
+            let w1: [L::W; G] = std::array::from_fn(|gi| lanes.load(&wk[(r + 1) * G + gi]));
+            for p in 0..P {
+                let x0 = lanes.splat(xs[p][r]);
+                let x1 = lanes.splat(xs[p][r + 1]);
+                for gi in 0..G {
+                    acc[p][gi] = lanes.madd(acc[p][gi], x0, w0[gi]);
+                    acc[p][gi] = lanes.madd(acc[p][gi], x1, w1[gi]);
+                }
+            }
+        }
+        if kc2 % 2 == 1 {
+            let r = kc2 - 1;
             let wv: [L::W; G] = std::array::from_fn(|gi| lanes.load(&wk[r * G + gi]));
             for p in 0..P {
                 let x = lanes.splat(xs[p][r]);
@@ -468,14 +531,20 @@ fn block<L: Lanes, const G: usize, const P: usize>(
             let n = (g.cout - c0).min(LANES);
             let a = lanes.to_array(*a);
             if n == LANES {
-                epilogue(
+                let lanes16 = |v: &[f32]| -> [f32; LANES] {
+                    v[c0..c0 + LANES].try_into().expect("16 channels")
+                };
+                let out: &mut [f32; LANES] = (&mut px[c0..c0 + LANES])
+                    .try_into()
+                    .expect("16 channels");
+                epilogue16(
                     &a,
-                    &epi.mult[c0..c0 + LANES],
-                    &epi.scale[c0..c0 + LANES],
-                    &epi.shift[c0..c0 + LANES],
+                    &lanes16(&epi.mult),
+                    &lanes16(&epi.scale),
+                    &lanes16(&epi.shift),
                     epi.lo,
                     epi.hi,
-                    &mut px[c0..c0 + LANES],
+                    out,
                 );
             } else {
                 epilogue(
@@ -492,6 +561,24 @@ fn block<L: Lanes, const G: usize, const P: usize>(
     }
 }
 
+/// [`epilogue`] on one full group, on arrays (so that it compiles to vector code).
+#[inline(always)]
+fn epilogue16(
+    acc: &[i32; LANES],
+    mult: &[f32; LANES],
+    scale: &[f32; LANES],
+    shift: &[f32; LANES],
+    lo: f32,
+    hi: f32,
+    out: &mut [f32; LANES],
+) {
+    for j in 0..LANES {
+        let y = (acc[j] as f32 * mult[j]) * scale[j] + shift[j];
+        out[j] = y.max(lo).min(hi);
+    }
+}
+
+/// `act((acc × mult) × scale + shift)` per channel.
 #[inline(always)]
 fn epilogue(
     acc: &[i32],
@@ -505,5 +592,49 @@ fn epilogue(
     for ((((o, &a), &m), &s), &t) in out.iter_mut().zip(acc).zip(mult).zip(scale).zip(shift) {
         let y = (a as f32 * m) * s + t;
         *o = y.max(lo).min(hi);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rounding of the fake quantizer (`crate::kernels::quant`): nearest, ties to even,
+    /// then clamped.
+    fn reference(q: Quantizer, x: f32) -> i16 {
+        let r = (x / q.scale).round_ties_even();
+        (if r < q.lo {
+            q.lo
+        } else if r > q.hi {
+            q.hi
+        } else {
+            r
+        }) as i16
+    }
+
+    #[test]
+    fn codes_round_like_the_fake_quantizer() {
+        let q = Quantizer {
+            scale: 0.037,
+            lo: -127.0,
+            hi: 127.0,
+        };
+        let mut state = 1u32;
+        let mut xs: Vec<f32> = (0..100_000)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state as f32 / u32::MAX as f32 - 0.5) * 12.0
+            })
+            .collect();
+        // ties, bounds, beyond the bounds
+        xs.extend((-300..300).map(|k| (k as f32 + 0.5) * q.scale));
+        xs.extend([0.0, -0.0, 1e30, -1e30, 127.4 * q.scale, -127.6 * q.scale]);
+        let mut bad = Vec::new();
+        for &x in &xs {
+            if q.code(x) != reference(q, x) {
+                bad.push((x, q.code(x), reference(q, x)));
+            }
+        }
+        assert!(bad.is_empty(), "{} codes differ, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
     }
 }

@@ -37,8 +37,6 @@ use crate::net::{LayerAt, block_pool, stem_pool};
 
 mod kernel;
 mod layer;
-#[cfg(test)]
-mod tests;
 
 pub use kernel::Isa;
 pub use layer::{FloatReason, MAX_INT_BITS};
