@@ -142,20 +142,27 @@ impl IntConv {
         })
     }
 
+    /// Output values per input value count: the length of [`IntConv::forward`]'s output for
+    /// `x_len` input values.
+    pub(super) fn output_len(&self, x_len: usize) -> usize {
+        let g = &self.geom;
+        x_len / (g.height * g.width * g.cin).max(1) * g.out_h() * g.out_w() * g.cout
+    }
+
     /// The layer on a batch of NHWC activations `x` (`[batch, h, w, cin]`, of the planned
-    /// size): `[batch, oh, ow, cout]`. Images run on rayon's pool, one task each; every
-    /// output is computed alone, so the result does not depend on the thread count.
-    pub(super) fn forward(&self, x: &[f32], isa: Isa) -> Vec<f32> {
+    /// size) into `out` (`[batch, oh, ow, cout]`, every value written). Images run on rayon's
+    /// pool, one task each; every output is computed alone, so the result does not depend on
+    /// the thread count.
+    pub(super) fn forward(&self, x: &[f32], isa: Isa, out: &mut [f32]) {
         let g = &self.geom;
         let in_img = g.height * g.width * g.cin;
         let out_img = g.out_h() * g.out_w() * g.cout;
         assert!(
-            in_img > 0 && x.len() % in_img == 0,
-            "integer conv: {} input values for images of {in_img}",
-            x.len()
+            in_img > 0 && x.len() % in_img == 0 && out.len() == self.output_len(x.len()),
+            "integer conv: {} input and {} output values for images of {in_img}",
+            x.len(),
+            out.len()
         );
-        let batch = x.len() / in_img;
-        let mut out = vec![0.0f32; batch * out_img];
         let run = LayerRun {
             g: *g,
             q: self.quant,
@@ -173,7 +180,6 @@ impl IntConv {
                     run.image(isa, xi, &mut buf[..g.padded_len()], o);
                 });
             });
-        out
     }
 }
 

@@ -25,14 +25,14 @@
 //! - this file: the network, its traversal of the plan, and the engine choice.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 use spaces::plan::{Act, ConvLayer};
 
 use crate::net::StaticNet;
-use crate::kernels::norm::add_act;
-use crate::layers::conv_bn::norm_act;
+use rayon::prelude::*;
 use crate::net::{LayerAt, block_pool, stem_pool};
 
 mod kernel;
@@ -73,15 +73,15 @@ impl std::fmt::Display for Engine {
 }
 
 /// NHWC activations of a batch.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Nhwc {
     values: Vec<f32>,
     dims: [usize; 4],
 }
 
 impl Nhwc {
-    fn into_tensor(self, device: &Device) -> Tensor<4> {
-        Tensor::from_data(TensorData::new(self.values, self.dims), device)
+    fn to_tensor(&self, device: &Device) -> Tensor<4> {
+        Tensor::from_data(TensorData::new(self.values.clone(), self.dims), device)
     }
 
     fn from_tensor(t: Tensor<4>) -> Nhwc {
@@ -95,6 +95,35 @@ impl Nhwc {
     }
 }
 
+/// Activation buffers reused from layer to layer and call to call (a fresh multi-megabyte
+/// buffer per layer costs page faults and zeroing comparable to a narrow layer's work).
+#[derive(Debug, Default)]
+struct Buffers(Mutex<Vec<Vec<f32>>>);
+
+impl Buffers {
+    /// A buffer of `len` values (contents unspecified).
+    fn take(&self, len: usize) -> Vec<f32> {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        v.truncate(len);
+        v
+    }
+
+    fn give(&self, x: Nhwc) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(x.values);
+    }
+}
+
 /// A [`StaticNet`] with its integer layers prepared for the integer kernel (weights packed).
 #[derive(Debug)]
 pub struct IntNet {
@@ -102,6 +131,7 @@ pub struct IntNet {
     int: HashMap<LayerAt, IntConv>,
     float: Vec<(String, FloatReason)>,
     isa: Isa,
+    buffers: Buffers,
 }
 
 impl IntNet {
@@ -122,6 +152,7 @@ impl IntNet {
             int,
             float,
             isa: Isa::Best,
+            buffers: Buffers::default(),
         }
     }
 
@@ -163,49 +194,76 @@ impl IntNet {
         }
         let plan = &self.net.plan;
         let mut x = Nhwc::from_tensor(x.permute([0, 2, 3, 1]));
-        x = self.conv(LayerAt::Stem, &plan.stem, &x, &device);
+        x = self.conv(LayerAt::Stem, &plan.stem, x, &device);
         if let Some(p) = plan.stem_pool {
-            x = Nhwc::from_tensor(stem_pool(p, x.into_tensor(&device), true));
+            x = self.through_tensor(x, &device, |t| stem_pool(p, t, true));
         }
         for (i, b) in plan.blocks.iter().enumerate() {
             if b.pool_before.is_some() {
-                x = Nhwc::from_tensor(block_pool(b.pool_before, x.into_tensor(&device), true));
+                x = self.through_tensor(x, &device, |t| block_pool(b.pool_before, t, true));
             }
-            let mut y = None;
+            let mut y: Option<Nhwc> = None;
             for (j, c) in b.convs.iter().enumerate() {
                 let at = LayerAt::Main { block: i, conv: j };
-                y = Some(self.conv(at, c, y.as_ref().unwrap_or(&x), &device));
+                let next = self.conv_ref(at, c, y.as_ref().unwrap_or(&x), &device);
+                if let Some(done) = y.replace(next) {
+                    self.buffers.give(done);
+                }
             }
-            let y = y.unwrap_or_else(|| x.clone());
-            x = if b.residual {
-                let shortcut = b
-                    .shortcut
-                    .as_ref()
-                    .map(|s| self.conv(LayerAt::Shortcut { block: i }, s, &x, &device));
-                let skip = shortcut.as_ref().unwrap_or(&x);
-                Nhwc {
-                    values: add_act(&y.values, &skip.values, norm_act(b.post_act)),
-                    dims: y.dims,
+            let Some(mut y) = y else {
+                // a block without convs: its input, activated
+                activate(&mut x.values, b.post_act);
+                continue;
+            };
+            if b.residual {
+                match &b.shortcut {
+                    Some(s) => {
+                        let skip = self.conv_ref(LayerAt::Shortcut { block: i }, s, &x, &device);
+                        add_act(&mut y.values, &skip.values, b.post_act);
+                        self.buffers.give(skip);
+                    }
+                    None => add_act(&mut y.values, &x.values, b.post_act),
                 }
             } else {
-                activate(y, b.post_act)
-            };
+                activate(&mut y.values, b.post_act);
+            }
+            self.buffers.give(std::mem::replace(&mut x, y));
         }
         if let Some(h) = &plan.head_conv {
-            x = self.conv(LayerAt::Head, h, &x, &device);
+            x = self.conv(LayerAt::Head, h, x, &device);
         }
         let [n, h, w, c] = x.dims;
         let pooled = x
-            .into_tensor(&device)
+            .to_tensor(&device)
             .reshape([n, h * w, c])
             .mean_dim(1)
             .reshape([n, c]);
+        self.buffers.give(x);
         self.net.fc.forward(self.net.fc_quant.forward(pooled))
+    }
+
+    /// `x` through a burn op (pooling), its buffer given back.
+    fn through_tensor(
+        &self,
+        x: Nhwc,
+        device: &Device,
+        op: impl FnOnce(Tensor<4>) -> Tensor<4>,
+    ) -> Nhwc {
+        let y = Nhwc::from_tensor(op(x.to_tensor(device)));
+        self.buffers.give(x);
+        y
+    }
+
+    /// [`IntNet::conv_ref`], `x`'s buffer given back.
+    fn conv(&self, at: LayerAt, layer: &ConvLayer, x: Nhwc, device: &Device) -> Nhwc {
+        let y = self.conv_ref(at, layer, &x, device);
+        self.buffers.give(x);
+        y
     }
 
     /// The layer at `at` on `x`: on integers when it was prepared for them, else as
     /// [`StaticNet::forward`] runs it.
-    fn conv(&self, at: LayerAt, layer: &ConvLayer, x: &Nhwc, device: &Device) -> Nhwc {
+    fn conv_ref(&self, at: LayerAt, layer: &ConvLayer, x: &Nhwc, device: &Device) -> Nhwc {
         let [n, h, w, c] = x.dims;
         match self.int.get(&at) {
             Some(ic) => {
@@ -216,28 +274,91 @@ impl IntNet {
                     "layer {} planned for other inputs",
                     layer.name
                 );
+                let mut values = self.buffers.take(ic.output_len(x.values.len()));
+                ic.forward(&x.values, self.isa, &mut values);
                 Nhwc {
-                    values: ic.forward(&x.values, self.isa),
+                    values,
                     dims: [n, g.out_h(), g.out_w(), g.cout],
                 }
             }
+            None => Nhwc::from_tensor(self.net.layer_module(at).forward_nhwc(x.to_tensor(device))),
+        }
+    }
+}
+
+/// The bounds of `act` as a clamp.
+fn bounds(act: Act) -> (f32, f32) {
+    match act {
+        Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+        Act::Relu => (0.0, f32::INFINITY),
+        Act::Relu6 => (0.0, 6.0),
+    }
+}
+
+/// The activation `act` in place.
+fn activate(y: &mut [f32], act: Act) {
+    if act == Act::None {
+        return;
+    }
+    let (lo, hi) = bounds(act);
+    y.par_chunks_mut(CHUNK).for_each(|y| {
+        pulp::Arch::new().dispatch(AddClamp {
+            y,
+            skip: None,
+            lo,
+            hi,
+        })
+    });
+}
+
+/// `y = act(y + skip)` in place: the residual addition and the activation after it.
+fn add_act(y: &mut [f32], skip: &[f32], act: Act) {
+    assert_eq!(y.len(), skip.len(), "residual of another shape");
+    let (lo, hi) = bounds(act);
+    y.par_chunks_mut(CHUNK)
+        .zip(skip.par_chunks(CHUNK))
+        .for_each(|(y, s)| {
+            pulp::Arch::new().dispatch(AddClamp {
+                y,
+                skip: Some(s),
+                lo,
+                hi,
+            })
+        });
+}
+
+/// `y = clamp(y (+ skip), lo, hi)` on one chunk, compiled inside the SIMD dispatch.
+struct AddClamp<'a> {
+    y: &'a mut [f32],
+    skip: Option<&'a [f32]>,
+    lo: f32,
+    hi: f32,
+}
+
+impl pulp::WithSimd for AddClamp<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let (lo, hi) = (self.lo, self.hi);
+        match self.skip {
+            Some(skip) => {
+                for (y, &s) in self.y.iter_mut().zip(skip) {
+                    *y = (*y + s).max(lo).min(hi);
+                }
+            }
             None => {
-                let t = x.clone().into_tensor(device);
-                Nhwc::from_tensor(self.net.layer_module(at).forward_nhwc(t))
+                for y in self.y.iter_mut() {
+                    *y = y.max(lo).min(hi);
+                }
             }
         }
     }
 }
 
-/// The activation after a block without residual, in place.
-fn activate(mut x: Nhwc, act: Act) -> Nhwc {
-    match act {
-        Act::None => {}
-        Act::Relu => x.values.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Act::Relu6 => x.values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
-    }
-    x
-}
+/// Values per parallel task of the elementwise passes (fixed, so results do not depend on the
+/// thread count; they are elementwise anyway).
+const CHUNK: usize = 1 << 15;
 
 /// Every conv layer of `net`'s plan with where it sits.
 fn layers_of(net: &StaticNet) -> Vec<(LayerAt, &ConvLayer)> {
