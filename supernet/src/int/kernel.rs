@@ -367,12 +367,22 @@ pub(super) struct LayerRun<'a> {
     pub(super) q: Quantizer,
     pub(super) chunks: &'a [Chunk],
     pub(super) epi: &'a Epilogue,
+    /// With a residual input: the clamp of the activation after the addition.
+    pub(super) post: (f32, f32),
 }
 
 impl LayerRun<'_> {
     /// Runs one image: `x_img` `[h, w, cin]` → `out_img` `[oh, ow, cout]`, with `xp` the
-    /// scratch padded image.
-    pub(super) fn image(&self, isa: Isa, x_img: &[f32], xp: &mut [i32], out_img: &mut [f32]) {
+    /// scratch padded image; with `skip_img` (`[oh, ow, cout]`) the output is
+    /// `post(layer output + skip)`, a residual addition and the activation after it.
+    pub(super) fn image(
+        &self,
+        isa: Isa,
+        x_img: &[f32],
+        xp: &mut [i32],
+        out_img: &mut [f32],
+        skip_img: Option<&[f32]>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Best {
             if let Some(v4) = pulp::x86::V4::try_new() {
@@ -382,6 +392,7 @@ impl LayerRun<'_> {
                     x_img,
                     xp,
                     out_img,
+                    skip_img,
                 });
             }
             if let Some(v3) = pulp::x86::V3::try_new() {
@@ -391,6 +402,7 @@ impl LayerRun<'_> {
                     x_img,
                     xp,
                     out_img,
+                    skip_img,
                 });
             }
         }
@@ -401,6 +413,7 @@ impl LayerRun<'_> {
             x_img,
             xp,
             out_img,
+            skip_img,
         });
     }
 }
@@ -412,6 +425,7 @@ struct ImageOp<'a, 'b, L> {
     x_img: &'a [f32],
     xp: &'a mut [i32],
     out_img: &'a mut [f32],
+    skip_img: Option<&'a [f32]>,
 }
 
 impl<L: Lanes> pulp::WithSimd for ImageOp<'_, '_, L> {
@@ -425,14 +439,15 @@ impl<L: Lanes> pulp::WithSimd for ImageOp<'_, '_, L> {
             x_img,
             xp,
             out_img,
+            skip_img,
         } = self;
         quantize_image(lanes, &run.g, run.q, x_img, xp);
         for chunk in run.chunks {
             match chunk.groups {
-                1 => chunk_rows::<L, 1>(lanes, run, chunk, xp, out_img),
-                2 => chunk_rows::<L, 2>(lanes, run, chunk, xp, out_img),
-                3 => chunk_rows::<L, 3>(lanes, run, chunk, xp, out_img),
-                _ => chunk_rows::<L, 4>(lanes, run, chunk, xp, out_img),
+                1 => chunk_rows::<L, 1>(lanes, run, chunk, xp, out_img, skip_img),
+                2 => chunk_rows::<L, 2>(lanes, run, chunk, xp, out_img, skip_img),
+                3 => chunk_rows::<L, 3>(lanes, run, chunk, xp, out_img, skip_img),
+                _ => chunk_rows::<L, 4>(lanes, run, chunk, xp, out_img, skip_img),
             }
         }
     }
@@ -446,12 +461,13 @@ fn chunk_rows<L: Lanes, const G: usize>(
     chunk: &Chunk,
     xp: &[i32],
     out_img: &mut [f32],
+    skip_img: Option<&[f32]>,
 ) {
     match L::pixels(G) {
-        8 => pixel_loop::<L, G, 8>(lanes, run, chunk, xp, out_img),
-        6 => pixel_loop::<L, G, 6>(lanes, run, chunk, xp, out_img),
-        4 => pixel_loop::<L, G, 4>(lanes, run, chunk, xp, out_img),
-        _ => pixel_loop::<L, G, 2>(lanes, run, chunk, xp, out_img),
+        8 => pixel_loop::<L, G, 8>(lanes, run, chunk, xp, out_img, skip_img),
+        6 => pixel_loop::<L, G, 6>(lanes, run, chunk, xp, out_img, skip_img),
+        4 => pixel_loop::<L, G, 4>(lanes, run, chunk, xp, out_img, skip_img),
+        _ => pixel_loop::<L, G, 2>(lanes, run, chunk, xp, out_img, skip_img),
     }
 }
 
@@ -462,16 +478,17 @@ fn pixel_loop<L: Lanes, const G: usize, const P: usize>(
     chunk: &Chunk,
     xp: &[i32],
     out_img: &mut [f32],
+    skip_img: Option<&[f32]>,
 ) {
     let (out_h, out_w) = (run.g.out_h(), run.g.out_w());
     for oh in 0..out_h {
         let mut ow = 0;
         while ow + P <= out_w {
-            block::<L, G, P>(lanes, run, chunk, xp, oh, ow, out_img);
+            block::<L, G, P>(lanes, run, chunk, xp, oh, ow, out_img, skip_img);
             ow += P;
         }
         while ow < out_w {
-            block::<L, G, 1>(lanes, run, chunk, xp, oh, ow, out_img);
+            block::<L, G, 1>(lanes, run, chunk, xp, oh, ow, out_img, skip_img);
             ow += 1;
         }
     }
@@ -488,6 +505,7 @@ fn block<L: Lanes, const G: usize, const P: usize>(
     oh: usize,
     ow0: usize,
     out_img: &mut [f32],
+    skip_img: Option<&[f32]>,
 ) {
     let g = &run.g;
     let (row, cin2, kc2, stride) = (g.row(), g.cin2(), g.kc2(), g.stride);
@@ -522,7 +540,9 @@ fn block<L: Lanes, const G: usize, const P: usize>(
     }
     let epi = run.epi;
     for (p, acc_p) in acc.iter().enumerate() {
-        let px = &mut out_img[(oh * g.out_w() + ow0 + p) * g.cout..][..g.cout];
+        let at = (oh * g.out_w() + ow0 + p) * g.cout;
+        let px = &mut out_img[at..][..g.cout];
+        let skip = skip_img.map(|s| &s[at..][..g.cout]);
         for (gi, a) in acc_p.iter().enumerate() {
             let c0 = chunk.first + gi * LANES;
             if c0 >= g.cout {
@@ -546,6 +566,13 @@ fn block<L: Lanes, const G: usize, const P: usize>(
                     epi.hi,
                     out,
                 );
+                if let Some(skip) = skip {
+                    let (lo, hi) = run.post;
+                    let skip: [f32; LANES] = lanes16(skip);
+                    for j in 0..LANES {
+                        out[j] = (out[j] + skip[j]).max(lo).min(hi);
+                    }
+                }
             } else {
                 epilogue(
                     &a[..n],
@@ -556,6 +583,12 @@ fn block<L: Lanes, const G: usize, const P: usize>(
                     epi.hi,
                     &mut px[c0..c0 + n],
                 );
+                if let Some(skip) = skip {
+                    let (lo, hi) = run.post;
+                    for (o, &s) in px[c0..c0 + n].iter_mut().zip(&skip[c0..c0 + n]) {
+                        *o = (*o + s).max(lo).min(hi);
+                    }
+                }
             }
         }
     }

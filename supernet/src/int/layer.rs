@@ -119,11 +119,7 @@ impl IntConv {
                 .collect(),
             None => shift,
         };
-        let (lo, hi) = match layer.act {
-            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
-            Act::Relu => (0.0, f32::INFINITY),
-            Act::Relu6 => (0.0, 6.0),
-        };
+        let (lo, hi) = act_bounds(layer.act);
         Ok(IntConv {
             geom,
             quant: Quantizer {
@@ -150,10 +146,17 @@ impl IntConv {
     }
 
     /// The layer on a batch of NHWC activations `x` (`[batch, h, w, cin]`, of the planned
-    /// size) into `out` (`[batch, oh, ow, cout]`, every value written). Images run on rayon's
-    /// pool, one task each; every output is computed alone, so the result does not depend on
-    /// the thread count.
-    pub(super) fn forward(&self, x: &[f32], isa: Isa, out: &mut [f32]) {
+    /// size) into `out` (`[batch, oh, ow, cout]`, every value written); with `residual`
+    /// (`skip` of `out`'s shape and the activation after the addition), `out` is
+    /// `act(layer output + skip)`. Images run on rayon's pool, one task each; every output is
+    /// computed alone, so the result does not depend on the thread count.
+    pub(super) fn forward(
+        &self,
+        x: &[f32],
+        isa: Isa,
+        out: &mut [f32],
+        residual: Option<(&[f32], Act)>,
+    ) {
         let g = &self.geom;
         let in_img = g.height * g.width * g.cin;
         let out_img = g.out_h() * g.out_w() * g.cout;
@@ -168,18 +171,36 @@ impl IntConv {
             q: self.quant,
             chunks: &self.chunks,
             epi: &self.epi,
+            post: residual.map_or((f32::NEG_INFINITY, f32::INFINITY), |(_, act)| {
+                act_bounds(act)
+            }),
         };
+        let skip = residual.map(|(s, _)| {
+            assert_eq!(s.len(), out.len(), "residual of another shape");
+            s
+        });
         out.par_chunks_mut(out_img)
             .zip(x.par_chunks(in_img))
-            .for_each(|(o, xi)| {
+            .enumerate()
+            .for_each(|(i, (o, xi))| {
+                let skip_img = skip.map(|s| &s[i * out_img..][..out_img]);
                 PADDED.with(|cell| {
                     let mut buf = cell.borrow_mut();
                     if buf.len() < g.padded_len() {
                         buf.resize(g.padded_len(), 0);
                     }
-                    run.image(isa, xi, &mut buf[..g.padded_len()], o);
+                    run.image(isa, xi, &mut buf[..g.padded_len()], o, skip_img);
                 });
             });
+    }
+}
+
+/// The bounds of the activation `act` as a clamp.
+pub(super) fn act_bounds(act: Act) -> (f32, f32) {
+    match act {
+        Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+        Act::Relu => (0.0, f32::INFINITY),
+        Act::Relu6 => (0.0, 6.0),
     }
 }
 

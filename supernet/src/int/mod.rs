@@ -41,7 +41,7 @@ mod layer;
 pub use kernel::Isa;
 pub use layer::{FloatReason, MAX_INT_BITS};
 
-use layer::IntConv;
+use layer::{IntConv, act_bounds};
 
 /// Which arithmetic runs an exported model's integer layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -202,10 +202,24 @@ impl IntNet {
             if b.pool_before.is_some() {
                 x = self.through_tensor(x, &device, |t| block_pool(b.pool_before, t, true));
             }
+            let last = b.convs.len().checked_sub(1);
+            // the residual addition is fused into the last conv's epilogue when it runs on
+            // integers: the shortcut first
+            let fuse = b.residual
+                && last.is_some_and(|j| self.int.contains_key(&LayerAt::Main { block: i, conv: j }));
+            let shortcut = match &b.shortcut {
+                Some(s) if b.residual => {
+                    Some(self.conv_ref(LayerAt::Shortcut { block: i }, s, &x, None, &device))
+                }
+                _ => None,
+            };
             let mut y: Option<Nhwc> = None;
             for (j, c) in b.convs.iter().enumerate() {
                 let at = LayerAt::Main { block: i, conv: j };
-                let next = self.conv_ref(at, c, y.as_ref().unwrap_or(&x), &device);
+                let input = y.as_ref().unwrap_or(&x);
+                let residual = (fuse && Some(j) == last)
+                    .then(|| (shortcut.as_ref().unwrap_or(&x).values.as_slice(), b.post_act));
+                let next = self.conv_ref(at, c, input, residual, &device);
                 if let Some(done) = y.replace(next) {
                     self.buffers.give(done);
                 }
@@ -215,17 +229,15 @@ impl IntNet {
                 activate(&mut x.values, b.post_act);
                 continue;
             };
-            if b.residual {
-                match &b.shortcut {
-                    Some(s) => {
-                        let skip = self.conv_ref(LayerAt::Shortcut { block: i }, s, &x, &device);
-                        add_act(&mut y.values, &skip.values, b.post_act);
-                        self.buffers.give(skip);
-                    }
-                    None => add_act(&mut y.values, &x.values, b.post_act),
+            if !fuse {
+                if b.residual {
+                    add_act(&mut y.values, &shortcut.as_ref().unwrap_or(&x).values, b.post_act);
+                } else {
+                    activate(&mut y.values, b.post_act);
                 }
-            } else {
-                activate(&mut y.values, b.post_act);
+            }
+            if let Some(s) = shortcut {
+                self.buffers.give(s);
             }
             self.buffers.give(std::mem::replace(&mut x, y));
         }
@@ -256,14 +268,22 @@ impl IntNet {
 
     /// [`IntNet::conv_ref`], `x`'s buffer given back.
     fn conv(&self, at: LayerAt, layer: &ConvLayer, x: Nhwc, device: &Device) -> Nhwc {
-        let y = self.conv_ref(at, layer, &x, device);
+        let y = self.conv_ref(at, layer, &x, None, device);
         self.buffers.give(x);
         y
     }
 
     /// The layer at `at` on `x`: on integers when it was prepared for them, else as
-    /// [`StaticNet::forward`] runs it.
-    fn conv_ref(&self, at: LayerAt, layer: &ConvLayer, x: &Nhwc, device: &Device) -> Nhwc {
+    /// [`StaticNet::forward`] runs it. With `residual` (integer layers only), the output is
+    /// `act(layer output + skip)`.
+    fn conv_ref(
+        &self,
+        at: LayerAt,
+        layer: &ConvLayer,
+        x: &Nhwc,
+        residual: Option<(&[f32], Act)>,
+        device: &Device,
+    ) -> Nhwc {
         let [n, h, w, c] = x.dims;
         match self.int.get(&at) {
             Some(ic) => {
@@ -275,23 +295,17 @@ impl IntNet {
                     layer.name
                 );
                 let mut values = self.buffers.take(ic.output_len(x.values.len()));
-                ic.forward(&x.values, self.isa, &mut values);
+                ic.forward(&x.values, self.isa, &mut values, residual);
                 Nhwc {
                     values,
                     dims: [n, g.out_h(), g.out_w(), g.cout],
                 }
             }
-            None => Nhwc::from_tensor(self.net.layer_module(at).forward_nhwc(x.to_tensor(device))),
+            None => {
+                assert!(residual.is_none(), "residual fused into an f32 layer");
+                Nhwc::from_tensor(self.net.layer_module(at).forward_nhwc(x.to_tensor(device)))
+            }
         }
-    }
-}
-
-/// The bounds of `act` as a clamp.
-fn bounds(act: Act) -> (f32, f32) {
-    match act {
-        Act::None => (f32::NEG_INFINITY, f32::INFINITY),
-        Act::Relu => (0.0, f32::INFINITY),
-        Act::Relu6 => (0.0, 6.0),
     }
 }
 
@@ -300,7 +314,7 @@ fn activate(y: &mut [f32], act: Act) {
     if act == Act::None {
         return;
     }
-    let (lo, hi) = bounds(act);
+    let (lo, hi) = act_bounds(act);
     y.par_chunks_mut(CHUNK).for_each(|y| {
         pulp::Arch::new().dispatch(AddClamp {
             y,
@@ -314,7 +328,7 @@ fn activate(y: &mut [f32], act: Act) {
 /// `y = act(y + skip)` in place: the residual addition and the activation after it.
 fn add_act(y: &mut [f32], skip: &[f32], act: Act) {
     assert_eq!(y.len(), skip.len(), "residual of another shape");
-    let (lo, hi) = bounds(act);
+    let (lo, hi) = act_bounds(act);
     y.par_chunks_mut(CHUNK)
         .zip(skip.par_chunks(CHUNK))
         .for_each(|(y, s)| {
