@@ -152,7 +152,10 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
             );
         }
     }
-    assert!(flips <= 2, "{flips} accuracy counts moved on the integer engine");
+    assert!(
+        flips <= 2,
+        "{flips} accuracy counts moved on the integer engine"
+    );
     // export -> load -> write: the same files, byte for byte
     let first = PathBuf::from(models[0]["dir"].as_str().unwrap());
     let device = burn::tensor::Device::flex();

@@ -27,7 +27,9 @@ struct Drawn {
 
 /// [`Drawn`] from `seed`, the generator held meanwhile.
 fn seeded(space: &Space, seed: u64, batch: usize, device: &Device) -> Drawn {
-    let _serial = SEEDING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SEEDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     device.seed(seed);
     let net = Supernet::new(space, device);
     let x = input(space, batch, device);
@@ -95,7 +97,11 @@ fn values(t: Tensor<2>) -> Vec<f32> {
 /// `classes` logits have a different argmax.
 fn compare(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
     let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale;
     let argmax = |r: &[f32]| {
         r.iter()
             .enumerate()
@@ -132,12 +138,7 @@ fn integer_engine_matches_the_fake_quantized_forward() {
         let int = IntNet::new(model);
         int_layers_seen += int.int_layers();
         for (name, reason) in int.float_layers() {
-            let layer = int
-                .net()
-                .plan
-                .convs()
-                .find(|c| &c.name == name)
-                .unwrap();
+            let layer = int.net().plan.convs().find(|c| &c.name == name).unwrap();
             let narrow_int = |f: Format| matches!(f, Format::Int(b) if b <= 8);
             match reason {
                 FloatReason::Depthwise => assert!(layer.groups > 1),
@@ -179,7 +180,11 @@ fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
     let model = exported(&d, &arch, &device);
     let simd = IntNet::new(model.clone());
     let best = values(simd.forward(x.clone()));
-    let portable = values(IntNet::new(model).with_isa(Isa::Portable).forward(x.clone()));
+    let portable = values(
+        IntNet::new(model)
+            .with_isa(Isa::Portable)
+            .forward(x.clone()),
+    );
     assert_eq!(best, portable, "the portable kernel computes other values");
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new()

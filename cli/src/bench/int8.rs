@@ -62,7 +62,11 @@ pub(crate) fn member(space: &Space) -> Option<spaces::Arch> {
 }
 
 /// The exported int8 member of `space`, recalibrated on `x`.
-fn exported(space: &Space, x: &Tensor<4>, device: &Device) -> Result<Option<(StaticNet, usize)>, BenchError> {
+fn exported(
+    space: &Space,
+    x: &Tensor<4>,
+    device: &Device,
+) -> Result<Option<(StaticNet, usize)>, BenchError> {
     let Some(arch) = member(space) else {
         return Ok(None);
     };
@@ -113,7 +117,10 @@ pub(crate) fn run(
     let mut times = [Vec::new(), Vec::new()];
     let mut logits = [Vec::new(), Vec::new()];
     for i in 0..opts.warmup + opts.steps {
-        for (k, variant) in [Variant::Int8Float, Variant::Int8Int].into_iter().enumerate() {
+        for (k, variant) in [Variant::Int8Float, Variant::Int8Int]
+            .into_iter()
+            .enumerate()
+        {
             let t = Instant::now();
             let y = match variant {
                 Variant::Int8Int => int.forward(x.clone()),

@@ -566,7 +566,13 @@ pub fn run(
     })
 }
 
-pub(crate) fn event(mode: Mode, variant: Variant, i: usize, opts: &BenchOptions, seconds: f64) -> StepEvent {
+pub(crate) fn event(
+    mode: Mode,
+    variant: Variant,
+    i: usize,
+    opts: &BenchOptions,
+    seconds: f64,
+) -> StepEvent {
     let warmup = i < opts.warmup;
     StepEvent {
         mode,
@@ -656,7 +662,11 @@ mod tests {
         for m in [&int8.float, &int8.int] {
             assert_eq!(m.step_s.len(), 2);
         }
-        assert!(int8.max_logit_difference <= 2e-3, "{}", int8.max_logit_difference);
+        assert!(
+            int8.max_logit_difference <= 2e-3,
+            "{}",
+            int8.max_logit_difference
+        );
     }
 
     #[test]

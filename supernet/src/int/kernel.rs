@@ -100,7 +100,8 @@ pub(super) fn pack(g: &Geom, codes: &[i16]) -> Vec<Chunk> {
                     for c in 0..n {
                         let co = first + c;
                         let block = &mut w[r * groups + c / LANES];
-                        block[2 * (c % LANES) + ci % 2] = codes[((co * cin + ci) * k + kh) * k + kw];
+                        block[2 * (c % LANES) + ci % 2] =
+                            codes[((co * cin + ci) * k + kh) * k + kw];
                     }
                 }
             }
@@ -386,24 +387,30 @@ impl LayerRun<'_> {
         #[cfg(target_arch = "x86_64")]
         if isa == Isa::Best {
             if let Some(v4) = pulp::x86::V4::try_new() {
-                return pulp::Simd::vectorize(v4, ImageOp {
-                    lanes: v4,
-                    run: self,
-                    x_img,
-                    xp,
-                    out_img,
-                    skip_img,
-                });
+                return pulp::Simd::vectorize(
+                    v4,
+                    ImageOp {
+                        lanes: v4,
+                        run: self,
+                        x_img,
+                        xp,
+                        out_img,
+                        skip_img,
+                    },
+                );
             }
             if let Some(v3) = pulp::x86::V3::try_new() {
-                return pulp::Simd::vectorize(v3, ImageOp {
-                    lanes: v3,
-                    run: self,
-                    x_img,
-                    xp,
-                    out_img,
-                    skip_img,
-                });
+                return pulp::Simd::vectorize(
+                    v3,
+                    ImageOp {
+                        lanes: v3,
+                        run: self,
+                        x_img,
+                        xp,
+                        out_img,
+                        skip_img,
+                    },
+                );
             }
         }
         let _ = isa;
@@ -484,11 +491,11 @@ fn pixel_loop<L: Lanes, const G: usize, const P: usize>(
     for oh in 0..out_h {
         let mut ow = 0;
         while ow + P <= out_w {
-            block::<L, G, P>(lanes, run, chunk, xp, oh, ow, out_img, skip_img);
+            block::<L, G, P>(lanes, run, chunk, xp, (oh, ow), out_img, skip_img);
             ow += P;
         }
         while ow < out_w {
-            block::<L, G, 1>(lanes, run, chunk, xp, oh, ow, out_img, skip_img);
+            block::<L, G, 1>(lanes, run, chunk, xp, (oh, ow), out_img, skip_img);
             ow += 1;
         }
     }
@@ -502,8 +509,7 @@ fn block<L: Lanes, const G: usize, const P: usize>(
     run: &LayerRun<'_>,
     chunk: &Chunk,
     xp: &[i32],
-    oh: usize,
-    ow0: usize,
+    (oh, ow0): (usize, usize),
     out_img: &mut [f32],
     skip_img: Option<&[f32]>,
 ) {
@@ -554,9 +560,8 @@ fn block<L: Lanes, const G: usize, const P: usize>(
                 let lanes16 = |v: &[f32]| -> [f32; LANES] {
                     v[c0..c0 + LANES].try_into().expect("16 channels")
                 };
-                let out: &mut [f32; LANES] = (&mut px[c0..c0 + LANES])
-                    .try_into()
-                    .expect("16 channels");
+                let out: &mut [f32; LANES] =
+                    (&mut px[c0..c0 + LANES]).try_into().expect("16 channels");
                 epilogue16(
                     &a,
                     &lanes16(&epi.mult),
@@ -668,6 +673,11 @@ mod tests {
                 bad.push((x, q.code(x), reference(q, x)));
             }
         }
-        assert!(bad.is_empty(), "{} codes differ, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+        assert!(
+            bad.is_empty(),
+            "{} codes differ, e.g. {:?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        );
     }
 }

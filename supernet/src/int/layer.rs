@@ -161,7 +161,7 @@ impl IntConv {
         let in_img = g.height * g.width * g.cin;
         let out_img = g.out_h() * g.out_w() * g.cout;
         assert!(
-            in_img > 0 && x.len() % in_img == 0 && out.len() == self.output_len(x.len()),
+            in_img > 0 && x.len().is_multiple_of(in_img) && out.len() == self.output_len(x.len()),
             "integer conv: {} input and {} output values for images of {in_img}",
             x.len(),
             out.len()

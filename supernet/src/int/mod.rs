@@ -32,8 +32,8 @@ use serde::Serialize;
 use spaces::plan::{Act, ConvLayer};
 
 use crate::net::StaticNet;
-use rayon::prelude::*;
 use crate::net::{LayerAt, block_pool, stem_pool};
+use rayon::prelude::*;
 
 mod kernel;
 mod layer;
@@ -206,7 +206,8 @@ impl IntNet {
             // the residual addition is fused into the last conv's epilogue when it runs on
             // integers: the shortcut first
             let fuse = b.residual
-                && last.is_some_and(|j| self.int.contains_key(&LayerAt::Main { block: i, conv: j }));
+                && last
+                    .is_some_and(|j| self.int.contains_key(&LayerAt::Main { block: i, conv: j }));
             let shortcut = match &b.shortcut {
                 Some(s) if b.residual => {
                     Some(self.conv_ref(LayerAt::Shortcut { block: i }, s, &x, None, &device))
@@ -217,8 +218,12 @@ impl IntNet {
             for (j, c) in b.convs.iter().enumerate() {
                 let at = LayerAt::Main { block: i, conv: j };
                 let input = y.as_ref().unwrap_or(&x);
-                let residual = (fuse && Some(j) == last)
-                    .then(|| (shortcut.as_ref().unwrap_or(&x).values.as_slice(), b.post_act));
+                let residual = (fuse && Some(j) == last).then(|| {
+                    (
+                        shortcut.as_ref().unwrap_or(&x).values.as_slice(),
+                        b.post_act,
+                    )
+                });
                 let next = self.conv_ref(at, c, input, residual, &device);
                 if let Some(done) = y.replace(next) {
                     self.buffers.give(done);
@@ -231,7 +236,11 @@ impl IntNet {
             };
             if !fuse {
                 if b.residual {
-                    add_act(&mut y.values, &shortcut.as_ref().unwrap_or(&x).values, b.post_act);
+                    add_act(
+                        &mut y.values,
+                        &shortcut.as_ref().unwrap_or(&x).values,
+                        b.post_act,
+                    );
                 } else {
                     activate(&mut y.values, b.post_act);
                 }

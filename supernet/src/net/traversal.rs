@@ -7,8 +7,8 @@ use burn::tensor::Tensor;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use spaces::PoolOp;
-use spaces::space::StemPool;
 use spaces::plan::{BlockPlan, ConvLayer, LinearLayer, Plan};
+use spaces::space::StemPool;
 
 use crate::layers::conv_bn::{activate, norm_act};
 
