@@ -9,9 +9,13 @@
 //! the ones the `f32` path multiplies), multiplied by the weight codes (`i8`, packed once when
 //! the engine is built), summed exactly in `i32`, and one `f32` epilogue per output turns the
 //! sum into the layer's output: `acc × input_scale × weight_scale[c]`, the batch norm as an
-//! affine map, the activation. Residual additions, pooling and the classifier run as on the
-//! `f32` path, and so do the other layers (fp32, minifloats, depthwise layers: the kernel is
-//! dense only; see [`FloatReason`]).
+//! affine map, the activation, and for the last conv of a residual block the residual
+//! addition and the activation after it (where that conv runs on integers; elsewhere they are
+//! one pass of their own, with the same arithmetic). Activations between layers are `f32`
+//! NHWC, in buffers the network reuses from layer to layer and call to call. Pooling (a burn
+//! op, as on the `f32` path) and the classifier run as [`StaticNet::forward`] runs them, and
+//! so do the other layers (fp32, minifloats, depthwise layers: the kernel is dense only; see
+//! [`FloatReason`]).
 //!
 //! Agreement with [`StaticNet::forward`]: the integer sums are exact where the `f32` path
 //! rounds its partial sums, so a layer's outputs differ by `f32` summation order only (a few
