@@ -3,7 +3,7 @@
 //! and int8 layers, signed (stem, after an inverted residual) and unsigned (after a ReLU)
 //! inputs, stride 2, projection shortcuts, odd input channels, output channels that are not a
 //! multiple of 16 and more than 64, depthwise and floating-point layers on the `f32` fallback;
-//! the portable kernel against the SIMD one, and the thread count.
+//! the AVX2 and portable kernels against the best one (AVX-512 here), and the thread count.
 
 mod common;
 use common::input;
@@ -169,7 +169,7 @@ fn integer_engine_matches_the_fake_quantized_forward() {
 }
 
 #[test]
-fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
+fn every_kernel_path_computes_the_same_and_threads_do_not_matter() {
     let device = Device::flex();
     let space = space();
     let d = seeded(&space, 6, 5, &device);
@@ -180,12 +180,10 @@ fn portable_kernel_equals_the_simd_kernel_and_threads_do_not_matter() {
     let model = exported(&d, &arch, &device);
     let simd = IntNet::new(model.clone());
     let best = values(simd.forward(x.clone()));
-    let portable = values(
-        IntNet::new(model)
-            .with_isa(Isa::Portable)
-            .forward(x.clone()),
-    );
-    assert_eq!(best, portable, "the portable kernel computes other values");
+    for isa in [Isa::Avx2, Isa::Portable] {
+        let other = values(IntNet::new(model.clone()).with_isa(isa).forward(x.clone()));
+        assert_eq!(best, other, "the {isa:?} kernel computes other values");
+    }
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

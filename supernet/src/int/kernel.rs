@@ -358,6 +358,8 @@ mod x86 {
 pub enum Isa {
     /// The best the CPU has (AVX-512, AVX2, else portable code).
     Best,
+    /// AVX2 even where AVX-512 is there (portable code without AVX2), to test that path.
+    Avx2,
     /// Portable code only (to test it against the SIMD paths).
     Portable,
 }
@@ -385,8 +387,8 @@ impl LayerRun<'_> {
         skip_img: Option<&[f32]>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if isa == Isa::Best {
-            if let Some(v4) = pulp::x86::V4::try_new() {
+        if isa != Isa::Portable {
+            if let Some(v4) = pulp::x86::V4::try_new().filter(|_| isa == Isa::Best) {
                 return pulp::Simd::vectorize(
                     v4,
                     ImageOp {
