@@ -137,6 +137,38 @@ fn integer_engine_matches_the_fake_quantized_forward() {
         let reference = values(model.forward(x.clone()));
         let int = IntNet::new(model);
         int_layers_seen += int.int_layers();
+        let on_float = |name: &str| int.float_layers().iter().any(|(n, _)| n == name);
+        let on_int: Vec<_> = int
+            .net()
+            .plan
+            .convs()
+            .filter(|c| !on_float(&c.name))
+            .collect();
+        assert_eq!(on_int.len(), int.int_layers());
+        if k < 3 {
+            // the uniform members cover every case of the kernel on integers
+            let covered = [
+                ("a signed input", on_int.iter().any(|c| c.input_signed)),
+                ("an unsigned input", on_int.iter().any(|c| !c.input_signed)),
+                ("stride 2", on_int.iter().any(|c| c.stride == 2)),
+                ("a 1x1 kernel", on_int.iter().any(|c| c.kernel == 1)),
+                (
+                    "odd input channels",
+                    on_int.iter().any(|c| c.in_channels % 2 == 1),
+                ),
+                (
+                    "two chunks of channels",
+                    on_int.iter().any(|c| c.out_channels > 64),
+                ),
+                (
+                    "a partial group",
+                    on_int.iter().any(|c| c.out_channels % 16 != 0),
+                ),
+            ];
+            for (what, seen) in covered {
+                assert!(seen, "arch {k}: no layer with {what} on integers");
+            }
+        }
         for (name, reason) in int.float_layers() {
             let layer = int.net().plan.convs().find(|c| &c.name == name).unwrap();
             let narrow_int = |f: Format| matches!(f, Format::Int(b) if b <= 8);
