@@ -253,3 +253,45 @@ fn the_engine_choice_follows_the_layers_and_the_flag() {
     let full = Inference::new(exported(&d, &fp32, &device), Engine::Int, &device);
     assert_eq!((full.engine(), full.int_layers()), (Engine::Float, 0));
 }
+
+#[test]
+fn pooling_between_integer_layers_runs_as_on_the_f32_path() {
+    let src = r#"(
+        version: 1,
+        input: (channels: 1, height: 16, width: 16),
+        classes: 10,
+        stem: (width: [16], kernel: [3], stride: 1, pool: Some(MaxPool(kernel: 3, stride: 2))),
+        stages: [
+            (block: ResidualBasic, depth: [2], width: [16], kernel: [3], stride: 1),
+            (block: ResidualBasic, depth: [2], width: [24], kernel: [3], stride: 1),
+        ],
+        downsampling: (configs: Choose(count: 1, from: [1, 2]), ops: [MaxPool, AvgPool]),
+        quantization: (weights: [Int(8), Fp32], activations: [Int(8), Fp32]),
+    )"#;
+    let space = Space::parse(src, "pool.ron", "pool").unwrap_or_else(|e| panic!("{e:?}"));
+    let device = Device::flex();
+    let d = seeded(&space, 8, 4, &device);
+    let mut rng = Rng::new(2);
+    let mut pools = std::collections::BTreeSet::new();
+    for k in 0..6 {
+        let arch = space
+            .with_uniform_formats(
+                &space.sample_uniform(&mut rng),
+                Format::Int(8),
+                Format::Int(8),
+            )
+            .unwrap();
+        let model = exported(&d, &arch, &device);
+        assert!(model.plan.stem_pool.is_some());
+        pools.extend(model.plan.blocks.iter().filter_map(|b| b.pool_before));
+        let reference = values(model.forward(d.x.clone()));
+        let int = IntNet::new(model);
+        assert_eq!(int.int_layers(), int.net().plan.convs().count());
+        let (diff, flips) = compare(&values(int.forward(d.x.clone())), &reference, 10);
+        assert!(
+            diff <= TOLERANCE && flips == 0,
+            "member {k}: logits differ by {diff} of their largest magnitude, {flips} flips"
+        );
+    }
+    assert_eq!(pools.len(), 2, "both poolings drawn: {pools:?}");
+}
