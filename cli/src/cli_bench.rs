@@ -159,6 +159,39 @@ fn print_bench(r: &BenchReport) -> String {
         "\nfake-quant overhead (int4 / fp32 step time): train {:.2}x, infer {:.2}x\n",
         r.train.fake_quant_overhead, r.infer.fake_quant_overhead
     );
+    match &r.int8_inference {
+        Some(q) => {
+            let list: Vec<String> = q.formats.iter().map(|(f, n)| format!("{f} x{n}")).collect();
+            s += &format!(
+                "\nint8 inference of the member exported at int8 ({}; {} of {} conv layers on integers, {} B of weights):\n",
+                list.join(", "),
+                q.int_layers,
+                q.layers,
+                q.weights_bytes
+            );
+            s += &format!(
+                "  {:<14} {:>10} {:>10} {:>10} {:>10}\n",
+                "engine", "img/s", "median s", "min s", "max s"
+            );
+            let row = |name: &str, m: &Measurement| {
+                let min = m.step_s.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = m.step_s.iter().copied().fold(0.0, f64::max);
+                format!(
+                    "  {name:<14} {:>10.1} {:>10.4} {min:>10.4} {max:>10.4}\n",
+                    m.img_per_s, m.median_s
+                )
+            };
+            s += &row("f32 fake-quant", &q.float);
+            s += &row("integer", &q.int);
+            s += &format!(
+                "  integer engine speed-up: {:.2}x (median over median); logits differ by {:.1e} of their largest magnitude, {} of {} predicted classes differ\n",
+                q.speedup, q.max_logit_difference, q.class_flips, r.batch
+            );
+        }
+        None => {
+            s += "\nint8 inference: not measured (the space offers no Int(8) for weights and activations, or the backend does not run qnas kernels)\n";
+        }
+    }
     s += &format!("GFLOP/s convention: {}\n", r.flop_convention);
     s += &format!(
         "peak: share of the machine's sgemm peak, measured now: {:.1} GFLOP/s ({})\n",

@@ -9,7 +9,8 @@ use qnas_cli::backend::BackendKind;
 use qnas_cli::export_cmd::{
     self, ExportOptions, ExportProgress, ExportReport, ExportedModel, Selection,
 };
-use qnas_cli::model_dir::{self, EvalReport, ModelError, PredictReport};
+use qnas_cli::model_dir::{self, EngineInfo, EvalReport, ModelError, PredictReport};
+use supernet::int::Engine;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -59,6 +60,11 @@ pub struct EvalArgs {
     /// format; the validation part is held out with the model's seed and fraction).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Which arithmetic runs the model: `int` runs its dense layers whose weights and inputs
+    /// are integers of at most 8 bits on integers (i32 sums of the codes) and the others in
+    /// f32; `float` runs every layer with f32 fake quantization (what `qnas export` measured).
+    #[arg(long, value_parser = crate::common::named(&Engine::ALL, Engine::name), default_value_t = Engine::Int)]
+    pub engine: Engine,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
@@ -77,6 +83,11 @@ pub struct PredictArgs {
     /// Show this many most probable classes per image.
     #[arg(long, default_value_t = 1)]
     pub top: usize,
+    /// Which arithmetic runs the model: `int` runs its dense layers whose weights and inputs
+    /// are integers of at most 8 bits on integers (i32 sums of the codes) and the others in
+    /// f32; `float` runs every layer with f32 fake quantization (what `qnas export` measured).
+    #[arg(long, value_parser = crate::common::named(&Engine::ALL, Engine::name), default_value_t = Engine::Int)]
+    pub engine: Engine,
     /// Backend; `wgpu` and `cuda` need a binary built with the cargo feature of that name.
     #[arg(long, value_parser = crate::common::named(&BackendKind::ALL, BackendKind::name), default_value_t = BackendKind::Flex)]
     pub device: BackendKind,
@@ -211,7 +222,19 @@ fn print_eval(r: &EvalReport) -> String {
         "  search     {:>7.2}%  (supernet member, validation)\n",
         r.reported.search * 100.0
     );
+    s += &format!("  engine     {}\n", engine_line(&r.engine));
     s
+}
+
+/// The engine that ran, for people.
+fn engine_line(e: &EngineInfo) -> String {
+    match e.name {
+        Engine::Int => format!(
+            "int: {} of {} conv layers on integers, the others in f32",
+            e.int_layers, e.layers
+        ),
+        Engine::Float => format!("float: f32 fake quantization, {} conv layers", e.layers),
+    }
 }
 
 /// Runs `qnas eval`.
@@ -221,7 +244,7 @@ pub fn eval(a: &EvalArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result = model_dir::load_model(&a.model, &device)
-        .and_then(|m| model_dir::evaluate_model(&m, a.data.as_deref(), &device));
+        .and_then(|m| model_dir::evaluate_model(&m, a.data.as_deref(), &device, a.engine));
     match result {
         Ok(r) => {
             if a.json {
@@ -236,7 +259,7 @@ pub fn eval(a: &EvalArgs) -> ExitCode {
 }
 
 fn print_predictions(r: &PredictReport, top: usize) -> String {
-    let mut s = String::new();
+    let mut s = format!("engine {}\n", engine_line(&r.engine));
     for p in &r.predictions {
         let mut order: Vec<usize> = (0..p.probabilities.len()).collect();
         order.sort_by(|&a, &b| p.probabilities[b].total_cmp(&p.probabilities[a]));
@@ -257,7 +280,7 @@ pub fn predict(a: &PredictArgs) -> ExitCode {
         Err(code) => return code,
     };
     let result = model_dir::load_model(&a.model, &device)
-        .and_then(|m| model_dir::predict(&m, &a.images, &device));
+        .and_then(|m| model_dir::predict(&m, &a.images, &device, a.engine));
     match result {
         Ok(r) => {
             if a.json {

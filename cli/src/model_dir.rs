@@ -22,11 +22,12 @@ use evaluators::data::{
     BatchLoader, DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization,
     SearchData, load_images,
 };
-use evaluators::evaluate_static;
+use evaluators::{evaluate_static, evaluate_with};
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
 use supernet::deploy::{DeployError, tensor_values, weight_sizes};
+use supernet::int::{Engine, Inference};
 use supernet::quant::WeightQuant;
 
 use search::fsio::IoError;
@@ -535,6 +536,38 @@ impl EvalData {
             Measured::from(evaluate_static(net, self.test.epoch(0, device))),
         )
     }
+
+    /// Validation and test accuracy of `net` on the engine it was prepared for.
+    pub fn measure_on(&self, net: &Inference, device: &Device) -> (Measured, Measured) {
+        let forward = |x| net.forward(x);
+        (
+            Measured::from(evaluate_with(forward, self.validation.epoch(0, device))),
+            Measured::from(evaluate_with(forward, self.test.epoch(0, device))),
+        )
+    }
+}
+
+/// Which engine ran a model's inference (`qnas eval`, `qnas predict`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EngineInfo {
+    /// `int`: the integer engine ran the layers counted in `int_layers`, `f32` fake
+    /// quantization the others; `float`: fake quantization everywhere.
+    pub name: Engine,
+    /// Conv layers that ran on integers.
+    pub int_layers: usize,
+    /// Conv layers of the model.
+    pub layers: usize,
+}
+
+impl EngineInfo {
+    /// What `net` runs on.
+    pub fn of(net: &Inference) -> EngineInfo {
+        EngineInfo {
+            name: net.engine(),
+            int_layers: net.int_layers(),
+            layers: net.layers(),
+        }
+    }
 }
 
 /// What `qnas eval` reports.
@@ -554,17 +587,22 @@ pub struct EvalReport {
     pub reported: AccuracyInfo,
     /// Whether validation and test match `model.json` exactly.
     pub matches_report: bool,
+    /// The engine that ran.
+    pub engine: EngineInfo,
 }
 
 /// Evaluates a loaded model on the validation split and the test files of its data set (or of
-/// `data_dir`), with the model's own normalization.
+/// `data_dir`), with the model's own normalization, on `engine` where the model's layers
+/// allow ([`Inference::new`]).
 pub fn evaluate_model(
     m: &LoadedModel,
     data_dir: Option<&Path>,
     device: &Device,
+    engine: Engine,
 ) -> Result<EvalReport, ModelError> {
     let eval = EvalData::load(&m.info, data_dir)?;
-    let (validation, test) = eval.measure(&m.net, device);
+    let net = Inference::new(m.net.clone(), engine, device);
+    let (validation, test) = eval.measure_on(&net, device);
     let reported = m.info.accuracy.clone();
     Ok(EvalReport {
         schema: EVAL_SCHEMA,
@@ -577,6 +615,7 @@ pub fn evaluate_model(
         validation,
         test,
         reported,
+        engine: EngineInfo::of(&net),
     })
 }
 
@@ -604,16 +643,20 @@ pub struct PredictReport {
     pub model: PathBuf,
     /// One line per image, in input order.
     pub predictions: Vec<Prediction>,
+    /// The engine that ran.
+    pub engine: EngineInfo,
 }
 
 /// Classifies the images of `files` (PNG files or IDX image files; see
 /// [`evaluators::data::load_images`]): converted to the model's input shape, normalized
-/// like its training data.
+/// like its training data, on `engine` where the model's layers allow.
 pub fn predict(
     m: &LoadedModel,
     files: &[PathBuf],
     device: &Device,
+    engine: Engine,
 ) -> Result<PredictReport, ModelError> {
+    let net = Inference::new(m.net.clone(), engine, device);
     let i = m.info.input;
     let shape = ImageShape {
         channels: i.channels,
@@ -635,7 +678,7 @@ pub fn predict(
             TensorData::new(buf, [chunk.len(), i.channels, i.height, i.width]),
             device,
         );
-        let logits = m.net.forward(x);
+        let logits = net.forward(x);
         let probs = tensor_values(softmax(logits.clone(), 1));
         let logits = tensor_values(logits);
         let classes = m.info.classes.max(1);
@@ -662,6 +705,7 @@ pub fn predict(
         schema: PREDICT_SCHEMA,
         model: m.dir.clone(),
         predictions,
+        engine: EngineInfo::of(&net),
     })
 }
 

@@ -33,6 +33,20 @@ fn test_labels() -> Vec<u8> {
     bytes[8..].to_vec()
 }
 
+/// The conv layers of a model folder's member whose weights and input activations are
+/// integers of at most 8 bits and that are dense, and all its conv layers.
+fn arch_int_layers(dir: &std::path::Path) -> (u64, u64) {
+    let device = burn::tensor::Device::flex();
+    let m = qnas_cli::model_dir::load_model(dir, &device).unwrap();
+    let narrow = |f: spaces::Format| matches!(f, spaces::Format::Int(b) if b <= 8);
+    let convs: Vec<_> = m.net.plan.convs().collect();
+    let int = convs
+        .iter()
+        .filter(|c| c.groups == 1 && narrow(c.formats.weights) && narrow(c.formats.activations))
+        .count();
+    (int as u64, convs.len() as u64)
+}
+
 fn fail(out: &std::process::Output) -> String {
     assert!(!out.status.success(), "should fail");
     assert_eq!(
@@ -55,6 +69,7 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
             .unwrap();
     assert_eq!(models.len(), front["front"].as_array().unwrap().len());
     let labels = test_labels();
+    let mut flips = 0;
     for (m, row) in models.iter().zip(front["front"].as_array().unwrap()) {
         let dir = PathBuf::from(m["dir"].as_str().unwrap());
         for f in [
@@ -84,33 +99,63 @@ fn exported_models_reproduce_the_search_without_the_supernet() {
         );
         assert!(info["max_logit_difference"].as_f64().unwrap() <= 1e-5);
         assert_eq!(info["cost"]["bitops"], row["bitops"]);
-        // eval reads the folder alone and gets the same numbers
-        let e = json(&qnas(&["eval", dir.to_str().unwrap(), "--json"]));
+        // eval on f32 fake quantization reads the folder alone and gets the same numbers
+        let d = dir.to_str().unwrap();
+        let e = json(&qnas(&["eval", d, "--engine", "float", "--json"]));
         assert_eq!(e["schema"], "qnas.eval/1");
         assert_eq!(e["matches_report"], true, "{e}");
         assert_eq!(e["validation"], info["accuracy"]["validation"]);
         assert_eq!(e["test"], info["accuracy"]["test"]);
-        // predictions on the test file agree with the reported test accuracy
-        let p = json(&qnas(&[
-            "predict",
-            dir.to_str().unwrap(),
-            "data/uci-digits-8x8/t10k-images-idx3-ubyte.gz",
-            "--json",
-        ]));
-        let preds = p["predictions"].as_array().unwrap();
-        assert_eq!(preds.len(), labels.len());
-        let correct = preds
-            .iter()
-            .zip(&labels)
-            .filter(|(p, l)| p["class"].as_u64() == Some(u64::from(**l)))
-            .count();
-        assert_eq!(
-            correct as u64,
-            info["accuracy"]["test"]["correct"].as_u64().unwrap(),
-            "{}",
-            dir.display()
-        );
+        assert_eq!(e["engine"]["name"], "float", "{e}");
+        assert_eq!(e["engine"]["int_layers"], 0);
+        // on the integer engine (the default): the layers whose weights and inputs are
+        // integers of at most 8 bits run on integers, and the counts agree but for the rare
+        // prediction the logits' rounding flips
+        let int_formats = arch_int_layers(&dir);
+        let e = json(&qnas(&["eval", d, "--json"]));
+        let engine = &e["engine"];
+        assert_eq!(engine["int_layers"].as_u64(), Some(int_formats.0), "{e}");
+        assert_eq!(engine["layers"].as_u64(), Some(int_formats.1), "{e}");
+        let expected = if int_formats.0 > 0 { "int" } else { "float" };
+        assert_eq!(engine["name"], expected, "{e}");
+        let count = |v: &serde_json::Value, part: &str| v[part]["correct"].as_i64().unwrap();
+        for part in ["validation", "test"] {
+            let (got, reported) = (count(&e, part), count(&info["accuracy"], part));
+            assert!(
+                (got - reported).abs() <= 1,
+                "{part}: {got} correct on the integer engine, {reported} reported"
+            );
+            flips += (got - reported).unsigned_abs();
+        }
+        // predictions on the test file agree with eval's test accuracy on the same engine
+        for (engine, test) in [("float", &info["accuracy"]["test"]), ("int", &e["test"])] {
+            let p = json(&qnas(&[
+                "predict",
+                d,
+                "data/uci-digits-8x8/t10k-images-idx3-ubyte.gz",
+                "--engine",
+                engine,
+                "--json",
+            ]));
+            let preds = p["predictions"].as_array().unwrap();
+            assert_eq!(preds.len(), labels.len());
+            let correct = preds
+                .iter()
+                .zip(&labels)
+                .filter(|(p, l)| p["class"].as_u64() == Some(u64::from(**l)))
+                .count();
+            assert_eq!(
+                correct as u64,
+                test["correct"].as_u64().unwrap(),
+                "{} on {engine}",
+                dir.display()
+            );
+        }
     }
+    assert!(
+        flips <= 2,
+        "{flips} accuracy counts moved on the integer engine"
+    );
     // export -> load -> write: the same files, byte for byte
     let first = PathBuf::from(models[0]["dir"].as_str().unwrap());
     let device = burn::tensor::Device::flex();

@@ -16,6 +16,7 @@ use qnas_cli::model_dir::{
     WEIGHTS_FILE, evaluate_model, load_model, sizes, write_model_dir,
 };
 use spaces::{Format, Space};
+use supernet::int::Engine;
 use supernet::{StaticNet, Supernet};
 
 fn root() -> PathBuf {
@@ -182,7 +183,7 @@ fn finetuning_improves_an_untrained_model_and_writes_a_loadable_folder() {
     // the folder loads and `qnas eval` gives exactly the reported accuracy
     let device = Device::flex();
     let m = load_model(&out, &device).unwrap();
-    let ev = evaluate_model(&m, None, &device).unwrap();
+    let ev = evaluate_model(&m, None, &device, Engine::Float).unwrap();
     assert!(ev.matches_report);
     assert_eq!(counts(&ev.validation), counts(&r.after.validation));
     assert_eq!(counts(&ev.test), counts(&r.after.test));

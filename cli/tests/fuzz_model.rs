@@ -39,6 +39,7 @@ use qnas_cli::model_dir::{
 };
 use serde_json::{Value, json};
 use spaces::Rng;
+use supernet::int::Engine;
 
 const FILES: [&str; 5] = [INFO_FILE, SPACE_FILE, ARCH_FILE, WEIGHTS_FILE, RECORD_FILE];
 
@@ -319,14 +320,14 @@ fn mutated_model_folders_load_or_give_errors_naming_the_file() {
                     (i.channels as usize, i.height as usize, i.width as usize),
                     "{what}"
                 );
-                match predict(&m, std::slice::from_ref(&image), &device) {
+                match predict(&m, std::slice::from_ref(&image), &device, Engine::Int) {
                     Ok(p) => assert_eq!(p.predictions.len(), 1, "{what}"),
                     Err(e) => check_error(&e, &dir, which, &files, &what),
                 }
                 // the data part of model.json is read by eval alone
                 if which == INFO_FILE && evaluated < 40 {
                     evaluated += 1;
-                    if let Err(e) = evaluate_model(&m, None, &device) {
+                    if let Err(e) = evaluate_model(&m, None, &device, Engine::Int) {
                         // about model.json, or about the data folder it names
                         let msg = e.to_string();
                         let data = m.info.data.path.display().to_string();
@@ -433,7 +434,7 @@ fn model_json_values_the_readers_rely_on_are_checked_on_load() {
         let what = format!("{path:?} = {value}");
         match load_model(&dir, &device) {
             Ok(m) => {
-                let p = predict(&m, std::slice::from_ref(&image), &device);
+                let p = predict(&m, std::slice::from_ref(&image), &device, Engine::Int);
                 panic!("{what}: loaded; predict gives {p:?}");
             }
             Err(e) => {

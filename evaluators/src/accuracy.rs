@@ -57,9 +57,18 @@ pub fn evaluate_plan(
 
 /// Top-1 accuracy of an extracted (or exported) network on every batch of `batches`.
 pub fn evaluate_static(net: &StaticNet, batches: impl IntoIterator<Item = Batch>) -> Accuracy {
+    evaluate_with(|x| net.forward(x), batches)
+}
+
+/// Top-1 accuracy of the logits `forward` gives for every batch of `batches` (a network on
+/// the integer engine, `supernet::int`).
+pub fn evaluate_with(
+    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+    batches: impl IntoIterator<Item = Batch>,
+) -> Accuracy {
     batches.into_iter().fold(Accuracy::default(), |acc, b| {
         let total = b.labels.dims()[0];
-        let logits = net.forward(b.images);
+        let logits = forward(b.images);
         acc.merge(Accuracy {
             correct: correct(logits, b.labels),
             total,

@@ -14,7 +14,7 @@ pub mod supernet_eval;
 pub use stats::{Accuracy, CONFIDENCE, Measured};
 
 pub use accuracy::{
-    EvalConfig, correct_per_image, evaluate_plan, evaluate_static, recalibrate,
+    EvalConfig, correct_per_image, evaluate_plan, evaluate_static, evaluate_with, recalibrate,
     recalibrate_and_evaluate, recalibrate_and_score,
 };
 pub use sensitivity::{HawqMeasurement, SensitivityError, hawq_sensitivity};

@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod deploy;
 pub mod hessian;
+pub mod int;
 pub mod kernels;
 pub mod layers;
 pub mod mixture;

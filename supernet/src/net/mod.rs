@@ -26,3 +26,4 @@ pub use self::supernet::{SuperBlock, Supernet, SupernetConfig};
 pub use crate::layers::conv_bn::{ConvBn, ConvBnParts, StaticConvBn, SuperConv};
 pub use static_net::{StaticBlock, StaticNet};
 pub use traversal::{LayerAt, PlanLayers, run_plan};
+pub(crate) use traversal::{block_pool, stem_pool};

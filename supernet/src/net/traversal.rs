@@ -8,6 +8,7 @@ use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use spaces::PoolOp;
 use spaces::plan::{BlockPlan, ConvLayer, LinearLayer, Plan};
+use spaces::space::StemPool;
 
 use crate::layers::conv_bn::{activate, norm_act};
 
@@ -65,39 +66,10 @@ pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2
     let x = if nhwc { x.permute([0, 2, 3, 1]) } else { x };
     let mut x = layers.conv(LayerAt::Stem, &plan.stem, x);
     if let Some(p) = plan.stem_pool {
-        let (k, s, pad) = (
-            p.kernel as usize,
-            p.stride as usize,
-            (p.kernel / 2) as usize,
-        );
-        x = in_nchw(nhwc, x, |x| {
-            if p.max {
-                max_pool2d(
-                    x,
-                    MaxPoolOptions::new([k, k])
-                        .with_stride([s, s])
-                        .with_padding([pad, pad]),
-                )
-            } else {
-                avg_pool2d(
-                    x,
-                    AvgPoolOptions::new([k, k])
-                        .with_stride([s, s])
-                        .with_padding([pad, pad]),
-                )
-            }
-        });
+        x = stem_pool(p, x, nhwc);
     }
     for (i, b) in plan.blocks.iter().enumerate() {
-        x = match b.pool_before {
-            Some(PoolOp::MaxPool) => in_nchw(nhwc, x, |x| {
-                max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
-            }),
-            Some(PoolOp::AvgPool) => in_nchw(nhwc, x, |x| {
-                avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
-            }),
-            _ => x,
-        };
+        x = block_pool(b.pool_before, x, nhwc);
         let input = x.clone();
         let mut y = x;
         for (j, c) in b.convs.iter().enumerate() {
@@ -128,6 +100,45 @@ pub fn run_plan(plan: &Plan, x: Tensor<4>, layers: &impl PlanLayers) -> Tensor<2
         adaptive_avg_pool2d(x, [1, 1]).reshape([n, c])
     };
     layers.fc(&plan.fc, pooled)
+}
+
+/// The pooling after the stem, on `x` (NHWC when `nhwc`).
+pub(crate) fn stem_pool(p: StemPool, x: Tensor<4>, nhwc: bool) -> Tensor<4> {
+    let (k, s, pad) = (
+        p.kernel as usize,
+        p.stride as usize,
+        (p.kernel / 2) as usize,
+    );
+    in_nchw(nhwc, x, |x| {
+        if p.max {
+            max_pool2d(
+                x,
+                MaxPoolOptions::new([k, k])
+                    .with_stride([s, s])
+                    .with_padding([pad, pad]),
+            )
+        } else {
+            avg_pool2d(
+                x,
+                AvgPoolOptions::new([k, k])
+                    .with_stride([s, s])
+                    .with_padding([pad, pad]),
+            )
+        }
+    })
+}
+
+/// The pooling before a block (`pool_before`), on `x` (NHWC when `nhwc`).
+pub(crate) fn block_pool(op: Option<PoolOp>, x: Tensor<4>, nhwc: bool) -> Tensor<4> {
+    match op {
+        Some(PoolOp::MaxPool) => in_nchw(nhwc, x, |x| {
+            max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]))
+        }),
+        Some(PoolOp::AvgPool) => in_nchw(nhwc, x, |x| {
+            avg_pool2d(x, AvgPoolOptions::new([2, 2]).with_stride([2, 2]))
+        }),
+        _ => x,
+    }
 }
 
 /// Applies an NCHW-only op (pooling) to `x`, which is NHWC when `nhwc`.

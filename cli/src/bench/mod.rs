@@ -1,5 +1,7 @@
 //! `qnas bench`: training and inference throughput of one member of a space (by default the
-//! largest), in full precision and with int4 fake quantization, on the chosen backend.
+//! largest), in full precision and with int4 fake quantization, on the chosen backend; and
+//! the inference of the member exported at int8 on the `f32` path against the integer engine
+//! (`int8.rs`, [`Int8Report`]).
 //!
 //! # What is measured
 //! - **Training step**: a [`Phase::Train`] forward of the member through the supernet on the
@@ -38,6 +40,10 @@ use spaces::{Arch, ArchError, Format, Plan, Rng, Space};
 use supernet::{Phase, Supernet};
 
 use crate::backend::{self, BackendError, BackendKind};
+
+mod int8;
+
+pub use int8::Int8Report;
 
 /// Schema tag of [`BenchReport`].
 pub const BENCH_SCHEMA: &str = "qnas.bench/1";
@@ -90,6 +96,10 @@ pub enum Variant {
     Fp32,
     /// Every unpinned layer at int4 weights and activations.
     Int4,
+    /// The member exported at int8, on the `f32` path (fake quantization).
+    Int8Float,
+    /// The member exported at int8, on the integer engine.
+    Int8Int,
 }
 
 impl Variant {
@@ -98,6 +108,8 @@ impl Variant {
         match self {
             Variant::Fp32 => "fp32",
             Variant::Int4 => "int4",
+            Variant::Int8Float => "int8-f32",
+            Variant::Int8Int => "int8-int",
         }
     }
 }
@@ -215,6 +227,10 @@ pub struct BenchReport {
     pub train: ModeReport,
     /// Inference figures.
     pub infer: ModeReport,
+    /// The member at uniform int8, exported: inference on the `f32` path against the integer
+    /// engine; `null` when the space offers no `Int(8)` for weights and activations or the
+    /// backend does not run our kernels.
+    pub int8_inference: Option<Int8Report>,
 }
 
 /// Why a benchmark could not run.
@@ -302,7 +318,7 @@ fn mode_report(
 }
 
 /// `weights/activations` format pair → number of layers using it.
-fn format_counts(plan: &Plan) -> BTreeMap<String, usize> {
+pub(crate) fn format_counts(plan: &Plan) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     let pairs = plan
         .convs()
@@ -436,7 +452,12 @@ pub fn run(
         .collect();
     let (pixels, labels) = inputs(space, opts.batch, opts.seed);
     let per_mode = 2 * (opts.warmup + opts.steps);
-    progress.start(2 * per_mode);
+    let int8_steps = if supernet::kernels::active(&device) {
+        int8::steps(space, opts)
+    } else {
+        0
+    };
+    progress.start(2 * per_mode + int8_steps);
 
     // training, on the autodiff device
     let ad = device.clone().autodiff();
@@ -493,6 +514,21 @@ pub fn run(
         }
     }
 
+    drop(nets);
+    let int8_macs = match int8::member(space) {
+        Some(arch) => space.cost(&arch)?.macs as f64,
+        None => 0.0,
+    };
+    let int8_inference = int8::run(
+        space,
+        &x,
+        &device,
+        opts,
+        2.0 * int8_macs,
+        peak.gflop_per_s,
+        progress,
+    )?;
+
     let macs = cost.macs as f64;
     let [train_fp32, train_int4] = train_times;
     let [infer_fp32, infer_int4] = infer_times;
@@ -531,10 +567,17 @@ pub fn run(
             2.0 * macs,
             peak.gflop_per_s,
         ),
+        int8_inference,
     })
 }
 
-fn event(mode: Mode, variant: Variant, i: usize, opts: &BenchOptions, seconds: f64) -> StepEvent {
+pub(crate) fn event(
+    mode: Mode,
+    variant: Variant,
+    i: usize,
+    opts: &BenchOptions,
+    seconds: f64,
+) -> StepEvent {
     let warmup = i < opts.warmup;
     StepEvent {
         mode,
@@ -598,8 +641,9 @@ mod tests {
         };
         let mut rec = Recorder::default();
         let r = run(&space, "digits.ron", BackendKind::Flex, &opts, &mut rec).unwrap();
-        assert_eq!(rec.total, 12);
-        assert_eq!(rec.events.len(), 12);
+        // 6 training, 6 inference and 6 int8 inference steps
+        assert_eq!(rec.total, 18);
+        assert_eq!(rec.events.len(), 18);
         assert!(rec.events[0].warmup && rec.events[0].mode == Mode::Train);
         assert_eq!(rec.events[0].variant, Variant::Fp32);
         assert_eq!(rec.events[1].variant, Variant::Int4);
@@ -616,6 +660,24 @@ mod tests {
         // digits ties weights and activations and pins nothing: every layer switches format
         assert_eq!(r.formats["int4"].keys().collect::<Vec<_>>(), ["int4/int4"]);
         assert_eq!(r.formats["fp32"].keys().collect::<Vec<_>>(), ["fp32/fp32"]);
+        // the int8 section alternates its two engines after the other steps
+        assert_eq!(rec.events[12].variant, Variant::Int8Float);
+        assert_eq!(rec.events[13].variant, Variant::Int8Int);
+        let int8 = r.int8_inference.expect("digits offers Int(8)");
+        assert_eq!(int8.formats.keys().collect::<Vec<_>>(), ["int8/int8"]);
+        assert_eq!(int8.int_layers, int8.layers);
+        assert!(int8.int_layers > 0 && int8.weights_bytes > 0);
+        for m in [&int8.float, &int8.int] {
+            assert_eq!(m.step_s.len(), 2);
+        }
+        // the engines agree but for summation order and the codes it moves across a rounding
+        // boundary (a few 1e-3 of the largest logit on random networks); a wrong scale, sign
+        // or layout would be of the order of the logits themselves
+        assert!(
+            int8.max_logit_difference <= 5e-2,
+            "{}",
+            int8.max_logit_difference
+        );
     }
 
     #[test]
