@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spaces::{Format, Space, WeightRange};
 
-use super::grid::{F32Grid, Rounder, grid_max, grid_significant_bits, snap_scale_scalar};
+use super::grid::{Rounder, grid_max, grid_significant_bits, snap_scale_scalar};
 use super::round::snap_scale;
 use super::{FloatScaling, fake_quantize};
 
@@ -168,14 +168,17 @@ pub(crate) fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) ->
     let error = |scale: f32| -> f64 {
         match rounder {
             // the common case, vectorized: the same per-value error as the general loop
-            Rounder::Int(lo, hi) => pulp::Arch::new().dispatch(IntError {
+            Rounder::Int(lo, hi) => pulp::Arch::new().dispatch(SquaredError {
                 w,
                 scale,
-                lo: lo as f32,
-                hi: hi as f32,
+                round: int_round(lo as f32, hi as f32),
             }),
             Rounder::Float(_) if let Some(grid) = rounder.f32_grid() => {
-                pulp::Arch::new().dispatch(FloatError { w, scale, grid })
+                pulp::Arch::new().dispatch(SquaredError {
+                    w,
+                    scale,
+                    round: move |y| grid.round(y),
+                })
             }
             Rounder::Float(_) => w
                 .iter()
@@ -214,26 +217,26 @@ pub(crate) fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) ->
     best.1
 }
 
-/// The squared error of quantizing `w` with `scale` onto the integer codes `lo..=hi`: per
-/// value what [`Rounder::round`] gives (the nearest code, ties to even, clamped; the codes are
-/// integers exact in f32), summed in f64 over 8 interleaved partial sums so that the loop
-/// vectorizes (AVX2 / AVX-512 through pulp's dispatch).
-struct IntError<'a> {
+/// The squared error of quantizing `w` with `scale` onto a grid: per value `x`, the difference
+/// between `x` and `round(x / scale) * scale`, where `round` is the grid's rounding in f32 (an
+/// integer grid's nearest code, ties to even, clamped; or
+/// [`F32Grid::round`](super::grid::F32Grid::round)), summed in f64 over 8 interleaved partial
+/// sums so that the loop vectorizes (AVX2 / AVX-512 through pulp's dispatch, which `round` is
+/// inlined into).
+struct SquaredError<'a, R> {
     w: &'a [f32],
     scale: f32,
-    lo: f32,
-    hi: f32,
+    round: R,
 }
 
-impl pulp::WithSimd for IntError<'_> {
+impl<R: Fn(f32) -> f32> pulp::WithSimd for SquaredError<'_, R> {
     type Output = f64;
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
-        let IntError { w, scale, lo, hi } = self;
+        let SquaredError { w, scale, round } = self;
         let sq = |x: f32| {
-            let code = (x / scale).round_ties_even().clamp(lo, hi);
-            let d = f64::from(x) - f64::from(code * scale);
+            let d = f64::from(x) - f64::from(round(x / scale) * scale);
             d * d
         };
         let mut acc = [0.0f64; 8];
@@ -250,35 +253,11 @@ impl pulp::WithSimd for IntError<'_> {
     }
 }
 
-/// [`IntError`] for a floating-point grid rounded in f32 ([`F32Grid`]).
-struct FloatError<'a> {
-    w: &'a [f32],
-    scale: f32,
-    grid: F32Grid,
-}
-
-impl pulp::WithSimd for FloatError<'_> {
-    type Output = f64;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
-        let FloatError { w, scale, grid } = self;
-        let sq = |x: f32| {
-            let d = f64::from(x) - f64::from(grid.round(x / scale) * scale);
-            d * d
-        };
-        let mut acc = [0.0f64; 8];
-        let chunks = w.chunks_exact(8);
-        for &x in chunks.remainder() {
-            acc[0] += sq(x);
-        }
-        for c in chunks {
-            for (a, &x) in acc.iter_mut().zip(c) {
-                *a += sq(x);
-            }
-        }
-        acc.iter().sum()
-    }
+/// The rounding of the integer grid `lo..=hi` in f32: what [`Rounder::round`] gives (the codes
+/// are integers exact in f32).
+#[inline(always)]
+fn int_round(lo: f32, hi: f32) -> impl Fn(f32) -> f32 + Copy {
+    move |y: f32| y.round_ties_even().clamp(lo, hi)
 }
 
 /// A 64-bit FNV-1a hash of the values' bits (the memo's key; a hit also compares the values).
@@ -597,11 +576,10 @@ mod tests {
                     d * d
                 })
                 .sum();
-            let vector = pulp::Arch::new().dispatch(IntError {
+            let vector = pulp::Arch::new().dispatch(SquaredError {
                 w: &w,
                 scale,
-                lo: lo as f32,
-                hi: hi as f32,
+                round: int_round(lo as f32, hi as f32),
             });
             assert!(
                 (vector - scalar).abs() <= 1e-12 * scalar,
