@@ -22,7 +22,7 @@ use evaluators::data::{
     BatchLoader, DataError, DataKind, DataSpec, ImageShape, LoaderConfig, Normalization,
     SearchData, load_images,
 };
-use evaluators::{evaluate_static, evaluate_with};
+use evaluators::evaluate_with;
 use serde::{Deserialize, Serialize};
 use spaces::{Arch, Space, SpaceError};
 use supernet::StaticNet;
@@ -531,18 +531,23 @@ impl EvalData {
 
     /// Validation and test accuracy of `net`.
     pub fn measure(&self, net: &StaticNet, device: &Device) -> (Measured, Measured) {
-        (
-            Measured::from(evaluate_static(net, self.validation.epoch(0, device))),
-            Measured::from(evaluate_static(net, self.test.epoch(0, device))),
-        )
+        self.measure_with(|x| net.forward(x), device)
     }
 
     /// Validation and test accuracy of `net` on the engine it was prepared for.
     pub fn measure_on(&self, net: &Inference, device: &Device) -> (Measured, Measured) {
-        let forward = |x| net.forward(x);
+        self.measure_with(|x| net.forward(x), device)
+    }
+
+    /// Validation and test accuracy of the logits `forward` gives.
+    fn measure_with(
+        &self,
+        forward: impl Fn(Tensor<4>) -> Tensor<2>,
+        device: &Device,
+    ) -> (Measured, Measured) {
         (
-            Measured::from(evaluate_with(forward, self.validation.epoch(0, device))),
-            Measured::from(evaluate_with(forward, self.test.epoch(0, device))),
+            Measured::from(evaluate_with(&forward, self.validation.epoch(0, device))),
+            Measured::from(evaluate_with(&forward, self.test.epoch(0, device))),
         )
     }
 }

@@ -10,7 +10,7 @@ use common::input;
 
 use burn::tensor::{Device, Tensor};
 use spaces::{Arch, Format, Rng, Space};
-use supernet::int::{Engine, FloatReason, Inference, IntNet, Isa};
+use supernet::int::{Engine, FloatReason, Inference, IntNet, Isa, logit_agreement};
 use supernet::{Phase, StaticNet, Supernet};
 
 /// Held while a test seeds the device's generator and draws from it: the tests run on
@@ -93,29 +93,6 @@ fn values(t: Tensor<2>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
-/// Largest difference relative to the largest magnitude of `b`, and how many rows of
-/// `classes` logits have a different argmax.
-fn compare(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
-    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale;
-    let argmax = |r: &[f32]| {
-        r.iter()
-            .enumerate()
-            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
-            .0
-    };
-    let flips = a
-        .chunks(classes)
-        .zip(b.chunks(classes))
-        .filter(|(x, y)| argmax(x) != argmax(y))
-        .count();
-    (diff, flips)
-}
-
 #[test]
 fn integer_engine_matches_the_fake_quantized_forward() {
     let device = Device::flex();
@@ -183,7 +160,7 @@ fn integer_engine_matches_the_fake_quantized_forward() {
             }
         }
         let got = values(int.forward(x.clone()));
-        let (diff, flips) = compare(&got, &reference, space.classes as usize);
+        let (diff, flips) = logit_agreement(&got, &reference, space.classes as usize);
         diffs.push(diff);
         flips_total += flips;
     }
@@ -287,7 +264,7 @@ fn pooling_between_integer_layers_runs_as_on_the_f32_path() {
         let reference = values(model.forward(d.x.clone()));
         let int = IntNet::new(model);
         assert_eq!(int.int_layers(), int.net().plan.convs().count());
-        let (diff, flips) = compare(&values(int.forward(d.x.clone())), &reference, 10);
+        let (diff, flips) = logit_agreement(&values(int.forward(d.x.clone())), &reference, 10);
         assert!(
             diff <= TOLERANCE && flips == 0,
             "member {k}: logits differ by {diff} of their largest magnitude, {flips} flips"

@@ -138,7 +138,8 @@ pub(crate) fn run(
         }
     }
     let classes = space.classes as usize;
-    let (max_logit_difference, class_flips) = compare(&logits[1], &logits[0], classes);
+    let (max_logit_difference, class_flips) =
+        supernet::int::logit_agreement(&logits[1], &logits[0], classes);
     let [f, n] = times;
     let float = measurement(f, opts.batch, flop_per_image, peak);
     let int_m = measurement(n, opts.batch, flop_per_image, peak);
@@ -153,27 +154,4 @@ pub(crate) fn run(
         max_logit_difference,
         class_flips,
     }))
-}
-
-/// Largest difference relative to the largest magnitude of `b`, and the rows of `classes`
-/// logits whose argmax differs.
-fn compare(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
-    let scale = b.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale;
-    let argmax = |r: &[f32]| {
-        r.iter()
-            .enumerate()
-            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
-            .0
-    };
-    let flips = a
-        .chunks(classes.max(1))
-        .zip(b.chunks(classes.max(1)))
-        .filter(|(x, y)| argmax(x) != argmax(y))
-        .count();
-    (diff, flips)
 }

@@ -471,3 +471,27 @@ impl Inference {
         }
     }
 }
+
+/// How far the logits `a` of one engine are from the reference logits `b` (rows of `classes`,
+/// the same images): the largest difference relative to the largest magnitude of `b` (at least
+/// `f32::MIN_POSITIVE`), and how many rows have a different argmax (the first of equal maxima).
+pub fn logit_agreement(a: &[f32], b: &[f32], classes: usize) -> (f32, usize) {
+    let scale = b.iter().fold(f32::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale;
+    let argmax = |r: &[f32]| {
+        r.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+            .0
+    };
+    let flips = a
+        .chunks(classes.max(1))
+        .zip(b.chunks(classes.max(1)))
+        .filter(|(x, y)| argmax(x) != argmax(y))
+        .count();
+    (diff, flips)
+}

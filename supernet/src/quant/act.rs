@@ -341,7 +341,7 @@ impl ActQuantizer {
     fn batch_range<const D: usize>(&self, x: Tensor<D>) -> Tensor<1> {
         let x = x.detach();
         if crate::kernels::active(&x.device()) {
-            // no copy of the tensor, parallel passes: the same value as below
+            // on the tensor's own memory, no copy: the same values as below
             return match self.method {
                 ActScaleMethod::Percentile { percentile, .. } => {
                     crate::kernels::ext::range_percentile(x, self.signed, percentile)
@@ -349,23 +349,20 @@ impl ActQuantizer {
                 _ => crate::kernels::ext::range_max(x, self.signed),
             };
         }
-        let magnitude = self.magnitude(x);
         match self.method {
             ActScaleMethod::Percentile { percentile, .. } => {
-                // Nearest rank: the smallest value with at least p% of the values <= it. A
-                // selection on the host: linear time, where a top-k of the tensor sorts.
-                let device = magnitude.device();
-                let mut values = magnitude
+                // on the host, with the kernels' nearest-rank selection (a top-k of the
+                // tensor would sort it)
+                let device = x.device();
+                let values = x
                     .into_data()
                     .convert::<f32>()
                     .try_to_vec::<f32>()
                     .expect("a float tensor's values read as f32");
-                let n = values.len();
-                let rank = ((percentile / 100.0 * n as f64).ceil() as usize).clamp(1, n);
-                let (_, &mut at, _) = values.select_nth_unstable_by(rank - 1, f32::total_cmp);
+                let at = crate::kernels::quant::range_percentile(&values, self.signed, percentile);
                 Tensor::from_data(TensorData::new(vec![at], [1]), &device)
             }
-            _ => magnitude.max(),
+            _ => self.magnitude(x).max(),
         }
     }
 

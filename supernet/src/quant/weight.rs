@@ -165,29 +165,13 @@ pub(crate) fn channel_scale(w: &[f32], top: f32, bits: u32, rounder: Rounder) ->
             bits,
         )
     };
+    // the grid's rounding in f32 where it has one (it vectorizes), else the rounder's own
+    let f32_grid = rounder.f32_grid();
     let error = |scale: f32| -> f64 {
-        match rounder {
-            // the common case, vectorized: the same per-value error as the general loop
-            Rounder::Int(lo, hi) => pulp::Arch::new().dispatch(SquaredError {
-                w,
-                scale,
-                round: int_round(lo as f32, hi as f32),
-            }),
-            Rounder::Float(_) if let Some(grid) = rounder.f32_grid() => {
-                pulp::Arch::new().dispatch(SquaredError {
-                    w,
-                    scale,
-                    round: move |y| grid.round(y),
-                })
-            }
-            Rounder::Float(_) => w
-                .iter()
-                .map(|&x| {
-                    let q = rounder.round(x / scale) * scale;
-                    let d = f64::from(x) - f64::from(q);
-                    d * d
-                })
-                .sum(),
+        match (rounder, f32_grid) {
+            (Rounder::Int(lo, hi), _) => squared_error(w, scale, int_round(lo as f32, hi as f32)),
+            (_, Some(grid)) => squared_error(w, scale, move |y| grid.round(y)),
+            (_, None) => squared_error(w, scale, |y| rounder.round(y)),
         }
     };
     let mut best = (1.0f64, scale_at(1.0));
@@ -251,6 +235,11 @@ impl<R: Fn(f32) -> f32> pulp::WithSimd for SquaredError<'_, R> {
         }
         acc.iter().sum()
     }
+}
+
+/// [`SquaredError`] on the best SIMD instruction set of this CPU.
+fn squared_error(w: &[f32], scale: f32, round: impl Fn(f32) -> f32) -> f64 {
+    pulp::Arch::new().dispatch(SquaredError { w, scale, round })
 }
 
 /// The rounding of the integer grid `lo..=hi` in f32: what [`Rounder::round`] gives (the codes
@@ -576,11 +565,7 @@ mod tests {
                     d * d
                 })
                 .sum();
-            let vector = pulp::Arch::new().dispatch(SquaredError {
-                w: &w,
-                scale,
-                round: int_round(lo as f32, hi as f32),
-            });
+            let vector = squared_error(&w, scale, int_round(lo as f32, hi as f32));
             assert!(
                 (vector - scalar).abs() <= 1e-12 * scalar,
                 "int{bits}: {vector} vs {scalar}"
