@@ -46,11 +46,17 @@ import torch.nn.functional as F
 FLOP_CONVENTION = "inference 2*MACs per image, training 3*2*MACs per image"
 
 
+def bad_input(message):
+    """Stops on a bad `--plan` with the message and exit code 2 (as qnas does on bad input)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def activation(name):
     """The plan's `Act` as a function."""
     acts = {"None": lambda x: x, "Relu": F.relu, "Relu6": F.relu6}
     if name not in acts:
-        sys.exit(f"--plan: unknown activation {name!r} (expected one of {sorted(acts)})")
+        bad_input(f"--plan: unknown activation {name!r} (expected one of {sorted(acts)})")
     return acts[name]
 
 
@@ -78,7 +84,7 @@ class Block(nn.Module):
         pools = {None: None, "StridedConv": None, "MaxPool": F.max_pool2d,
                  "AvgPool": F.avg_pool2d}
         if block["pool_before"] not in pools:
-            sys.exit(f"--plan: unknown pool_before {block['pool_before']!r}")
+            bad_input(f"--plan: unknown pool_before {block['pool_before']!r}")
         self.pool = pools[block["pool_before"]]
         self.convs = nn.Sequential(*[ConvBn(c) for c in block["convs"]])
         self.residual = block["residual"]
@@ -126,12 +132,12 @@ def load_plan(path):
         with open(path) as f:
             doc = json.load(f)
     except (OSError, ValueError) as e:
-        sys.exit(f"--plan {path}: {e}")
+        bad_input(f"--plan {path}: {e}")
     if isinstance(doc, dict) and "plan" in doc:
         return doc["plan"], doc
     if isinstance(doc, dict) and "stem" in doc and "fc" in doc:
         return doc, None
-    sys.exit(f"--plan {path}: neither a `qnas bench --json` report (no `plan` key) nor a plan")
+    bad_input(f"--plan {path}: neither a `qnas bench --json` report (no `plan` key) nor a plan")
 
 
 def count_macs(model, shape):
@@ -206,7 +212,7 @@ def main():
     reference = PlanNet(plan)
     macs = count_macs(reference, shape)
     if qnas_report is not None and qnas_report.get("macs") != macs:
-        sys.exit(f"--plan {args.plan}: the network built has {macs} MACs per image, the report "
+        bad_input(f"--plan {args.plan}: the network built has {macs} MACs per image, the report "
                  f"{qnas_report.get('macs')}: not the network qnas measured")
     params = sum(p.numel() for p in reference.parameters())
     layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in reference.modules())
