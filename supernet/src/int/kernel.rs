@@ -353,16 +353,7 @@ mod x86 {
     }
 }
 
-/// Which instruction set runs the kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Isa {
-    /// The best the CPU has (AVX-512, AVX2, else portable code).
-    Best,
-    /// AVX2 even where AVX-512 is there (portable code without AVX2), to test that path.
-    Avx2,
-    /// Portable code only (to test it against the SIMD paths).
-    Portable,
-}
+pub use crate::kernels::Isa;
 
 /// One convolution layer's integer work: quantize each image, convolve, epilogue.
 pub(super) struct LayerRun<'a> {

@@ -10,6 +10,31 @@ pub mod quant;
 #[allow(unsafe_code)]
 mod sgemm;
 
+/// Which instruction set a kernel runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// The best the CPU has (AVX-512, AVX2, else portable code).
+    Best,
+    /// AVX2 even where AVX-512 is there (portable code without AVX2), to test that path.
+    Avx2,
+    /// Portable code only (to test it against the SIMD paths).
+    Portable,
+}
+
+impl Isa {
+    /// Runs `op` compiled for this instruction set.
+    pub(crate) fn run<Op: pulp::WithSimd>(self, op: Op) -> Op::Output {
+        match self {
+            Isa::Best => pulp::Arch::new().dispatch(op),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if pulp::x86::V3::try_new().is_some() => {
+                pulp::Simd::vectorize(pulp::x86::V3::try_new().unwrap(), op)
+            }
+            _ => pulp::Simd::vectorize(pulp::Scalar::new(), op),
+        }
+    }
+}
+
 /// The geometry of one convolution call on NHWC activations with "same" padding `kernel / 2`.
 ///
 /// Input `[batch, height, width, in_channels]`, weight `[out_channels, in_channels / groups,

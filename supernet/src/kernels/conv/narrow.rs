@@ -6,20 +6,36 @@ use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::{ConvShape, partitioned_sum, with_scratch, zeroed};
+use crate::kernels::Isa;
 
 /// Vector width of the direct kernels: output channels (forward) or output-gradient channels
 /// (backward-weight) are padded to this many lanes, one AVX-512 register.
 const LANES: usize = 16;
 
 /// Most 16-lane groups of output channels the direct kernels handle.
-const MAX_GROUPS: usize = 2;
+const MAX_GROUPS: usize = 4;
 
-/// Whether the direct kernels handle this dense shape: up to 32 output channels (two AVX-512
-/// registers per pixel), and not too many input channels. They beat im2col + gemm there
-/// (gemm's microkernel runs vectors over the output channels, which few channels fill badly);
-/// from 64 output channels on, gemm is as fast.
+/// Whether the direct kernels handle this dense shape: up to 64 output channels where the CPU
+/// has AVX-512 (four registers per pixel; 32 registers hold the sums of 4 pixels), else up to
+/// 32, and not too many input channels. They beat im2col + gemm there (gemm's microkernel runs
+/// vectors over the output channels, which few channels fill badly, and on small images its
+/// packing costs as much as the product): 1.8x on ResNet-20's 64-channel 8x8 layers (forward +
+/// both backward passes, `conv_kernels` example, AVX-512 at 256 bits per cycle).
 pub(super) fn is_narrow(s: &ConvShape) -> bool {
-    s.groups == 1 && s.out_channels <= MAX_GROUPS * LANES && s.in_channels <= 64
+    let max_groups = if wide_registers() { MAX_GROUPS } else { 2 };
+    s.groups == 1 && s.out_channels <= max_groups * LANES && s.in_channels <= 64
+}
+
+/// Whether the CPU has AVX-512 (32 vector registers of 16 lanes).
+fn wide_registers() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        pulp::x86::V4::try_new().is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// What the direct kernels need of the shape.
@@ -75,10 +91,10 @@ fn pad_image(s: &ConvShape, x_img: &[f32], xp: &mut [f32]) {
     xp[(s.height + p) * row..].fill(0.0);
 }
 
-/// `P` output pixels `(oh, ow0..ow0 + P)` × the `G * LANES` (padded) output channels,
+/// `P` output pixels `(oh, ow0..ow0 + P)` × the `NV` vectors of (padded) output channels,
 /// accumulated in registers.
 #[inline(always)]
-fn forward_block<S: Simd, const G: usize, const P: usize>(
+fn forward_block<S: Simd, const NV: usize, const P: usize>(
     simd: S,
     g: &Geom,
     xp: &[f32],
@@ -87,22 +103,21 @@ fn forward_block<S: Simd, const G: usize, const P: usize>(
     ow0: usize,
     out_row: &mut [f32],
 ) {
-    let width = G * LANES;
-    let nv = width / S::F32_LANES;
-    let mut acc = [[simd.splat_f32s(0.0); MAX_GROUPS * LANES]; P];
+    let mut acc = [[simd.splat_f32s(0.0); NV]; P];
     for kh in 0..g.kernel {
         let base = (oh * g.stride + kh) * g.row + ow0 * g.stride * g.cin;
         let xs: [&[f32]; P] = std::array::from_fn(|p| &xp[base + p * g.stride * g.cin..][..g.kc]);
-        let (wk, _) = S::as_simd_f32s(&wp[kh * g.kc * width..][..g.kc * width]);
+        let (wk, _) =
+            S::as_simd_f32s(&wp[kh * g.kc * NV * S::F32_LANES..][..g.kc * NV * S::F32_LANES]);
         // two weight rows per iteration (fewer loop-carried register copies)
         let pairs = g.kc / 2;
         for r in 0..pairs {
-            let w0 = &wk[2 * r * nv..][..nv];
-            let w1 = &wk[(2 * r + 1) * nv..][..nv];
+            let w0: &[S::f32s; NV] = wk[2 * r * NV..][..NV].try_into().unwrap();
+            let w1: &[S::f32s; NV] = wk[(2 * r + 1) * NV..][..NV].try_into().unwrap();
             for p in 0..P {
                 let x0 = simd.splat_f32s(xs[p][2 * r]);
                 let x1 = simd.splat_f32s(xs[p][2 * r + 1]);
-                for v in 0..nv {
+                for v in 0..NV {
                     acc[p][v] = simd.mul_add_f32s(x0, w0[v], acc[p][v]);
                     acc[p][v] = simd.mul_add_f32s(x1, w1[v], acc[p][v]);
                 }
@@ -110,26 +125,39 @@ fn forward_block<S: Simd, const G: usize, const P: usize>(
         }
         if g.kc % 2 == 1 {
             let r = g.kc - 1;
-            let wv = &wk[r * nv..][..nv];
+            let wv: &[S::f32s; NV] = wk[r * NV..][..NV].try_into().unwrap();
             for p in 0..P {
                 let xv = simd.splat_f32s(xs[p][r]);
-                for v in 0..nv {
+                for v in 0..NV {
                     acc[p][v] = simd.mul_add_f32s(xv, wv[v], acc[p][v]);
                 }
             }
         }
     }
     for (p, a) in acc.iter().enumerate() {
-        let mut tmp = [0.0f32; MAX_GROUPS * LANES];
-        let (t, _) = S::as_mut_simd_f32s(&mut tmp[..width]);
-        t.copy_from_slice(&a[..nv]);
-        out_row[(ow0 + p) * g.cout..][..g.cout].copy_from_slice(&tmp[..g.cout]);
+        store_channels(simd, a, &mut out_row[(ow0 + p) * g.cout..][..g.cout]);
     }
 }
 
-/// One output row of the direct forward kernel, in blocks of `P` pixels (then 4, 2, 1).
+/// Stores the first `dst.len()` lanes of `v` into `dst` (full vectors, then one partial
+/// store), with no call to `memcpy` for these few bytes. `v` is only indexed by constants, so
+/// that it stays in registers.
 #[inline(always)]
-fn forward_row<S: Simd, const G: usize, const P: usize>(
+fn store_channels<S: Simd, const NV: usize>(simd: S, v: &[S::f32s; NV], dst: &mut [f32]) {
+    for (i, x) in v.iter().enumerate() {
+        let lo = i * S::F32_LANES;
+        if lo + S::F32_LANES <= dst.len() {
+            let (d, _) = S::as_mut_simd_f32s(&mut dst[lo..lo + S::F32_LANES]);
+            d[0] = *x;
+        } else if lo < dst.len() {
+            simd.partial_store_f32s(&mut dst[lo..], *x);
+        }
+    }
+}
+
+/// One output row of the direct forward kernel, in blocks of `P` pixels (then 8, 4, 2, 1).
+#[inline(always)]
+fn forward_row<S: Simd, const NV: usize, const P: usize>(
     simd: S,
     g: &Geom,
     xp: &[f32],
@@ -139,19 +167,23 @@ fn forward_row<S: Simd, const G: usize, const P: usize>(
 ) {
     let mut ow = 0;
     while g.out_w - ow >= P {
-        forward_block::<S, G, P>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<S, NV, P>(simd, g, xp, wp, oh, ow, out_row);
         ow += P;
     }
-    while g.out_w - ow >= 4 {
-        forward_block::<S, G, 4>(simd, g, xp, wp, oh, ow, out_row);
+    if P > 8 && g.out_w - ow >= 8 {
+        forward_block::<S, NV, 8>(simd, g, xp, wp, oh, ow, out_row);
+        ow += 8;
+    }
+    if P > 4 && g.out_w - ow >= 4 {
+        forward_block::<S, NV, 4>(simd, g, xp, wp, oh, ow, out_row);
         ow += 4;
     }
-    while g.out_w - ow >= 2 {
-        forward_block::<S, G, 2>(simd, g, xp, wp, oh, ow, out_row);
+    if P > 2 && g.out_w - ow >= 2 {
+        forward_block::<S, NV, 2>(simd, g, xp, wp, oh, ow, out_row);
         ow += 2;
     }
-    if g.out_w - ow >= 1 {
-        forward_block::<S, G, 1>(simd, g, xp, wp, oh, ow, out_row);
+    if P > 1 && g.out_w - ow >= 1 {
+        forward_block::<S, NV, 1>(simd, g, xp, wp, oh, ow, out_row);
     }
 }
 
@@ -179,10 +211,28 @@ impl WithSimd for ForwardImage<'_> {
             out_img,
         } = self;
         pad_image(s, x_img, xp);
+        // `nv` is 1-4 (16 lanes), 2-8 (8 lanes: AVX2), 4-16 (4 lanes: NEON) or 16-64 (portable)
+        // registers: `NV * P` accumulators and `2 * NV` weight vectors, within the 32 vector
+        // registers of AVX-512 (16 of AVX2). More than 8 pixels do not pay: LLVM no longer
+        // unrolls the pixel loop, and 8 accumulators already cover the FMA latency.
+        let nv = g.groups * LANES / S::F32_LANES;
+        let wide = S::F32_LANES >= 16;
         for (oh, out_row) in out_img.chunks_exact_mut(g.out_w * g.cout).enumerate() {
-            match g.groups {
+            match nv {
                 1 => forward_row::<S, 1, 8>(simd, &g, xp, wp, oh, out_row),
-                _ => forward_row::<S, 2, 8>(simd, &g, xp, wp, oh, out_row),
+                2 if wide => forward_row::<S, 2, 8>(simd, &g, xp, wp, oh, out_row),
+                2 => forward_row::<S, 2, 4>(simd, &g, xp, wp, oh, out_row),
+                3 if wide => forward_row::<S, 3, 6>(simd, &g, xp, wp, oh, out_row),
+                4 if wide => forward_row::<S, 4, 4>(simd, &g, xp, wp, oh, out_row),
+                4 => forward_row::<S, 4, 2>(simd, &g, xp, wp, oh, out_row),
+                6 => forward_row::<S, 6, 1>(simd, &g, xp, wp, oh, out_row),
+                8 => forward_row::<S, 8, 1>(simd, &g, xp, wp, oh, out_row),
+                12 => forward_row::<S, 12, 1>(simd, &g, xp, wp, oh, out_row),
+                16 => forward_row::<S, 16, 1>(simd, &g, xp, wp, oh, out_row),
+                32 => forward_row::<S, 32, 1>(simd, &g, xp, wp, oh, out_row),
+                48 => forward_row::<S, 48, 1>(simd, &g, xp, wp, oh, out_row),
+                64 => forward_row::<S, 64, 1>(simd, &g, xp, wp, oh, out_row),
+                _ => unreachable!("{nv} vectors of {} lanes per pixel", S::F32_LANES),
             }
         }
     }
@@ -190,6 +240,11 @@ impl WithSimd for ForwardImage<'_> {
 
 /// Dense forward for narrow layers with the weight repacked to `[(kh, kw, ci), co]`.
 pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
+    narrow_forward_on(Isa::Best, s, x, wr)
+}
+
+/// [`narrow_forward`] on the given instruction set.
+pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     let g = Geom::new(s);
     let width = g.groups * LANES;
     let kkc = g.kernel * g.kc;
@@ -203,7 +258,7 @@ pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
         .enumerate()
         .for_each(|(b, out_img)| {
             with_scratch(padded_len(s), |xp| {
-                pulp::Arch::new().dispatch(ForwardImage {
+                isa.run(ForwardImage {
                     s,
                     g,
                     x_img: &x[b * img_in..(b + 1) * img_in],
@@ -217,9 +272,9 @@ pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
 }
 
 /// Adds `Σ_pixels xp[pixel, (kh, r0..r0 + R)] ⊗ dy[pixel, :]` to the `R` weight-gradient rows
-/// `acc` (`[R, G * LANES]`), the sums held in registers over the whole image.
+/// `acc` (`[R, NV vectors]`), the sums held in registers over the whole image.
 #[inline(always)]
-fn weight_block<S: Simd, const G: usize, const R: usize>(
+fn weight_block<S: Simd, const NV: usize, const R: usize>(
     simd: S,
     g: &Geom,
     xp: &[f32],
@@ -228,34 +283,36 @@ fn weight_block<S: Simd, const G: usize, const R: usize>(
     r0: usize,
     acc: &mut [f32],
 ) {
-    let width = G * LANES;
-    let nv = width / S::F32_LANES;
-    let mut sum = [[simd.splat_f32s(0.0); MAX_GROUPS * LANES]; R];
+    let mut sum = [[simd.splat_f32s(0.0); NV]; R];
     for oh in 0..g.out_h {
         let base = (oh * g.stride + kh) * g.row + r0;
-        let (dy_row, _) = S::as_simd_f32s(&dyp[oh * g.out_w * width..][..g.out_w * width]);
+        let (dy_row, _) = S::as_simd_f32s(
+            &dyp[oh * g.out_w * NV * S::F32_LANES..][..g.out_w * NV * S::F32_LANES],
+        );
         for ow in 0..g.out_w {
-            let gv = &dy_row[ow * nv..][..nv];
+            let gv: &[S::f32s; NV] = dy_row[ow * NV..][..NV].try_into().unwrap();
             let xr: &[f32; R] = xp[base + ow * g.stride * g.cin..][..R].try_into().unwrap();
             for j in 0..R {
                 let xv = simd.splat_f32s(xr[j]);
-                for v in 0..nv {
+                for v in 0..NV {
                     sum[j][v] = simd.mul_add_f32s(xv, gv[v], sum[j][v]);
                 }
             }
         }
     }
-    let (a, _) = S::as_mut_simd_f32s(&mut acc[r0 * width..(r0 + R) * width]);
+    let (a, _) =
+        S::as_mut_simd_f32s(&mut acc[r0 * NV * S::F32_LANES..(r0 + R) * NV * S::F32_LANES]);
     for j in 0..R {
-        for v in 0..nv {
-            a[j * nv + v] = simd.add_f32s(a[j * nv + v], sum[j][v]);
+        for v in 0..NV {
+            a[j * NV + v] = simd.add_f32s(a[j * NV + v], sum[j][v]);
         }
     }
 }
 
-/// The weight-gradient rows `(kh, 0..kc)` of one image, in blocks of `R` rows (then 4, 2, 1).
+/// The weight-gradient rows `(kh, 0..kc)` of one image, in blocks of `R` rows (then 8, 4, 2,
+/// 1).
 #[inline(always)]
-fn weight_rows<S: Simd, const G: usize, const R: usize>(
+fn weight_rows<S: Simd, const NV: usize, const R: usize>(
     simd: S,
     g: &Geom,
     xp: &[f32],
@@ -265,19 +322,40 @@ fn weight_rows<S: Simd, const G: usize, const R: usize>(
 ) {
     let mut r = 0;
     while g.kc - r >= R {
-        weight_block::<S, G, R>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<S, NV, R>(simd, g, xp, dyp, kh, r, rows);
         r += R;
     }
-    while g.kc - r >= 4 {
-        weight_block::<S, G, 4>(simd, g, xp, dyp, kh, r, rows);
+    if R > 8 && g.kc - r >= 8 {
+        weight_block::<S, NV, 8>(simd, g, xp, dyp, kh, r, rows);
+        r += 8;
+    }
+    if R > 4 && g.kc - r >= 4 {
+        weight_block::<S, NV, 4>(simd, g, xp, dyp, kh, r, rows);
         r += 4;
     }
-    while g.kc - r >= 2 {
-        weight_block::<S, G, 2>(simd, g, xp, dyp, kh, r, rows);
+    if R > 2 && g.kc - r >= 2 {
+        weight_block::<S, NV, 2>(simd, g, xp, dyp, kh, r, rows);
         r += 2;
     }
-    if g.kc - r >= 1 {
-        weight_block::<S, G, 1>(simd, g, xp, dyp, kh, r, rows);
+    if R > 1 && g.kc - r >= 1 {
+        weight_block::<S, NV, 1>(simd, g, xp, dyp, kh, r, rows);
+    }
+}
+
+/// Copies `src` (`[pixels, cout]`) into `dst` (`[pixels, NV vectors]`), zero in the padding
+/// lanes.
+#[inline(always)]
+fn pad_channels<S: Simd, const NV: usize>(simd: S, cout: usize, src: &[f32], dst: &mut [f32]) {
+    let (dst, _) = S::as_mut_simd_f32s(dst);
+    for (d, px) in dst.chunks_exact_mut(NV).zip(src.chunks_exact(cout)) {
+        for (i, d) in d.iter_mut().enumerate() {
+            let lo = i * S::F32_LANES;
+            *d = if lo + S::F32_LANES <= cout {
+                S::as_simd_f32s(&px[lo..lo + S::F32_LANES]).0[0]
+            } else {
+                simd.partial_load_f32s(&px[lo.min(cout)..])
+            };
+        }
     }
 }
 
@@ -294,11 +372,9 @@ struct WeightImages<'a> {
     acc: &'a mut [f32],
 }
 
-impl WithSimd for WeightImages<'_> {
-    type Output = ();
-
+impl WeightImages<'_> {
     #[inline(always)]
-    fn with_simd<S: Simd>(self, simd: S) {
+    fn run<S: Simd, const NV: usize, const R: usize>(self, simd: S) {
         let Self {
             s,
             g,
@@ -312,26 +388,64 @@ impl WithSimd for WeightImages<'_> {
         let width = g.groups * LANES;
         let img_in = s.height * s.width * g.cin;
         let pixels = g.out_h * g.out_w;
-        dyp.fill(0.0);
         for b in images {
             pad_image(s, &x[b * img_in..(b + 1) * img_in], xp);
             let dy_img = &dy[b * pixels * g.cout..(b + 1) * pixels * g.cout];
-            for (d, src) in dyp.chunks_exact_mut(width).zip(dy_img.chunks_exact(g.cout)) {
-                d[..g.cout].copy_from_slice(src);
-            }
+            // the output gradient as it is when its channels fill the vectors, else a padded copy
+            let dyp: &[f32] = if g.cout == width {
+                dy_img
+            } else {
+                pad_channels::<S, NV>(simd, g.cout, dy_img, dyp);
+                dyp
+            };
             for kh in 0..g.kernel {
                 let rows = &mut acc[kh * g.kc * width..(kh + 1) * g.kc * width];
-                match g.groups {
-                    1 => weight_rows::<S, 1, 16>(simd, &g, xp, dyp, kh, rows),
-                    _ => weight_rows::<S, 2, 12>(simd, &g, xp, dyp, kh, rows),
-                }
+                weight_rows::<S, NV, R>(simd, &g, xp, dyp, kh, rows);
             }
+        }
+    }
+}
+
+impl WithSimd for WeightImages<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        // registers: `NV * R` sums, one output-gradient vector per lane group and the
+        // broadcast, within 32 vector registers (AVX-512) or 16 (AVX2)
+        let nv = self.g.groups * LANES / S::F32_LANES;
+        let wide = S::F32_LANES >= 16;
+        match nv {
+            1 => self.run::<S, 1, 16>(simd),
+            2 if wide => self.run::<S, 2, 12>(simd),
+            2 => self.run::<S, 2, 6>(simd),
+            3 if wide => self.run::<S, 3, 8>(simd),
+            4 if wide => self.run::<S, 4, 6>(simd),
+            4 => self.run::<S, 4, 3>(simd),
+            6 => self.run::<S, 6, 1>(simd),
+            8 => self.run::<S, 8, 1>(simd),
+            12 => self.run::<S, 12, 1>(simd),
+            16 => self.run::<S, 16, 1>(simd),
+            32 => self.run::<S, 32, 1>(simd),
+            48 => self.run::<S, 48, 1>(simd),
+            64 => self.run::<S, 64, 1>(simd),
+            _ => unreachable!("{nv} vectors of {} lanes per pixel", S::F32_LANES),
         }
     }
 }
 
 /// Dense backward-weight for narrow layers, as `[(kh, kw, ci), co]`.
 pub(super) fn narrow_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    narrow_backward_weight_on(Isa::Best, s, x, dy)
+}
+
+/// [`narrow_backward_weight`] on the given instruction set.
+pub(super) fn narrow_backward_weight_on(
+    isa: Isa,
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+) -> Vec<f32> {
     let g = Geom::new(s);
     let width = g.groups * LANES;
     let kkc = g.kernel * g.kc;
@@ -340,7 +454,7 @@ pub(super) fn narrow_backward_weight(s: &ConvShape, x: &[f32], dy: &[f32]) -> Ve
     let padded = partitioned_sum(s.batch, kkc * width, |images, acc| {
         with_scratch(xp_len + dyp_len, |scratch| {
             let (xp, dyp) = scratch.split_at_mut(xp_len);
-            pulp::Arch::new().dispatch(WeightImages {
+            isa.run(WeightImages {
                 s,
                 g,
                 x,
