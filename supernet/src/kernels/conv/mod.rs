@@ -42,6 +42,7 @@ mod depthwise;
 mod narrow;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 /// Upper bound on the number of partial weight gradients summed at the end of a
 /// backward-weight pass.

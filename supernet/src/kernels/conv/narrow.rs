@@ -5,7 +5,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{ConvShape, partitioned_sum, with_scratch, zeroed};
+use super::{ConvShape, partitioned_sum, winograd, with_scratch, zeroed};
 use crate::kernels::Isa;
 
 /// Vector width of the direct kernels: output channels (forward) or output-gradient channels
@@ -91,6 +91,41 @@ fn pad_image(s: &ConvShape, x_img: &[f32], xp: &mut [f32]) {
     xp[(s.height + p) * row..].fill(0.0);
 }
 
+/// Adds `Σ_r xs[p][r] · wk[r]` to `acc[p]` for the `n` rows `r` of `wk` (`NV` vectors each):
+/// `P` rows of inputs times one weight matrix, the sums held in registers.
+#[inline(always)]
+pub(super) fn fma_rows<S: Simd, const NV: usize, const P: usize>(
+    simd: S,
+    acc: &mut [[S::f32s; NV]; P],
+    xs: &[&[f32]; P],
+    wk: &[S::f32s],
+    n: usize,
+) {
+    // two weight rows per iteration (fewer loop-carried register copies)
+    for r in 0..n / 2 {
+        let w0: &[S::f32s; NV] = wk[2 * r * NV..][..NV].try_into().unwrap();
+        let w1: &[S::f32s; NV] = wk[(2 * r + 1) * NV..][..NV].try_into().unwrap();
+        for p in 0..P {
+            let x0 = simd.splat_f32s(xs[p][2 * r]);
+            let x1 = simd.splat_f32s(xs[p][2 * r + 1]);
+            for v in 0..NV {
+                acc[p][v] = simd.mul_add_f32s(x0, w0[v], acc[p][v]);
+                acc[p][v] = simd.mul_add_f32s(x1, w1[v], acc[p][v]);
+            }
+        }
+    }
+    if n % 2 == 1 {
+        let r = n - 1;
+        let wv: &[S::f32s; NV] = wk[r * NV..][..NV].try_into().unwrap();
+        for p in 0..P {
+            let xv = simd.splat_f32s(xs[p][r]);
+            for v in 0..NV {
+                acc[p][v] = simd.mul_add_f32s(xv, wv[v], acc[p][v]);
+            }
+        }
+    }
+}
+
 /// `P` output pixels `(oh, ow0..ow0 + P)` × the `NV` vectors of (padded) output channels,
 /// accumulated in registers.
 #[inline(always)]
@@ -104,35 +139,12 @@ fn forward_block<S: Simd, const NV: usize, const P: usize>(
     out_row: &mut [f32],
 ) {
     let mut acc = [[simd.splat_f32s(0.0); NV]; P];
+    let w_len = g.kc * NV * S::F32_LANES;
     for kh in 0..g.kernel {
         let base = (oh * g.stride + kh) * g.row + ow0 * g.stride * g.cin;
         let xs: [&[f32]; P] = std::array::from_fn(|p| &xp[base + p * g.stride * g.cin..][..g.kc]);
-        let (wk, _) =
-            S::as_simd_f32s(&wp[kh * g.kc * NV * S::F32_LANES..][..g.kc * NV * S::F32_LANES]);
-        // two weight rows per iteration (fewer loop-carried register copies)
-        let pairs = g.kc / 2;
-        for r in 0..pairs {
-            let w0: &[S::f32s; NV] = wk[2 * r * NV..][..NV].try_into().unwrap();
-            let w1: &[S::f32s; NV] = wk[(2 * r + 1) * NV..][..NV].try_into().unwrap();
-            for p in 0..P {
-                let x0 = simd.splat_f32s(xs[p][2 * r]);
-                let x1 = simd.splat_f32s(xs[p][2 * r + 1]);
-                for v in 0..NV {
-                    acc[p][v] = simd.mul_add_f32s(x0, w0[v], acc[p][v]);
-                    acc[p][v] = simd.mul_add_f32s(x1, w1[v], acc[p][v]);
-                }
-            }
-        }
-        if g.kc % 2 == 1 {
-            let r = g.kc - 1;
-            let wv: &[S::f32s; NV] = wk[r * NV..][..NV].try_into().unwrap();
-            for p in 0..P {
-                let xv = simd.splat_f32s(xs[p][r]);
-                for v in 0..NV {
-                    acc[p][v] = simd.mul_add_f32s(xv, wv[v], acc[p][v]);
-                }
-            }
-        }
+        let (wk, _) = S::as_simd_f32s(&wp[kh * w_len..][..w_len]);
+        fma_rows(simd, &mut acc, &xs, wk, g.kc);
     }
     for (p, a) in acc.iter().enumerate() {
         store_channels(simd, a, &mut out_row[(ow0 + p) * g.cout..][..g.cout]);
@@ -143,7 +155,11 @@ fn forward_block<S: Simd, const NV: usize, const P: usize>(
 /// store), with no call to `memcpy` for these few bytes. `v` is only indexed by constants, so
 /// that it stays in registers.
 #[inline(always)]
-fn store_channels<S: Simd, const NV: usize>(simd: S, v: &[S::f32s; NV], dst: &mut [f32]) {
+pub(super) fn store_channels<S: Simd, const NV: usize>(
+    simd: S,
+    v: &[S::f32s; NV],
+    dst: &mut [f32],
+) {
     for (i, x) in v.iter().enumerate() {
         let lo = i * S::F32_LANES;
         if lo + S::F32_LANES <= dst.len() {
@@ -243,8 +259,18 @@ pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     narrow_forward_on(Isa::Best, s, x, wr)
 }
 
-/// [`narrow_forward`] on the given instruction set.
+/// [`narrow_forward`] on the given instruction set: Winograd F(2×2, 3×3) where it applies,
+/// else the direct kernel.
 pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
+    if winograd::applies(s) {
+        winograd::forward_on(isa, s, x, wr)
+    } else {
+        direct_forward_on(isa, s, x, wr)
+    }
+}
+
+/// The direct forward kernel on the given instruction set.
+pub(super) fn direct_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     let g = Geom::new(s);
     let width = g.groups * LANES;
     let kkc = g.kernel * g.kc;

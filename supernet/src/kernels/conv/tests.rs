@@ -187,15 +187,19 @@ fn fixed_shapes_match_reference() {
     }
 }
 
-/// The direct kernels of narrow layers on each instruction set (AVX2 and the portable code
-/// block their registers differently from AVX-512), against the reference, for output channels
-/// that fill 1, 2 or a part of a vector and pixel counts that need every block size.
+/// The direct and Winograd kernels of narrow layers on each instruction set (AVX2 and the
+/// portable code block their registers differently from AVX-512), against the reference, for
+/// output channels that fill 1 to 4 vectors or a part of one, input channels under one vector,
+/// odd image sizes (partial tiles) and pixel counts that need every block size.
 #[test]
 fn narrow_kernels_match_reference_on_every_isa() {
     let mut rng = Rng(spaces::Rng::new(5));
     for isa in [Isa::Best, Isa::Avx2, Isa::Portable] {
         for (cin, cout, kernel, stride, width) in [
             (16, 16, 3, 1, 31),
+            (3, 16, 3, 1, 32),
+            (64, 40, 3, 1, 8),
+            (17, 33, 3, 1, 23),
             (32, 32, 3, 1, 16),
             (16, 32, 3, 2, 15),
             (3, 24, 3, 1, 13),
@@ -220,9 +224,13 @@ fn narrow_kernels_match_reference_on_every_isa() {
             let w = rng.vec(s.weight_len());
             let dy = rng.vec(s.output_len());
             let [y, _, dw] = reference(&s, &x, &w, &dy);
-            let what = format!("{isa:?} forward");
-            let got = narrow::narrow_forward_on(isa, &s, &x, &dense_repack(&s, &w));
-            assert_close(&what, &s, &got, &y);
+            let wr = dense_repack(&s, &w);
+            let got = narrow::direct_forward_on(isa, &s, &x, &wr);
+            assert_close(&format!("{isa:?} direct forward"), &s, &got, &y);
+            if winograd::applies(&s) {
+                let got = winograd::forward_on(isa, &s, &x, &wr);
+                assert_close(&format!("{isa:?} Winograd forward"), &s, &got, &y);
+            }
             // [(kh, kw, ci), co] -> OIHW
             let dwr = narrow::narrow_backward_weight_on(isa, &s, &x, &dy);
             let kk = kernel * kernel;
