@@ -45,13 +45,14 @@ fn seeded(space: &Space, seed: u64, batch: usize, device: &Device) -> Drawn {
 }
 
 /// Largest logit difference allowed, relative to the largest logit magnitude. The integer
-/// sums are exact; the `f32` path's are too while they fit `f32`'s 24-bit significand (the
-/// scales are snapped so that every code × scale is exact), and otherwise round, so the
-/// outputs differ by `f32` summation order, and a difference that moves an activation across
-/// a quantizer's rounding boundary changes that one code by one. On these members the logits
-/// agree within 2e-7 (measured on AVX-512); the bound leaves room for another CPU's `f32`
-/// summation order.
-const TOLERANCE: f32 = 1e-3;
+/// sums are exact. The `f32` path's direct sums are too while they fit `f32`'s 24-bit
+/// significand (the scales are snapped so that every code × scale is exact), but its 3×3
+/// stride-1 layers run by Winograd F(2×2, 3×3), whose transformed products round; a rounding
+/// that moves an activation across the next quantizer's rounding boundary changes that one
+/// code by one. On these members the logits agree within 4.9e-3 (measured on AVX-512, with
+/// no class flip; within 2e-7 before the f32 path used Winograd); the bound leaves room for
+/// another member's or CPU's few such codes.
+const TOLERANCE: f32 = 1e-2;
 
 /// Residual stages (stride 2, 1x1 projection shortcuts, 24 and 72 channels) and an inverted
 /// residual stage (depthwise, signed block outputs), 3 input channels.

@@ -47,6 +47,9 @@ pub(super) struct Geom {
     pub(super) cout: usize,
     pub(super) kernel: usize,
     pub(super) stride: usize,
+    /// Activation codes per `i32` word: 2 (`i16` pairs, for `madd`) or 4 (`u8` quads, for
+    /// VNNI's `dpbusd`, [`super::vnni`]).
+    pub(super) per_word: usize,
 }
 
 impl Geom {
@@ -54,9 +57,9 @@ impl Geom {
         self.kernel / 2
     }
 
-    /// Input channel pairs.
+    /// Words of one input pixel: the input channels in pairs (or quads).
     pub(super) fn cin2(&self) -> usize {
-        self.cin.div_ceil(2)
+        self.cin.div_ceil(self.per_word)
     }
 
     pub(super) fn out_h(&self) -> usize {
@@ -77,31 +80,39 @@ impl Geom {
         (self.height + 2 * self.pad()) * self.row()
     }
 
-    /// Reduction pairs of one kernel row: `kernel * cin2`.
+    /// Reduction words of one kernel row: `kernel * cin2`.
     fn kc2(&self) -> usize {
         self.kernel * self.cin2()
     }
 }
 
 /// Packs OIHW weight codes (`[cout, cin, k, k]`, row-major) into chunks of at most 64 output
-/// channels.
+/// channels: `i16` pairs (`g.per_word == 2`), or `i8` quads in the same 64-byte blocks
+/// (`g.per_word == 4`; block byte `4j + i` is the weight of output channel `16 * group + j` and
+/// input channel `4 * word + i`; the codes must fit `i8`).
 pub(super) fn pack(g: &Geom, codes: &[i16]) -> Vec<Chunk> {
-    let (k, cin, cout, cin2) = (g.kernel, g.cin, g.cout, g.cin2());
+    let (k, cin, cout, words, per) = (g.kernel, g.cin, g.cout, g.cin2(), g.per_word);
     let mut chunks = Vec::new();
     let mut first = 0;
     while first < cout {
         let n = (cout - first).min(MAX_GROUPS * LANES);
         let groups = n.div_ceil(LANES);
-        let mut w = vec![[0i16; 2 * LANES]; k * k * cin2 * groups];
+        let mut w = vec![[0i16; 2 * LANES]; k * k * words * groups];
         for kh in 0..k {
             for kw in 0..k {
                 for ci in 0..cin {
-                    let r = kh * k * cin2 + kw * cin2 + ci / 2;
+                    let r = kh * k * words + kw * words + ci / per;
                     for c in 0..n {
                         let co = first + c;
                         let block = &mut w[r * groups + c / LANES];
-                        block[2 * (c % LANES) + ci % 2] =
-                            codes[((co * cin + ci) * k + kh) * k + kw];
+                        let code = codes[((co * cin + ci) * k + kh) * k + kw];
+                        if per == 2 {
+                            block[2 * (c % LANES) + ci % 2] = code;
+                        } else {
+                            let bytes: &mut [i8; 4 * LANES] = bytemuck::cast_mut(block);
+                            bytes[4 * (c % LANES) + ci % 4] =
+                                i8::try_from(code).expect("quad weight codes fit i8");
+                        }
                     }
                 }
             }
@@ -158,6 +169,33 @@ fn quantize_image<L: Lanes>(lanes: L, g: &Geom, q: Quantizer, x: &[f32], xp: &mu
     let (p, cin, cin2, w) = (g.pad(), g.cin, g.cin2(), g.width);
     let row = g.row();
     xp.fill(0);
+    if g.per_word == 4 {
+        // `u8` codes (the caller checked that the codes are within 0..=255), quantized by the
+        // lanes' vector code a piece of a row at a time, then narrowed into place
+        const PIECE: usize = 1024;
+        let mut codes = [0i16; PIECE];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(xp);
+        for (ih, src) in x.chunks_exact(w * cin).enumerate() {
+            let start = 4 * ((ih + p) * row + p * cin2);
+            let dst = &mut bytes[start..start + 4 * w * cin2];
+            for (k, piece) in src.chunks(PIECE).enumerate() {
+                let codes = &mut codes[..piece.len()];
+                lanes.quantize(q, piece, codes);
+                if cin % 4 == 0 {
+                    let d = &mut dst[k * PIECE..][..piece.len()];
+                    for (d, &c) in d.iter_mut().zip(codes.iter()) {
+                        *d = c as u8;
+                    }
+                } else {
+                    for (i, &c) in codes.iter().enumerate() {
+                        let at = k * PIECE + i;
+                        dst[(at / cin) * 4 * cin2 + at % cin] = c as u8;
+                    }
+                }
+            }
+        }
+        return;
+    }
     let xp16: &mut [i16] = bytemuck::cast_slice_mut(xp);
     for (ih, src) in x.chunks_exact(w * cin).enumerate() {
         let start = 2 * ((ih + p) * row + p * cin2);
@@ -378,6 +416,11 @@ impl LayerRun<'_> {
         skip_img: Option<&[f32]>,
     ) {
         #[cfg(target_arch = "x86_64")]
+        if self.g.per_word == 4 {
+            // quads exist only where the CPU has VNNI, for `Isa::Best` (`IntConv::forward`)
+            return super::vnni::image(self, x_img, xp, out_img, skip_img);
+        }
+        #[cfg(target_arch = "x86_64")]
         if isa != Isa::Portable {
             if let Some(v4) = pulp::x86::V4::try_new().filter(|_| isa == Isa::Best) {
                 return pulp::Simd::vectorize(
@@ -419,13 +462,13 @@ impl LayerRun<'_> {
 }
 
 /// The work of one image, compiled inside the SIMD dispatch of its lanes.
-struct ImageOp<'a, 'b, L> {
-    lanes: L,
-    run: &'a LayerRun<'b>,
-    x_img: &'a [f32],
-    xp: &'a mut [i32],
-    out_img: &'a mut [f32],
-    skip_img: Option<&'a [f32]>,
+pub(super) struct ImageOp<'a, 'b, L> {
+    pub(super) lanes: L,
+    pub(super) run: &'a LayerRun<'b>,
+    pub(super) x_img: &'a [f32],
+    pub(super) xp: &'a mut [i32],
+    pub(super) out_img: &'a mut [f32],
+    pub(super) skip_img: Option<&'a [f32]>,
 }
 
 impl<L: Lanes> pulp::WithSimd for ImageOp<'_, '_, L> {

@@ -45,6 +45,9 @@ pub(super) struct IntConv {
     pub(super) geom: Geom,
     quant: Quantizer,
     chunks: Vec<Chunk>,
+    /// The weights in the quad layout of the VNNI kernel, where the CPU has VNNI and the codes
+    /// fit it (activations `u8`, weights `i8`); used on [`Isa::Best`].
+    quads: Option<Vec<Chunk>>,
     epi: Epilogue,
 }
 
@@ -105,6 +108,7 @@ impl IntConv {
             cout,
             kernel: k,
             stride: layer.stride as usize,
+            per_word: 2,
         };
         let codes16: Vec<i16> = codes.iter().map(|&c| c as i16).collect();
         let act_scale = m.quant.scale_value();
@@ -128,6 +132,19 @@ impl IntConv {
                 hi: act_hi as f32,
             },
             chunks: kernel::pack(&geom, &codes16),
+            quads: (vnni_available()
+                && act_lo >= 0
+                && act_hi <= 255
+                && codes.iter().all(|&c| i8::try_from(c).is_ok()))
+            .then(|| {
+                kernel::pack(
+                    &Geom {
+                        per_word: 4,
+                        ..geom
+                    },
+                    &codes16,
+                )
+            }),
             epi: Epilogue {
                 mult: q.scales.iter().map(|&s| act_scale * s).collect(),
                 scale,
@@ -166,10 +183,14 @@ impl IntConv {
             x.len(),
             out.len()
         );
+        let (geom, chunks) = match &self.quads {
+            Some(quads) if isa == Isa::Best => (Geom { per_word: 4, ..*g }, quads),
+            _ => (*g, &self.chunks),
+        };
         let run = LayerRun {
-            g: *g,
+            g: geom,
             q: self.quant,
-            chunks: &self.chunks,
+            chunks,
             epi: &self.epi,
             post: residual.map_or((f32::NEG_INFINITY, f32::INFINITY), |(_, act)| {
                 act_bounds(act)
@@ -192,6 +213,18 @@ impl IntConv {
                     run.image(isa, xi, &mut buf[..g.padded_len()], o, skip_img);
                 });
             });
+    }
+}
+
+/// Whether the CPU has AVX-512 VNNI (the quad-layout kernel).
+fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        super::vnni::Vnni::try_new().is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

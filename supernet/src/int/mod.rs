@@ -41,6 +41,9 @@ use rayon::prelude::*;
 
 mod kernel;
 mod layer;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod vnni;
 
 pub use kernel::Isa;
 pub use layer::{FloatReason, MAX_INT_BITS};
