@@ -4,9 +4,10 @@
 //! Codes are widened to `i16` (activation codes fit: `u8` after a ReLU, `i8` otherwise; weight
 //! codes are `i8`), and products are summed in pairs by `madd` (`vpmaddwd`: two `i16 × i16`
 //! products added into one `i32` lane, no saturation), which pulp exposes as safe methods of
-//! its `V4` (AVX-512) and `V3` (AVX2) tokens. pulp 0.22 has no VNNI (`vpdpbusd`) wrapper, and
-//! `maddubs` (`u8 × i8` pairs into saturating `i16`) would overflow for 8-bit codes
-//! (`2 × 255 × 127 > 32767`), so `madd` it is.
+//! its `V4` (AVX-512) and `V3` (AVX2) tokens. `maddubs` (`u8 × i8` pairs into saturating
+//! `i16`) would overflow for 8-bit codes (`2 × 255 × 127 > 32767`). Where the CPU has AVX-512
+//! VNNI and the codes are `u8` activations and `i8` weights, the same loops run on quads of
+//! `u8` codes per word with `vpdpbusd` ([`super::vnni`], `Geom::per_word == 4`).
 //!
 //! Layouts:
 //! - the input image is quantized into a zero-padded copy `[h + 2p, w + 2p, cin2]` of `i32`

@@ -9,11 +9,13 @@
 //!   gradient with the flipped, transposed weight; with a larger stride it is a gemm to patch
 //!   gradients followed by a col2im scatter-add. Backward-weight is `patchesᵀ × dy`
 //!   accumulated over the batch.
-//! - Narrow dense layers (≤ 32 output channels, ≤ 64 input channels; this includes the
-//!   stride-1 backward-data of a layer with ≤ 32 input channels) use direct kernels instead,
-//!   on a zero-padded copy of each input image, with no patch matrix: the forward kernel holds
-//!   8 output pixels × 16 or 32 output channels in registers, the backward-weight kernel
-//!   16 (or 12) weight rows `(kh, kw, ci)` × 16 (or 32) output channels over a whole image.
+//! - Narrow dense layers (≤ 64 output channels with AVX-512, else ≤ 32; ≤ 64 input channels;
+//!   this includes the stride-1 backward-data of a layer with that many input channels) use
+//!   direct kernels instead, on a zero-padded copy of each input image, with no patch matrix:
+//!   the forward kernel holds 8 output pixels × 16 or 32 output channels (4-6 pixels × 48 or
+//!   64) in registers, the backward-weight kernel 16 (12, 8, 6) weight rows `(kh, kw, ci)` ×
+//!   16 (32, 48, 64) output channels over a whole image. Their stride-1 3×3 layers run by
+//!   Winograd F(2×2, 3×3) (`winograd.rs`) on the same register-blocked loop.
 //! - Depthwise layers use direct loops vectorized over the channels (innermost in NHWC).
 //!
 //! Every pass runs on rayon's current pool, over images or tiles of output rows, with the
@@ -26,7 +28,7 @@
 //!
 //! The code: this file has the entry points, the weight layouts and the helpers the kernels
 //! share; `dense.rs` the im2col + gemm kernels, `narrow.rs` the direct kernels of narrow dense
-//! layers, `depthwise.rs` the depthwise loops.
+//! layers, `winograd.rs` their Winograd kernel, `depthwise.rs` the depthwise loops.
 
 use std::cell::RefCell;
 use std::ops::Range;

@@ -187,7 +187,7 @@ fn fixed_shapes_match_reference() {
     }
 }
 
-/// The direct and Winograd kernels of narrow layers on each instruction set (AVX2 and the
+/// The direct and Winograd (3×3 and 5×5) kernels of narrow layers on each instruction set (AVX2 and the
 /// portable code block their registers differently from AVX-512), against the reference, for
 /// output channels that fill 1 to 4 vectors or a part of one, input channels under one vector,
 /// odd image sizes (partial tiles) and pixel counts that need every block size.
@@ -209,6 +209,9 @@ fn narrow_kernels_match_reference_on_every_isa() {
             (64, 64, 3, 1, 9),
             (40, 48, 1, 2, 10),
             (32, 64, 3, 2, 17),
+            (24, 24, 5, 1, 14),
+            (32, 32, 5, 1, 7),
+            (16, 24, 5, 1, 28),
         ] {
             let s = ConvShape {
                 batch: 2,

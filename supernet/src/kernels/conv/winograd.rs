@@ -1,18 +1,22 @@
-//! Winograd F(2×2, 3×3) for the stride-1 3×3 narrow dense layers (forward, and through it the
-//! stride-1 backward-data).
+//! Winograd F(2×2, 3×3) and F(2×2, 5×5) for the stride-1 3×3 and 5×5 narrow dense layers
+//! (forward, and through it the stride-1 backward-data).
 //!
-//! Each 2×2 block of output pixels ("tile") is computed from the 4×4 input patch under it as
-//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: 16 products per tile and channel pair instead of the
-//! direct convolution's 36, 2.25x fewer multiply-adds, for the cost of transforming the input
-//! patches and the products. Per image and row of tiles: the input transform writes
-//! `V[16 positions][tiles][in_channels]`, then, for each of the 16 positions, a matrix product
+//! Each 2×2 block of output pixels ("tile") is computed from the `α×α` input patch under it
+//! (`α = 2 + r - 1`: 4 for 3×3 kernels, 6 for 5×5) as `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`: `α²`
+//! products per tile and channel pair instead of the direct convolution's `4 r²`, 2.25x fewer
+//! multiply-adds for 3×3 and 2.8x for 5×5, for the cost of transforming the input patches and
+//! the products. Per image and row of tiles: the input transform writes
+//! `V[α² positions][tiles][in_channels]`, then, for each position, a matrix product
 //! `V[pos] × U[pos]` (`U` the transformed weight, `[in_channels, out_channels]`) runs on the
-//! direct kernels' register-blocked loop ([`fma_rows`]) into `M[16][tiles][out_channels]`,
+//! direct kernels' register-blocked loop ([`fma_rows`]) into `M[α²][tiles][out_channels]`,
 //! and the output transform writes the row's 2×2 tiles. A row of tiles stays in the L2 cache.
+//! The matrices are Lavin and Gray's (interpolation points 0, ±1 for 3×3; 0, ±1, ±2 for 5×5,
+//! and ∞), checked in exact rational arithmetic when they were derived and here by the tests.
 //!
-//! Numerically the transforms only add and subtract (and halve, in `G`), so the result differs
-//! from the direct sum by rounding alone: a few ulps of the largest partial sums, well within
-//! the tolerance the convolution tests hold every kernel to.
+//! Numerically the transforms add, subtract and scale by small constants, so the result
+//! differs from the direct sum by rounding alone: a few ulps of the largest partial sums for
+//! 3×3, somewhat more for 5×5 (its transforms scale by up to 5 and by 1/24), well within the
+//! tolerance the convolution tests hold every kernel to.
 
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
@@ -25,10 +29,113 @@ use crate::kernels::Isa;
 const LANES: usize = 16;
 
 /// Whether the Winograd kernel handles this shape (the caller has checked that it is narrow):
-/// dense 3×3 with stride 1, on images of at least 4×4 pixels (smaller ones are mostly
+/// dense 3×3 or 5×5 with stride 1, on images of at least 4×4 pixels (smaller ones are mostly
 /// padding).
 pub(super) fn applies(s: &ConvShape) -> bool {
-    s.groups == 1 && s.kernel == 3 && s.stride == 1 && s.height >= 4 && s.width >= 4
+    s.groups == 1
+        && (s.kernel == 3 || s.kernel == 5)
+        && s.stride == 1
+        && s.height >= 4
+        && s.width >= 4
+}
+
+/// The largest `α` (input patch side) of the variants.
+const A_MAX: usize = 6;
+
+/// One Winograd variant F(2×2, r×r): its sizes and transforms, on arrays of [`A_MAX`] (the
+/// first `A` entries used).
+trait Tile {
+    /// Kernel size.
+    const R: usize;
+    /// Input patch side, `2 + R - 1`.
+    const A: usize;
+    /// `G` (`A × R`).
+    const G: [[f64; 5]; A_MAX];
+    /// `Bᵀ d` on one column (or row) of the patch.
+    fn input<S: Simd>(simd: S, d: &[S::f32s; A_MAX]) -> [S::f32s; A_MAX];
+    /// `Aᵀ m` on one column (or row) of the products: the two outputs.
+    fn output<S: Simd>(simd: S, m: &[S::f32s; A_MAX]) -> [S::f32s; 2];
+}
+
+/// F(2×2, 3×3).
+struct F23;
+
+impl Tile for F23 {
+    const R: usize = 3;
+    const A: usize = 4;
+    const G: [[f64; 5]; A_MAX] = [
+        [1.0, 0.0, 0.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5, 0.0, 0.0],
+        [0.5, -0.5, 0.5, 0.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0; 5],
+        [0.0; 5],
+    ];
+    #[inline(always)]
+    fn input<S: Simd>(simd: S, d: &[S::f32s; A_MAX]) -> [S::f32s; A_MAX] {
+        let z = simd.splat_f32s(0.0);
+        [
+            simd.sub_f32s(d[0], d[2]),
+            simd.add_f32s(d[1], d[2]),
+            simd.sub_f32s(d[2], d[1]),
+            simd.sub_f32s(d[1], d[3]),
+            z,
+            z,
+        ]
+    }
+    #[inline(always)]
+    fn output<S: Simd>(simd: S, m: &[S::f32s; A_MAX]) -> [S::f32s; 2] {
+        [
+            simd.add_f32s(simd.add_f32s(m[0], m[1]), m[2]),
+            simd.sub_f32s(simd.sub_f32s(m[1], m[2]), m[3]),
+        ]
+    }
+}
+
+/// F(2×2, 5×5).
+struct F25;
+
+impl Tile for F25 {
+    const R: usize = 5;
+    const A: usize = 6;
+    const G: [[f64; 5]; A_MAX] = [
+        [1.0 / 4.0, 0.0, 0.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0, -1.0 / 3.0, 2.0 / 3.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0],
+    ];
+    #[inline(always)]
+    fn input<S: Simd>(simd: S, d: &[S::f32s; A_MAX]) -> [S::f32s; A_MAX] {
+        let c = |v: f32| simd.splat_f32s(v);
+        let fma = |a: f32, x, y| simd.mul_add_f32s(c(a), x, y);
+        // Bᵀ rows: [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+        // [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]
+        let d4m4d2 = fma(-4.0, d[2], d[4]);
+        let d3m4d1 = fma(-4.0, d[1], d[3]);
+        let d4md2 = simd.sub_f32s(d[4], d[2]);
+        let d3md1 = simd.sub_f32s(d[3], d[1]);
+        [
+            fma(4.0, d[0], fma(-5.0, d[2], d[4])),
+            simd.add_f32s(d4m4d2, d3m4d1),
+            simd.sub_f32s(d4m4d2, d3m4d1),
+            fma(2.0, d3md1, d4md2),
+            fma(-2.0, d3md1, d4md2),
+            fma(4.0, d[1], fma(-5.0, d[3], d[5])),
+        ]
+    }
+    #[inline(always)]
+    fn output<S: Simd>(simd: S, m: &[S::f32s; A_MAX]) -> [S::f32s; 2] {
+        let p12 = simd.add_f32s(m[1], m[2]);
+        let p34 = simd.add_f32s(m[3], m[4]);
+        let d12 = simd.sub_f32s(m[1], m[2]);
+        let d34 = simd.sub_f32s(m[3], m[4]);
+        [
+            simd.add_f32s(simd.add_f32s(m[0], p12), p34),
+            simd.add_f32s(simd.mul_add_f32s(simd.splat_f32s(2.0), d34, d12), m[5]),
+        ]
+    }
 }
 
 /// What the kernel needs of the shape.
@@ -40,15 +147,18 @@ struct Geom {
     cout: usize,
     /// `cout` padded to whole 16-lane groups.
     width: usize,
+    /// Kernel size `r`, padding `r / 2`, input patch side `α`.
+    r: usize,
+    a: usize,
     /// Tiles down and across.
     th: usize,
     tw: usize,
-    /// Elements of one row of the padded image (`2 * tw + 2` pixels).
+    /// Elements of one row of the padded image (`2 * tw + α - 2` pixels).
     row: usize,
 }
 
 impl Geom {
-    fn new(s: &ConvShape) -> Self {
+    fn new<T: Tile>(s: &ConvShape) -> Self {
         let (th, tw) = (s.height.div_ceil(2), s.width.div_ceil(2));
         Self {
             h: s.height,
@@ -56,54 +166,53 @@ impl Geom {
             cin: s.in_channels,
             cout: s.out_channels,
             width: s.out_channels.div_ceil(LANES) * LANES,
+            r: T::R,
+            a: T::A,
             th,
             tw,
-            row: (2 * tw + 2) * s.in_channels,
+            row: (2 * tw + T::A - 2) * s.in_channels,
         }
     }
 
-    /// Elements of the padded image: one zero pixel above and left, up to two below and right
-    /// (whole tiles).
+    fn pad(&self) -> usize {
+        self.r / 2
+    }
+
+    /// Elements of the padded image: `r / 2` zero pixels above and left, as many or more below
+    /// and right (whole tiles).
     fn padded_len(&self) -> usize {
-        (2 * self.th + 2) * self.row
+        (2 * self.th + self.a - 2) * self.row
     }
 
     fn v_len(&self) -> usize {
-        16 * self.tw * self.cin
+        self.a * self.a * self.tw * self.cin
     }
 
     fn m_len(&self) -> usize {
-        16 * self.tw * self.width
+        self.a * self.a * self.tw * self.width
     }
 }
 
-/// `U = G g Gᵀ` for every (in, out) channel pair, as `[16 positions][cin][width]` (zero in
-/// the padding lanes), from the weight repacked to `[(kh, kw, ci), co]`.
-fn transform_weight(g: &Geom, wr: &[f32]) -> Vec<f32> {
-    let (cin, cout, width) = (g.cin, g.cout, g.width);
-    let mut u = vec![0.0; 16 * cin * width];
+/// `U = G g Gᵀ` for every (in, out) channel pair, as `[α² positions][cin][width]` (zero in
+/// the padding lanes), from the weight repacked to `[(kh, kw, ci), co]`; in `f64`, rounded
+/// once.
+fn transform_weight<T: Tile>(g: &Geom, wr: &[f32]) -> Vec<f32> {
+    let (cin, cout, width, r, a) = (g.cin, g.cout, g.width, T::R, T::A);
+    let mut u = vec![0.0; a * a * cin * width];
     for ci in 0..cin {
         for co in 0..cout {
-            let k = |kh: usize, kw: usize| wr[((kh * 3 + kw) * cin + ci) * cout + co];
-            // t = G g (4 x 3), G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-            let mut t = [[0.0f32; 3]; 4];
-            for j in 0..3 {
-                let (g0, g1, g2) = (k(0, j), k(1, j), k(2, j));
-                t[0][j] = g0;
-                t[1][j] = 0.5 * (g0 + g1 + g2);
-                t[2][j] = 0.5 * (g0 - g1 + g2);
-                t[3][j] = g2;
+            let k = |kh: usize, kw: usize| f64::from(wr[((kh * r + kw) * cin + ci) * cout + co]);
+            // t = G g (α × r), then U = t Gᵀ (α × α)
+            let mut t = [[0.0f64; 5]; A_MAX];
+            for (i, ti) in t.iter_mut().enumerate().take(a) {
+                for (kw, tv) in ti.iter_mut().enumerate().take(r) {
+                    *tv = (0..r).map(|kh| T::G[i][kh] * k(kh, kw)).sum();
+                }
             }
-            // U = t Gᵀ (4 x 4)
-            for (i, r) in t.iter().enumerate() {
-                let row = [
-                    r[0],
-                    0.5 * (r[0] + r[1] + r[2]),
-                    0.5 * (r[0] - r[1] + r[2]),
-                    r[2],
-                ];
-                for (j, v) in row.into_iter().enumerate() {
-                    u[((i * 4 + j) * cin + ci) * width + co] = v;
+            for (i, ti) in t.iter().enumerate().take(a) {
+                for j in 0..a {
+                    let v: f64 = (0..r).map(|kw| ti[kw] * T::G[j][kw]).sum();
+                    u[((i * a + j) * cin + ci) * width + co] = v as f32;
                 }
             }
         }
@@ -111,11 +220,19 @@ fn transform_weight(g: &Geom, wr: &[f32]) -> Vec<f32> {
     u
 }
 
-/// Stride-1 3×3 dense forward by Winograd F(2×2, 3×3), with the weight repacked to
+/// Stride-1 3×3 or 5×5 dense forward by Winograd, with the weight repacked to
 /// `[(kh, kw, ci), co]`. The caller has checked [`applies`] and that the layer is narrow.
 pub(super) fn forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
-    let g = Geom::new(s);
-    let u = transform_weight(&g, wr);
+    if s.kernel == 3 {
+        forward_with::<F23>(isa, s, x, wr)
+    } else {
+        forward_with::<F25>(isa, s, x, wr)
+    }
+}
+
+fn forward_with<T: Tile>(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
+    let g = Geom::new::<T>(s);
+    let u = transform_weight::<T>(&g, wr);
     let img_in = g.h * g.w * g.cin;
     let (xp_len, v_len) = (g.padded_len(), g.v_len());
     let mut out = zeroed(s.output_len());
@@ -125,7 +242,7 @@ pub(super) fn forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<
             with_scratch(xp_len + v_len + g.m_len(), |scratch| {
                 let (xp, rest) = scratch.split_at_mut(xp_len);
                 let (v, m) = rest.split_at_mut(v_len);
-                isa.run(Image {
+                isa.run(Image::<T> {
                     g,
                     x_img: &x[b * img_in..(b + 1) * img_in],
                     xp,
@@ -133,6 +250,7 @@ pub(super) fn forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<
                     m,
                     u: &u,
                     out_img,
+                    tile: std::marker::PhantomData,
                 })
             });
         });
@@ -140,7 +258,7 @@ pub(super) fn forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<
 }
 
 /// One image through the Winograd kernel.
-struct Image<'a> {
+struct Image<'a, T> {
     g: Geom,
     x_img: &'a [f32],
     xp: &'a mut [f32],
@@ -148,9 +266,10 @@ struct Image<'a> {
     m: &'a mut [f32],
     u: &'a [f32],
     out_img: &'a mut [f32],
+    tile: std::marker::PhantomData<T>,
 }
 
-impl WithSimd for Image<'_> {
+impl<T: Tile> WithSimd for Image<'_, T> {
     type Output = ();
 
     #[inline(always)]
@@ -177,7 +296,7 @@ impl WithSimd for Image<'_> {
     }
 }
 
-impl Image<'_> {
+impl<T: Tile> Image<'_, T> {
     #[inline(always)]
     fn run<S: Simd, const NV: usize, const P: usize>(self, simd: S) {
         let Self {
@@ -188,12 +307,13 @@ impl Image<'_> {
             m,
             u,
             out_img,
+            ..
         } = self;
         pad(&g, x_img, xp);
         let u_len = g.cin * g.width;
         for ty in 0..g.th {
-            input_transform(simd, &g, xp, ty, v);
-            for pos in 0..16 {
+            input_transform::<S, T>(simd, &g, xp, ty, v);
+            for pos in 0..T::A * T::A {
                 let (u_pos, _) = S::as_simd_f32s(&u[pos * u_len..][..u_len]);
                 let mut t = 0;
                 while g.tw - t >= P {
@@ -212,22 +332,23 @@ impl Image<'_> {
                     product_block::<S, NV, 1>(simd, &g, v, u_pos, pos, t, m);
                 }
             }
-            output_transform::<S, NV>(simd, &g, m, ty, out_img);
+            output_transform::<S, T, NV>(simd, &g, m, ty, out_img);
         }
     }
 }
 
-/// Writes the zero-padded copy of one image: `[2 th + 2, 2 tw + 2, cin]`, the image at (1, 1).
+/// Writes the zero-padded copy of one image: `[2 th + α - 2, 2 tw + α - 2, cin]`, the image at
+/// `(r / 2, r / 2)`.
 fn pad(g: &Geom, x_img: &[f32], xp: &mut [f32]) {
-    let c = g.cin;
-    xp[..g.row].fill(0.0);
+    let (c, p) = (g.cin, g.pad());
+    xp[..p * g.row].fill(0.0);
     for (ih, src) in x_img.chunks_exact(g.w * c).enumerate() {
-        let dst = &mut xp[(ih + 1) * g.row..(ih + 2) * g.row];
-        dst[..c].fill(0.0);
-        dst[c..(1 + g.w) * c].copy_from_slice(src);
-        dst[(1 + g.w) * c..].fill(0.0);
+        let dst = &mut xp[(ih + p) * g.row..(ih + p + 1) * g.row];
+        dst[..p * c].fill(0.0);
+        dst[p * c..(p + g.w) * c].copy_from_slice(src);
+        dst[(p + g.w) * c..].fill(0.0);
     }
-    xp[(g.h + 1) * g.row..].fill(0.0);
+    xp[(g.h + p) * g.row..].fill(0.0);
 }
 
 /// Loads up to one vector of lanes (zero beyond the slice).
@@ -250,43 +371,37 @@ fn store<S: Simd>(simd: S, d: &mut [f32], x: S::f32s) {
     }
 }
 
-/// `V = Bᵀ d B` for the tiles of tile row `ty`, into `v` (`[16][tw][cin]`), with
-/// `Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]`.
+/// `V = Bᵀ d B` for the tiles of tile row `ty`, into `v` (`[α²][tw][cin]`).
 #[inline(always)]
-fn input_transform<S: Simd>(simd: S, g: &Geom, xp: &[f32], ty: usize, v: &mut [f32]) {
-    let c = g.cin;
+fn input_transform<S: Simd, T: Tile>(simd: S, g: &Geom, xp: &[f32], ty: usize, v: &mut [f32]) {
+    let (c, a) = (g.cin, T::A);
     let stride = g.tw * c;
+    let zero = simd.splat_f32s(0.0);
     for t in 0..g.tw {
-        let at = |i: usize| (2 * ty + i) * g.row + 2 * t * c;
-        let rows = [at(0), at(1), at(2), at(3)];
+        let base = 2 * ty * g.row + 2 * t * c;
         for c0 in (0..c).step_by(S::F32_LANES) {
             let n = (c - c0).min(S::F32_LANES);
-            let mut d = [[simd.splat_f32s(0.0); 4]; 4];
-            for i in 0..4 {
-                for j in 0..4 {
-                    d[i][j] = load(simd, &xp[rows[i] + j * c + c0..][..n]);
+            // columns of the patch: col[j][i] = d[i][j]
+            let mut col = [[zero; A_MAX]; A_MAX];
+            for i in 0..a {
+                for j in 0..a {
+                    col[j][i] = load(simd, &xp[base + i * g.row + j * c + c0..][..n]);
                 }
             }
-            // Bᵀ d, then (Bᵀ d) B
-            let mut bd = [[simd.splat_f32s(0.0); 4]; 4];
-            for j in 0..4 {
-                bd[0][j] = simd.sub_f32s(d[0][j], d[2][j]);
-                bd[1][j] = simd.add_f32s(d[1][j], d[2][j]);
-                bd[2][j] = simd.sub_f32s(d[2][j], d[1][j]);
-                bd[3][j] = simd.sub_f32s(d[1][j], d[3][j]);
+            // Bᵀ d: per column; then (Bᵀ d) B: per row of it
+            let mut bd = [[zero; A_MAX]; A_MAX];
+            for j in 0..a {
+                let t = T::input(simd, &col[j]);
+                for i in 0..a {
+                    bd[i][j] = t[i];
+                }
             }
-            for i in 0..4 {
-                let r = bd[i];
-                let out = [
-                    simd.sub_f32s(r[0], r[2]),
-                    simd.add_f32s(r[1], r[2]),
-                    simd.sub_f32s(r[2], r[1]),
-                    simd.sub_f32s(r[1], r[3]),
-                ];
-                for j in 0..4 {
+            for i in 0..a {
+                let out = T::input(simd, &bd[i]);
+                for j in 0..a {
                     store(
                         simd,
-                        &mut v[(i * 4 + j) * stride + t * c + c0..][..n],
+                        &mut v[(i * a + j) * stride + t * c + c0..][..n],
                         out[j],
                     );
                 }
@@ -321,43 +436,45 @@ fn product_block<S: Simd, const NV: usize, const P: usize>(
 }
 
 /// `Y = Aᵀ M A` for the tiles of tile row `ty`, written to the output image (the pixels inside
-/// it), with `Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]`.
+/// it).
 #[inline(always)]
-fn output_transform<S: Simd, const NV: usize>(
+fn output_transform<S: Simd, T: Tile, const NV: usize>(
     simd: S,
     g: &Geom,
     m: &[f32],
     ty: usize,
     out_img: &mut [f32],
 ) {
+    let a = T::A;
     let (mv, _) = S::as_simd_f32s(m);
     let stride = g.tw * NV;
+    let zero = simd.splat_f32s(0.0);
     for t in 0..g.tw {
-        let mut y = [[[simd.splat_f32s(0.0); NV]; 2]; 2];
+        let mut y = [[[zero; NV]; 2]; 2];
         for k in 0..NV {
-            let mut mm = [[simd.splat_f32s(0.0); 4]; 4];
-            for i in 0..4 {
-                for j in 0..4 {
-                    mm[i][j] = mv[(i * 4 + j) * stride + t * NV + k];
+            // Aᵀ M per column (2 × α), then (Aᵀ M) A per row (2 × 2)
+            let mut am = [[zero; A_MAX]; 2];
+            for j in 0..a {
+                let mut col = [zero; A_MAX];
+                for (i, x) in col.iter_mut().enumerate().take(a) {
+                    *x = mv[(i * a + j) * stride + t * NV + k];
                 }
+                let o = T::output(simd, &col);
+                am[0][j] = o[0];
+                am[1][j] = o[1];
             }
-            // Aᵀ M (2 x 4), then (Aᵀ M) A (2 x 2)
-            let mut am = [[simd.splat_f32s(0.0); 4]; 2];
-            for j in 0..4 {
-                am[0][j] = simd.add_f32s(simd.add_f32s(mm[0][j], mm[1][j]), mm[2][j]);
-                am[1][j] = simd.sub_f32s(simd.sub_f32s(mm[1][j], mm[2][j]), mm[3][j]);
-            }
-            for (a, r) in am.iter().enumerate() {
-                y[a][0][k] = simd.add_f32s(simd.add_f32s(r[0], r[1]), r[2]);
-                y[a][1][k] = simd.sub_f32s(simd.sub_f32s(r[1], r[2]), r[3]);
+            for (r, row) in am.iter().enumerate() {
+                let o = T::output(simd, row);
+                y[r][0][k] = o[0];
+                y[r][1][k] = o[1];
             }
         }
-        for (a, ya) in y.iter().enumerate() {
-            let oh = 2 * ty + a;
+        for (r, yr) in y.iter().enumerate() {
+            let oh = 2 * ty + r;
             if oh >= g.h {
                 continue;
             }
-            for (b, yb) in ya.iter().enumerate() {
+            for (b, yb) in yr.iter().enumerate() {
                 let ow = 2 * t + b;
                 if ow < g.w {
                     store_channels(simd, yb, &mut out_img[(oh * g.w + ow) * g.cout..][..g.cout]);
