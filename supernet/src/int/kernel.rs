@@ -405,7 +405,8 @@ pub(super) struct LayerRun<'a> {
 }
 
 impl LayerRun<'_> {
-    /// Runs one image: `x_img` `[h, w, cin]` → `out_img` `[oh, ow, cout]`, with `xp` the
+    /// Runs one image of a pair layout (`g.per_word == 2`; the quad layout runs in
+    /// [`super::vnni::image`]): `x_img` `[h, w, cin]` → `out_img` `[oh, ow, cout]`, with `xp` the
     /// scratch padded image; with `skip_img` (`[oh, ow, cout]`) the output is
     /// `post(layer output + skip)`, a residual addition and the activation after it.
     pub(super) fn image(
@@ -416,11 +417,6 @@ impl LayerRun<'_> {
         out_img: &mut [f32],
         skip_img: Option<&[f32]>,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if self.g.per_word == 4 {
-            // quads exist only where the CPU has VNNI, for `Isa::Best` (`IntConv::forward`)
-            return super::vnni::image(self, x_img, xp, out_img, skip_img);
-        }
         #[cfg(target_arch = "x86_64")]
         if isa != Isa::Portable {
             if let Some(v4) = pulp::x86::V4::try_new().filter(|_| isa == Isa::Best) {

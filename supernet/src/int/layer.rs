@@ -210,7 +210,13 @@ impl IntConv {
                     if buf.len() < g.padded_len() {
                         buf.resize(g.padded_len(), 0);
                     }
-                    run.image(isa, xi, &mut buf[..g.padded_len()], o, skip_img);
+                    let xp = &mut buf[..g.padded_len()];
+                    // quads exist only where the CPU has VNNI, and run on `Isa::Best`
+                    #[cfg(target_arch = "x86_64")]
+                    if run.g.per_word == 4 {
+                        return super::vnni::image(&run, xi, xp, o, skip_img);
+                    }
+                    run.image(isa, xi, xp, o, skip_img);
                 });
             });
     }

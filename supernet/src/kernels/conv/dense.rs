@@ -5,7 +5,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::narrow::{is_narrow, narrow_backward_weight, narrow_forward};
+use super::winograd;
 use super::{ConvShape, partitioned_sum, simd, valid_taps, with_scratch, zeroed};
+use crate::kernels::Isa;
 use crate::kernels::sgemm::{Dst, Src, sgemm};
 
 /// Target size (in `f32`) of one tile of the im2col patch matrix: 256 KiB, half of a typical
@@ -73,7 +75,11 @@ fn col2im_add(s: &ConvShape, dpatches: &[f32], pixels: Range<usize>, dx: &mut [f
 /// Dense forward with the weight repacked to `[(kh, kw, ci), co]`.
 pub(super) fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     if is_narrow(s) {
-        return narrow_forward(s, x, wr);
+        return if winograd::applies(s) {
+            winograd::forward_on(Isa::Best, s, x, wr)
+        } else {
+            narrow_forward(s, x, wr)
+        };
     }
     let (cin, cout) = (s.in_channels, s.out_channels);
     let kkc = s.kernel * s.kernel * cin;

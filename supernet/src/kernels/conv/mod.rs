@@ -14,8 +14,9 @@
 //!   direct kernels instead, on a zero-padded copy of each input image, with no patch matrix:
 //!   the forward kernel holds 8 output pixels × 16 or 32 output channels (4-6 pixels × 48 or
 //!   64) in registers, the backward-weight kernel 16 (12, 8, 6) weight rows `(kh, kw, ci)` ×
-//!   16 (32, 48, 64) output channels over a whole image. Their stride-1 3×3 layers run by
-//!   Winograd F(2×2, 3×3) (`winograd.rs`) on the same register-blocked loop.
+//!   16 (32, 48, 64) output channels over a whole image. Their stride-1 3×3 and 5×5 forward
+//!   passes (and so their stride-1 backward-data) run by Winograd F(2×2, 3×3) and F(2×2, 5×5)
+//!   (`winograd.rs`) on the same register-blocked loop.
 //! - Depthwise layers use direct loops vectorized over the channels (innermost in NHWC).
 //!
 //! Every pass runs on rayon's current pool, over images or tiles of output rows, with the

@@ -5,7 +5,7 @@ use std::ops::Range;
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::{ConvShape, partitioned_sum, winograd, with_scratch, zeroed};
+use super::{ConvShape, partitioned_sum, with_scratch, zeroed};
 use crate::kernels::Isa;
 
 /// Vector width of the direct kernels: output channels (forward) or output-gradient channels
@@ -80,7 +80,21 @@ fn padded_len(s: &ConvShape) -> usize {
 #[inline(always)]
 fn pad_image(s: &ConvShape, x_img: &[f32], xp: &mut [f32]) {
     let (p, c, w) = (s.padding(), s.in_channels, s.width);
-    let row = (w + 2 * p) * c;
+    pad_into(x_img, xp, (w, c, p), (w + 2 * p) * c);
+}
+
+/// Writes the zero-padded copy of an image `[h, width, channels]` into `xp`, in rows of `row`
+/// elements (at least `(width + 2 pad) * channels`): the image at pixel `(pad, pad)`, zeros
+/// everywhere else, also in the rows and columns past the padding.
+#[inline(always)]
+pub(super) fn pad_into(
+    x_img: &[f32],
+    xp: &mut [f32],
+    (width, channels, pad): (usize, usize, usize),
+    row: usize,
+) {
+    let (w, c, p) = (width, channels, pad);
+    let h = x_img.len() / (w * c);
     xp[..p * row].fill(0.0);
     for (ih, src) in x_img.chunks_exact(w * c).enumerate() {
         let dst = &mut xp[(ih + p) * row..(ih + p + 1) * row];
@@ -88,7 +102,7 @@ fn pad_image(s: &ConvShape, x_img: &[f32], xp: &mut [f32]) {
         dst[p * c..(p + w) * c].copy_from_slice(src);
         dst[(p + w) * c..].fill(0.0);
     }
-    xp[(s.height + p) * row..].fill(0.0);
+    xp[(h + p) * row..].fill(0.0);
 }
 
 /// Adds `Σ_r xs[p][r] · wk[r]` to `acc[p]` for the `n` rows `r` of `wk` (`NV` vectors each):
@@ -171,6 +185,46 @@ pub(super) fn store_channels<S: Simd, const NV: usize>(
     }
 }
 
+/// Runs `$call` with the constants `$NV` (vectors of output channels per pixel: `nv`) and `$P`
+/// (pixels per block) chosen for `nv` vectors of `$S`'s lanes: `NV * P` accumulators and
+/// `2 * NV` weight vectors within the 32 vector registers of AVX-512 (16 of AVX2). `nv` is 1-4
+/// (16 lanes), 2-8 (8 lanes: AVX2), 4-16 (4 lanes: NEON) or 16-64 (portable code). More than 8
+/// pixels do not pay: LLVM no longer unrolls the pixel loop, and 8 accumulators already cover
+/// the FMA latency. The direct forward kernel and the Winograd products share it.
+macro_rules! forward_blocks {
+    ($S:ty, $nv:expr, |$NV:ident, $P:ident| $call:expr) => {{
+        let nv: usize = $nv;
+        let wide = <$S as Simd>::F32_LANES >= 16;
+        macro_rules! with {
+            ($n:literal, $p:literal) => {{
+                const $NV: usize = $n;
+                const $P: usize = $p;
+                $call
+            }};
+        }
+        match nv {
+            1 => with!(1, 8),
+            2 if wide => with!(2, 8),
+            2 => with!(2, 4),
+            3 if wide => with!(3, 6),
+            4 if wide => with!(4, 4),
+            4 => with!(4, 2),
+            6 => with!(6, 1),
+            8 => with!(8, 1),
+            12 => with!(12, 1),
+            16 => with!(16, 1),
+            32 => with!(32, 1),
+            48 => with!(48, 1),
+            64 => with!(64, 1),
+            _ => unreachable!(
+                "{nv} vectors of {} lanes per pixel",
+                <$S as Simd>::F32_LANES
+            ),
+        }
+    }};
+}
+pub(super) use forward_blocks;
+
 /// One output row of the direct forward kernel, in blocks of `P` pixels (then 8, 4, 2, 1).
 #[inline(always)]
 fn forward_row<S: Simd, const NV: usize, const P: usize>(
@@ -227,50 +281,23 @@ impl WithSimd for ForwardImage<'_> {
             out_img,
         } = self;
         pad_image(s, x_img, xp);
-        // `nv` is 1-4 (16 lanes), 2-8 (8 lanes: AVX2), 4-16 (4 lanes: NEON) or 16-64 (portable)
-        // registers: `NV * P` accumulators and `2 * NV` weight vectors, within the 32 vector
-        // registers of AVX-512 (16 of AVX2). More than 8 pixels do not pay: LLVM no longer
-        // unrolls the pixel loop, and 8 accumulators already cover the FMA latency.
         let nv = g.groups * LANES / S::F32_LANES;
-        let wide = S::F32_LANES >= 16;
         for (oh, out_row) in out_img.chunks_exact_mut(g.out_w * g.cout).enumerate() {
-            match nv {
-                1 => forward_row::<S, 1, 8>(simd, &g, xp, wp, oh, out_row),
-                2 if wide => forward_row::<S, 2, 8>(simd, &g, xp, wp, oh, out_row),
-                2 => forward_row::<S, 2, 4>(simd, &g, xp, wp, oh, out_row),
-                3 if wide => forward_row::<S, 3, 6>(simd, &g, xp, wp, oh, out_row),
-                4 if wide => forward_row::<S, 4, 4>(simd, &g, xp, wp, oh, out_row),
-                4 => forward_row::<S, 4, 2>(simd, &g, xp, wp, oh, out_row),
-                6 => forward_row::<S, 6, 1>(simd, &g, xp, wp, oh, out_row),
-                8 => forward_row::<S, 8, 1>(simd, &g, xp, wp, oh, out_row),
-                12 => forward_row::<S, 12, 1>(simd, &g, xp, wp, oh, out_row),
-                16 => forward_row::<S, 16, 1>(simd, &g, xp, wp, oh, out_row),
-                32 => forward_row::<S, 32, 1>(simd, &g, xp, wp, oh, out_row),
-                48 => forward_row::<S, 48, 1>(simd, &g, xp, wp, oh, out_row),
-                64 => forward_row::<S, 64, 1>(simd, &g, xp, wp, oh, out_row),
-                _ => unreachable!("{nv} vectors of {} lanes per pixel", S::F32_LANES),
-            }
+            forward_blocks!(S, nv, |NV, P| forward_row::<S, NV, P>(
+                simd, &g, xp, wp, oh, out_row
+            ));
         }
     }
 }
 
-/// Dense forward for narrow layers with the weight repacked to `[(kh, kw, ci), co]`.
+/// Dense forward for narrow layers with the weight repacked to `[(kh, kw, ci), co]`, by the
+/// direct kernel (`dense_forward` sends the layers Winograd takes to `winograd.rs`).
 pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     narrow_forward_on(Isa::Best, s, x, wr)
 }
 
-/// [`narrow_forward`] on the given instruction set: Winograd F(2×2, 3×3) where it applies,
-/// else the direct kernel.
+/// [`narrow_forward`] on the given instruction set.
 pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
-    if winograd::applies(s) {
-        winograd::forward_on(isa, s, x, wr)
-    } else {
-        direct_forward_on(isa, s, x, wr)
-    }
-}
-
-/// The direct forward kernel on the given instruction set.
-pub(super) fn direct_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     let g = Geom::new(s);
     let width = g.groups * LANES;
     let kkc = g.kernel * g.kc;

@@ -228,7 +228,7 @@ fn narrow_kernels_match_reference_on_every_isa() {
             let dy = rng.vec(s.output_len());
             let [y, _, dw] = reference(&s, &x, &w, &dy);
             let wr = dense_repack(&s, &w);
-            let got = narrow::direct_forward_on(isa, &s, &x, &wr);
+            let got = narrow::narrow_forward_on(isa, &s, &x, &wr);
             assert_close(&format!("{isa:?} direct forward"), &s, &got, &y);
             if winograd::applies(&s) {
                 let got = winograd::forward_on(isa, &s, &x, &wr);

@@ -21,7 +21,7 @@
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
-use super::narrow::{fma_rows, store_channels};
+use super::narrow::{fma_rows, forward_blocks, pad_into, store_channels};
 use super::{ConvShape, with_scratch, zeroed};
 use crate::kernels::Isa;
 
@@ -274,25 +274,8 @@ impl<T: Tile> WithSimd for Image<'_, T> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        // as the direct forward kernel: `NV * P` accumulators within the vector registers
         let nv = self.g.width / S::F32_LANES;
-        let wide = S::F32_LANES >= 16;
-        match nv {
-            1 => self.run::<S, 1, 8>(simd),
-            2 if wide => self.run::<S, 2, 8>(simd),
-            2 => self.run::<S, 2, 4>(simd),
-            3 if wide => self.run::<S, 3, 6>(simd),
-            4 if wide => self.run::<S, 4, 4>(simd),
-            4 => self.run::<S, 4, 2>(simd),
-            6 => self.run::<S, 6, 1>(simd),
-            8 => self.run::<S, 8, 1>(simd),
-            12 => self.run::<S, 12, 1>(simd),
-            16 => self.run::<S, 16, 1>(simd),
-            32 => self.run::<S, 32, 1>(simd),
-            48 => self.run::<S, 48, 1>(simd),
-            64 => self.run::<S, 64, 1>(simd),
-            _ => unreachable!("{nv} vectors of {} lanes per pixel", S::F32_LANES),
-        }
+        forward_blocks!(S, nv, |NV, P| self.run::<S, NV, P>(simd));
     }
 }
 
@@ -309,7 +292,8 @@ impl<T: Tile> Image<'_, T> {
             out_img,
             ..
         } = self;
-        pad(&g, x_img, xp);
+        // `r / 2` zero pixels above and left, as many or more below and right (whole tiles)
+        pad_into(x_img, xp, (g.w, g.cin, g.pad()), g.row);
         let u_len = g.cin * g.width;
         for ty in 0..g.th {
             input_transform::<S, T>(simd, &g, xp, ty, v);
@@ -335,20 +319,6 @@ impl<T: Tile> Image<'_, T> {
             output_transform::<S, T, NV>(simd, &g, m, ty, out_img);
         }
     }
-}
-
-/// Writes the zero-padded copy of one image: `[2 th + α - 2, 2 tw + α - 2, cin]`, the image at
-/// `(r / 2, r / 2)`.
-fn pad(g: &Geom, x_img: &[f32], xp: &mut [f32]) {
-    let (c, p) = (g.cin, g.pad());
-    xp[..p * g.row].fill(0.0);
-    for (ih, src) in x_img.chunks_exact(g.w * c).enumerate() {
-        let dst = &mut xp[(ih + p) * g.row..(ih + p + 1) * g.row];
-        dst[..p * c].fill(0.0);
-        dst[p * c..(p + g.w) * c].copy_from_slice(src);
-        dst[(p + g.w) * c..].fill(0.0);
-    }
-    xp[(g.h + p) * g.row..].fill(0.0);
 }
 
 /// Loads up to one vector of lanes (zero beyond the slice).
