@@ -1,4 +1,5 @@
-//! Times the NHWC convolution kernels of `supernet::kernels::conv` on ResNet-20's layers.
+//! Times the NHWC convolution kernels of `supernet::kernels::conv` on ResNet-20's layers and on
+//! smaller ones of the default (MNIST) space's size.
 //!
 //! ```text
 //! cargo run --offline --release -p qnas-supernet --example conv_kernels [-- BATCH REPS FILTER]
@@ -35,6 +36,8 @@ fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
 }
 
 fn main() {
+    // as the qnas binary does: freed outputs are reused, not faulted in again at every call
+    supernet::kernels::tune_allocator();
     let usage = "usage: conv_kernels [BATCH [REPS [LAYER-NAME-FILTER]]]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let batch = args.first().map_or(128, |a| a.parse().expect(usage));
@@ -59,6 +62,13 @@ fn main() {
         ("64->64 3x3 8x8", layer(8, 64, 64, 3, 1, false)),
         ("32->64 1x1 s2 16x16", layer(16, 32, 64, 1, 2, false)),
         ("dw 96 3x3 16x16", layer(16, 96, 96, 3, 1, true)),
+        // layers of the default (MNIST) space's size: where Winograd starts to pay
+        ("8->8 3x3 28x28", layer(28, 8, 8, 3, 1, false)),
+        ("12->12 3x3 28x28", layer(28, 12, 12, 3, 1, false)),
+        ("8->16 5x5 28x28", layer(28, 8, 16, 5, 1, false)),
+        ("16->16 5x5 14x14", layer(14, 16, 16, 5, 1, false)),
+        ("24->24 5x5 14x14", layer(14, 24, 24, 5, 1, false)),
+        ("32->32 5x5 7x7", layer(7, 32, 32, 5, 1, false)),
     ];
     println!(
         "batch {batch}, {} threads, median of {reps} after a warm-up",

@@ -16,7 +16,8 @@
 //!   64) in registers, the backward-weight kernel 16 (12, 8, 6) weight rows `(kh, kw, ci)` ×
 //!   16 (32, 48, 64) output channels over a whole image. Their stride-1 3×3 and 5×5 forward
 //!   passes (and so their stride-1 backward-data) run by Winograd F(2×2, 3×3) and F(2×2, 5×5)
-//!   (`winograd.rs`) on the same register-blocked loop.
+//!   (`winograd.rs`) on the same register-blocked loop, where the layer has channels enough
+//!   for that to pay (`winograd::applies`).
 //! - Depthwise layers use direct loops vectorized over the channels (innermost in NHWC).
 //!
 //! Every pass runs on rayon's current pool, over images or tiles of output rows, with the

@@ -115,13 +115,24 @@ pub(super) fn fma_rows<S: Simd, const NV: usize, const P: usize>(
     wk: &[S::f32s],
     n: usize,
 ) {
+    // each pixel's inputs as exactly `n / 2` pairs, so that the loop below indexes them with no
+    // bounds checks (with them, the 1-vector case spent as many instructions on checks and
+    // reloaded pointers as on multiply-adds)
+    let pairs = n / 2;
+    let mut x2: [&[[f32; 2]]; P] = [&[]; P];
+    for (d, x) in x2.iter_mut().zip(xs) {
+        *d = &x[..n].as_chunks::<2>().0[..pairs];
+    }
+    let (w2, _) = wk[..2 * pairs * NV].as_chunks::<NV>();
+    let w2 = &w2[..2 * pairs];
     // two weight rows per iteration (fewer loop-carried register copies)
-    for r in 0..n / 2 {
-        let w0: &[S::f32s; NV] = wk[2 * r * NV..][..NV].try_into().unwrap();
-        let w1: &[S::f32s; NV] = wk[(2 * r + 1) * NV..][..NV].try_into().unwrap();
+    for r in 0..pairs {
+        let w0 = &w2[2 * r];
+        let w1 = &w2[2 * r + 1];
         for p in 0..P {
-            let x0 = simd.splat_f32s(xs[p][2 * r]);
-            let x1 = simd.splat_f32s(xs[p][2 * r + 1]);
+            let [a, b] = x2[p][r];
+            let x0 = simd.splat_f32s(a);
+            let x1 = simd.splat_f32s(b);
             for v in 0..NV {
                 acc[p][v] = simd.mul_add_f32s(x0, w0[v], acc[p][v]);
                 acc[p][v] = simd.mul_add_f32s(x1, w1[v], acc[p][v]);
@@ -156,7 +167,10 @@ fn forward_block<S: Simd, const NV: usize, const P: usize>(
     let w_len = g.kc * NV * S::F32_LANES;
     for kh in 0..g.kernel {
         let base = (oh * g.stride + kh) * g.row + ow0 * g.stride * g.cin;
-        let xs: [&[f32]; P] = std::array::from_fn(|p| &xp[base + p * g.stride * g.cin..][..g.kc]);
+        let mut xs: [&[f32]; P] = [&[]; P];
+        for (p, x) in xs.iter_mut().enumerate() {
+            *x = &xp[base + p * g.stride * g.cin..][..g.kc];
+        }
         let (wk, _) = S::as_simd_f32s(&wp[kh * w_len..][..w_len]);
         fma_rows(simd, &mut acc, &xs, wk, g.kc);
     }
