@@ -260,12 +260,57 @@ fn select(mut keys: Vec<u32>, rank: usize) -> f32 {
     f32::from_bits(at)
 }
 
+/// Stride of the sample [`percentile_above_threshold`] draws: a prime, so that in NHWC tensors
+/// (channels innermost) the sample goes through all channels whatever their number (short of
+/// multiples of it).
+const PERCENTILE_SAMPLE_STRIDE: usize = 61;
+/// [`range_percentile`] tries [`percentile_above_threshold`] when at most this share of the
+/// values lies above the rank (`1 / 32`: the 96.9th percentile and above).
+const PERCENTILE_TAIL_SHARE: usize = 32;
+
+/// The `rank`-th smallest magnitude key of `x` (see [`magnitude_key`]) when it lies in the
+/// upper tail: a threshold `t` is read off a strided sample (its key with twice as many
+/// sampled values above it as the tail's share, and 16 more), one pass gathers every key at or
+/// above `t` (blocks of 16 values whose largest key is below `t`, nearly all of them, are
+/// skipped by one vector comparison), and a selection among those gives the answer, exactly,
+/// if there are at least `x.len() - rank` of them; else (a sample unlike the whole, which the
+/// margin makes rare) `None`.
+fn percentile_above_threshold(x: &[f32], signed: bool, rank: usize) -> Option<f32> {
+    let n = x.len();
+    let need = n - rank;
+    let mut sample: Vec<u32> = x
+        .iter()
+        .step_by(PERCENTILE_SAMPLE_STRIDE)
+        .map(|&v| magnitude_key(v, signed))
+        .collect();
+    let s = sample.len();
+    let above = ((2 * need * s).div_ceil(n) + 16).min(s);
+    let (_, &mut threshold, _) = sample.select_nth_unstable(s - above);
+    let members: Vec<u32> = x
+        .par_chunks(CHUNK)
+        .flat_map_iter(|x| {
+            let (blocks, tail) = x.as_chunks::<16>();
+            blocks
+                .iter()
+                .filter(move |b| b.iter().any(|&v| magnitude_key(v, signed) >= threshold))
+                .flatten()
+                .chain(tail)
+                .map(move |&v| magnitude_key(v, signed))
+                .filter(move |&k| k >= threshold)
+        })
+        .collect();
+    let below = n.checked_sub(members.len())?;
+    (members.len() >= need).then(|| select(members, rank - below))
+}
+
 /// The range an activation quantizer observes in a batch under a percentile rule: the
 /// `percentile`-th percentile (nearest rank: the smallest value with at least `percentile`% of
 /// the values at or below it) of the magnitudes `|x|` (`signed`) or `max(x, 0)`. A NaN counts
 /// as larger than every number (as `f32::total_cmp` orders a positive NaN). Empty input gives 0.
 ///
-/// Exact (the value a sort would give) without copying the tensor: one parallel pass counts
+/// Exact (the value a sort would give) without copying the tensor. In the upper tail (the
+/// default 99.9th percentile) by one pass that gathers the values above a threshold read off a
+/// sample ([`percentile_above_threshold`]); else, or if the sample misled it, one parallel pass counts
 /// the magnitudes per bin of their f32 representation's top bits (see
 /// [`PERCENTILE_BIN_SHIFT`]; the bits of non-negative floats order as their values, so every
 /// value of a lower bin is below every value of a higher one), and a second gathers the bin
@@ -286,6 +331,11 @@ pub fn range_percentile(x: &[f32], signed: bool, percentile: f64) -> f32 {
     let rank = ((percentile / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1;
     if n < PERCENTILE_DIRECT {
         return select(x.iter().map(|&v| magnitude_key(v, signed)).collect(), rank);
+    }
+    if (n - rank) * PERCENTILE_TAIL_SHARE <= n
+        && let Some(at) = percentile_above_threshold(x, signed, rank)
+    {
+        return at;
     }
     let bins = 1usize << (32 - PERCENTILE_BIN_SHIFT);
     let counts = x
@@ -465,6 +515,25 @@ mod tests {
             }
         }
         // small inputs, all zeros, NaN counted above every number, empty
+        // the tail path's sample misleads it (every sampled value is 1, the rest 0, and the
+        // 97th percentile lies among the zeros): the histogram path answers
+        let n = 2 * PERCENTILE_DIRECT;
+        let x: Vec<f32> = (0..n)
+            .map(|i| f32::from(u8::from(i % PERCENTILE_SAMPLE_STRIDE == 0)))
+            .collect();
+        for p in [97.0, 99.0, 99.9] {
+            let sorted = {
+                let mut v = x.clone();
+                v.sort_by(f32::total_cmp);
+                v
+            };
+            let rank = ((p / 100.0 * n as f64).ceil() as usize).clamp(1, n);
+            assert_eq!(
+                range_percentile(&x, true, p),
+                sorted[rank - 1],
+                "percentile {p}"
+            );
+        }
         assert_eq!(range_percentile(&[3.0, -5.0, 1.0], true, 50.0), 3.0);
         assert_eq!(range_percentile(&[3.0, -5.0, 1.0], false, 50.0), 1.0);
         assert_eq!(

@@ -359,19 +359,21 @@ fn input_transform<S: Simd, T: Tile>(simd: S, g: &Geom, xp: &[f32], ty: usize, v
     let (c, a) = (g.cin, T::A);
     let stride = g.tw * c;
     let zero = simd.splat_f32s(0.0);
+    // declared once, not per tile: zero-initialized arrays this large live on the stack and
+    // cost a `memset` where they are declared (every entry read below is written first)
+    let mut col = [[zero; A_MAX]; A_MAX];
+    let mut bd = [[zero; A_MAX]; A_MAX];
     for t in 0..g.tw {
         let base = 2 * ty * g.row + 2 * t * c;
         for c0 in (0..c).step_by(S::F32_LANES) {
             let n = (c - c0).min(S::F32_LANES);
             // columns of the patch: col[j][i] = d[i][j]
-            let mut col = [[zero; A_MAX]; A_MAX];
             for i in 0..a {
                 for j in 0..a {
                     col[j][i] = load(simd, &xp[base + i * g.row + j * c + c0..][..n]);
                 }
             }
             // Bᵀ d: per column; then (Bᵀ d) B: per row of it
-            let mut bd = [[zero; A_MAX]; A_MAX];
             for j in 0..a {
                 let t = T::input(simd, &col[j]);
                 for i in 0..a {
