@@ -120,6 +120,23 @@ fn round(y: f32, rounding: Rounding) -> f32 {
     }
 }
 
+/// The fake-quantized value of `x` on `grid`.
+#[inline(always)]
+fn quantize(x: f32, grid: &Grid) -> f32 {
+    round(x / grid.scale, grid.rounding) * grid.scale
+}
+
+/// The clipped straight-through gradient of `x`'s fake quantization on `grid`.
+#[inline(always)]
+fn pass_through(x: f32, dy: f32, grid: &Grid) -> f32 {
+    let y = x / grid.scale;
+    if y >= grid.sat_lo && y <= grid.sat_hi {
+        dy
+    } else {
+        0.0
+    }
+}
+
 struct Forward<'a> {
     x: &'a [f32],
     q: &'a mut [f32],
@@ -131,11 +148,25 @@ impl pulp::WithSimd for Forward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Grid {
-            scale, rounding, ..
-        } = self.grid;
         for (q, &x) in self.q.iter_mut().zip(self.x) {
-            *q = round(x / scale, rounding) * scale;
+            *q = quantize(x, &self.grid);
+        }
+    }
+}
+
+/// [`Forward`] in place.
+struct ForwardInPlace<'a> {
+    x: &'a mut [f32],
+    grid: Grid,
+}
+
+impl pulp::WithSimd for ForwardInPlace<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for x in self.x.iter_mut() {
+            *x = quantize(*x, &self.grid);
         }
     }
 }
@@ -152,15 +183,26 @@ impl pulp::WithSimd for Backward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Grid {
-            scale,
-            sat_lo,
-            sat_hi,
-            ..
-        } = self.grid;
         for ((dx, &x), &dy) in self.dx.iter_mut().zip(self.x).zip(self.dy) {
-            let y = x / scale;
-            *dx = if y >= sat_lo && y <= sat_hi { dy } else { 0.0 };
+            *dx = pass_through(x, dy, &self.grid);
+        }
+    }
+}
+
+/// [`Backward`] in place: the output gradient becomes the input gradient.
+struct BackwardInPlace<'a> {
+    x: &'a [f32],
+    g: &'a mut [f32],
+    grid: Grid,
+}
+
+impl pulp::WithSimd for BackwardInPlace<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for (g, &x) in self.g.iter_mut().zip(self.x) {
+            *g = pass_through(x, *g, &self.grid);
         }
     }
 }
@@ -175,6 +217,12 @@ pub fn fake_quantize(x: &[f32], grid: Grid) -> Vec<f32> {
         .zip(x.par_chunks(CHUNK))
         .for_each(|(q, x)| pulp::Arch::new().dispatch(Forward { x, q, grid }));
     q
+}
+
+/// [`fake_quantize`] in place (no output buffer to allocate and clear).
+pub fn fake_quantize_in_place(x: &mut [f32], grid: Grid) {
+    x.par_chunks_mut(CHUNK)
+        .for_each(|x| pulp::Arch::new().dispatch(ForwardInPlace { x, grid }));
 }
 
 /// The input gradient of [`fake_quantize`] (clipped straight-through estimator).
@@ -197,6 +245,24 @@ pub fn fake_quantize_backward(x: &[f32], dy: &[f32], grid: Grid) -> Vec<f32> {
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (x, dy))| pulp::Arch::new().dispatch(Backward { x, dy, dx, grid }));
     dx
+}
+
+/// [`fake_quantize_backward`] in place: `g` holds the output gradient and becomes the input
+/// gradient.
+///
+/// # Panics
+/// Panics if the lengths differ.
+pub fn fake_quantize_backward_in_place(x: &[f32], g: &mut [f32], grid: Grid) {
+    assert_eq!(
+        x.len(),
+        g.len(),
+        "fake-quantization gradient of {} values for {} inputs",
+        g.len(),
+        x.len()
+    );
+    g.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(g, x)| pulp::Arch::new().dispatch(BackwardInPlace { x, g, grid }));
 }
 
 struct RangeMax<'a> {

@@ -14,7 +14,7 @@ use burn::tensor::Shape;
 use spaces::Format;
 
 use super::NhwcBackend;
-use super::flex::{bn_forward, contiguous, conv_shape, flex, grid, values};
+use super::flex::{bn_forward, contiguous, conv_shape, flex, grid, unique_values_mut, values};
 use crate::kernels::conv;
 use crate::kernels::norm::{self, NormAct, NormStats};
 use crate::kernels::quant::{self, Grid};
@@ -145,11 +145,17 @@ impl Backward<Flex, 1> for QuantBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let [node_x] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
+        let mut dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
         let (x, grid) = ops.state;
         if let Some(node) = node_x {
-            let dx = quant::fake_quantize_backward(values(&x), values(&dy), grid);
-            grads.register::<Flex>(node.id, flex(dx, x.layout().shape().clone()));
+            // the output gradient becomes the input gradient where nothing else holds it
+            if let Some(g) = unique_values_mut(&mut dy) {
+                quant::fake_quantize_backward_in_place(values(&x), g, grid);
+                grads.register::<Flex>(node.id, dy);
+            } else {
+                let dx = quant::fake_quantize_backward(values(&x), values(&dy), grid);
+                grads.register::<Flex>(node.id, flex(dx, x.layout().shape().clone()));
+            }
         }
     }
 }
@@ -250,12 +256,21 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
             .compute_bound()
             .stateful();
         let grid = grid(scale.into_primitive(), format, signed);
-        let x = contiguous(x.into_primitive(), "the quantizer input");
+        let mut x = contiguous(x.into_primitive(), "the quantizer input");
         let shape = x.layout().shape().clone();
-        let q = flex(quant::fake_quantize(values(&x), grid), shape);
         match prep {
-            OpsKind::Tracked(prep) => prep.finish((x, grid), q),
-            OpsKind::UnTracked(prep) => prep.finish(q),
+            OpsKind::Tracked(prep) => {
+                let q = flex(quant::fake_quantize(values(&x), grid), shape);
+                prep.finish((x, grid), q)
+            }
+            // nothing keeps the input: quantize it in place where nothing else holds it
+            OpsKind::UnTracked(prep) => match unique_values_mut(&mut x) {
+                Some(v) => {
+                    quant::fake_quantize_in_place(v, grid);
+                    prep.finish(x)
+                }
+                None => prep.finish(flex(quant::fake_quantize(values(&x), grid), shape)),
+            },
         }
     }
 

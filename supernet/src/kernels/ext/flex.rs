@@ -30,6 +30,16 @@ pub(super) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
+/// The `f32` values of a tensor held by nothing else and laid out contiguously from the start
+/// of its buffer, to be overwritten in place; `None` if it is shared or a view.
+pub(super) fn unique_values_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    let n = t.layout().shape().num_elements();
+    if t.dtype() != DType::F32 || t.layout().contiguous_offsets() != Some((0, n)) {
+        return None;
+    }
+    t.try_storage_mut::<f32>().map(|s| &mut s[..n])
+}
+
 fn dims<const D: usize>(t: &FlexTensor, what: &str) -> [usize; D] {
     let shape = t.layout().shape();
     assert_eq!(
@@ -140,10 +150,14 @@ impl NhwcBackend for Flex {
         format: Format,
         signed: bool,
     ) -> FlexTensor {
+        let grid = grid(scale, format, signed);
+        let mut x = contiguous(x, "the quantizer input");
+        if let Some(v) = unique_values_mut(&mut x) {
+            quant::fake_quantize_in_place(v, grid);
+            return x;
+        }
         let shape = x.layout().shape().clone();
-        let x = contiguous(x, "the quantizer input");
-        let q = quant::fake_quantize(values(&x), grid(scale, format, signed));
-        flex(q, shape)
+        flex(quant::fake_quantize(values(&x), grid), shape)
     }
 
     fn channel_affine_nhwc(

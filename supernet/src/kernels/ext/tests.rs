@@ -221,6 +221,30 @@ fn fused_fake_quantization_equals_the_tensor_ops_with_gradients() {
     }
 }
 
+/// Without gradients (plain flex, and autodiff on an input that needs none) a quantizer input
+/// held by nothing else is quantized in place; one still held elsewhere is left as it was.
+#[test]
+fn fake_quantization_in_place_leaves_shared_inputs_alone() {
+    for device in [Device::flex(), device()] {
+        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+        let x = random([2, 5, 7, 3], &device).mul_scalar(3.0);
+        let before = values(x.clone());
+        let scale = Tensor::<1>::from_floats([3.0 / 7.0], &device);
+        let reference = values(crate::quant::fake_quantize_ops(
+            x.clone(),
+            Format::Int(4),
+            Some(scale.clone().reshape([1, 1, 1, 1])),
+            true,
+        ));
+        assert_ne!(reference, before, "quantization changes the values");
+        let shared = fake_quantize(x.clone(), scale.clone(), Format::Int(4), true);
+        assert_eq!(values(x.clone()), before, "{device:?}: shared input kept");
+        assert_eq!(values(shared), reference, "{device:?}");
+        let unique = fake_quantize(x, scale, Format::Int(4), true);
+        assert_eq!(values(unique), reference, "{device:?}: in place");
+    }
+}
+
 #[test]
 fn add_act_matches_burn_with_gradients() {
     let device = device();
