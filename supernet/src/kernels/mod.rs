@@ -118,6 +118,47 @@ impl ConvShape {
     }
 }
 
+/// A zeroed buffer for a kernel's output, cleared by all of rayon's threads when it is large (a
+/// reused heap block would otherwise be cleared by one thread in `calloc`, fresh pages faulted
+/// in by one thread), in blocks of 16 values: collected one `f32` at a time, rayon's writes
+/// did not vectorize and cost 5% of a ResNet-20 training step.
+pub(crate) fn zeroed(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 16;
+    if n < 1 << 16 {
+        return vec![0.0; n];
+    }
+    let mut v = rayon::iter::repeat_n([0.0f32; BLOCK], n.div_ceil(BLOCK))
+        .with_min_len(1 << 10)
+        .collect::<Vec<[f32; BLOCK]>>()
+        .into_flattened();
+    v.truncate(n);
+    v
+}
+
+/// A copy of `src`, written by all of rayon's threads in blocks of 16 values when it is large:
+/// the buffer of a kernel that then overwrites it in place.
+pub(crate) fn copied(src: &[f32]) -> Vec<f32> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 16;
+    if src.len() < 1 << 16 {
+        return src.to_vec();
+    }
+    let (blocks, tail) = src.as_chunks::<BLOCK>();
+    // the partial last block padded, then cut off: no reallocation to append it
+    let mut last = [0.0f32; BLOCK];
+    last[..tail.len()].copy_from_slice(tail);
+    let mut v = blocks
+        .par_iter()
+        .copied()
+        .with_min_len(1 << 10)
+        .chain(rayon::iter::once(last))
+        .collect::<Vec<[f32; BLOCK]>>()
+        .into_flattened();
+    v.truncate(src.len());
+    v
+}
+
 /// Keeps freed tensor memory in the process (glibc): raises the size above which blocks are
 /// `mmap`ed to its maximum (32 MiB) and the free memory kept before returning it to the system
 /// to 1 GiB. With glibc's defaults a training step hands its activations back to the system
@@ -210,5 +251,27 @@ pub fn sgemm_peak() -> SgemmPeak {
             "best of {REPS} f32 {N}x{N}x{N} products, gemm 0.19 on {} threads",
             rayon::current_num_threads()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zeroed_buffers_have_the_length_asked_for() {
+        // small (calloc), and large ones in 16-value blocks with a partial last block
+        for n in [0, 5, (1 << 16) - 1, (1 << 16) + 7, 3 << 16] {
+            let v = super::zeroed(n);
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|&x| x.to_bits() == 0));
+        }
+    }
+
+    #[test]
+    fn copies_are_equal_to_their_source() {
+        for n in [0, 5, (1 << 16) - 1, 1 << 16, (1 << 16) + 7, 3 << 16] {
+            let src: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let v = super::copied(&src);
+            assert_eq!(v, src);
+        }
     }
 }

@@ -212,7 +212,7 @@ impl pulp::WithSimd for BackwardInPlace<'_> {
 /// # Shapes
 /// - `x`: any length; output: the length of `x`
 pub fn fake_quantize(x: &[f32], grid: Grid) -> Vec<f32> {
-    let mut q = vec![0.0f32; x.len()];
+    let mut q = super::zeroed(x.len());
     q.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(q, x)| pulp::Arch::new().dispatch(Forward { x, q, grid }));
@@ -240,7 +240,7 @@ pub fn fake_quantize_backward(x: &[f32], dy: &[f32], grid: Grid) -> Vec<f32> {
         dy.len(),
         x.len()
     );
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = super::zeroed(x.len());
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (x, dy))| pulp::Arch::new().dispatch(Backward { x, dy, dx, grid }));

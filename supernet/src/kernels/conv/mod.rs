@@ -37,7 +37,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::ConvShape;
+use super::{ConvShape, zeroed};
 use dense::{dense_backward_data, dense_backward_weight, dense_forward};
 use depthwise::{depthwise_backward_data, depthwise_backward_weight, depthwise_forward};
 
@@ -68,18 +68,6 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         }
         Err(_) => f(&mut vec![0.0; len]),
     })
-}
-
-/// A zeroed vector, written by all of rayon's threads when it is large (a reused heap block
-/// would otherwise be cleared by one thread in `calloc`, fresh pages faulted in by one thread).
-fn zeroed(n: usize) -> Vec<f32> {
-    if n < 1 << 16 {
-        vec![0.0; n]
-    } else {
-        rayon::iter::repeat_n(0.0f32, n)
-            .with_min_len(1 << 14)
-            .collect()
-    }
 }
 
 /// Runs `f` compiled for the best SIMD instruction set of the CPU (AVX-512, AVX2 or the

@@ -14,7 +14,9 @@ use burn::tensor::Shape;
 use spaces::Format;
 
 use super::NhwcBackend;
-use super::flex::{bn_forward, contiguous, conv_shape, flex, grid, unique_values_mut, values};
+use super::flex::{
+    bn_forward, contiguous, conv_shape, flex, grid, into_unique, unique_values_mut, values,
+};
 use crate::kernels::conv;
 use crate::kernels::norm::{self, NormAct, NormStats};
 use crate::kernels::quant::{self, Grid};
@@ -80,20 +82,24 @@ impl Backward<Flex, 3> for BnBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
+        // the output gradient's buffer becomes the input gradient (copied if shared)
+        let mut g = into_unique(contiguous(
+            grads.consume::<Flex>(&ops.node),
+            "the output gradient",
+        ));
         let st = ops.state;
         let c = st.stats.mean.len();
-        let (dx, dgamma, dbeta) = norm::batch_norm_train_backward(
+        let (dgamma, dbeta) = norm::batch_norm_train_backward_in_place(
             values(&st.x),
             values(&st.y),
-            values(&dy),
+            unique_values_mut(&mut g).expect("a tensor made unique"),
             c,
             values(&st.gamma),
             &st.stats,
             st.act,
         );
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex(dx, st.x.layout().shape().clone()));
+            grads.register::<Flex>(node.id, g);
         }
         if let Some(node) = node_gamma {
             grads.register::<Flex>(node.id, flex(dgamma, [c]));
@@ -117,11 +123,16 @@ impl Backward<Flex, 2> for AddActBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         let [node_a, node_b] = ops.parents;
-        let dy = contiguous(grads.consume::<Flex>(&ops.node), "the output gradient");
+        // the output gradient's buffer becomes the input gradient (copied if shared)
+        let mut g = into_unique(contiguous(
+            grads.consume::<Flex>(&ops.node),
+            "the output gradient",
+        ));
         let (y, act) = ops.state;
-        let g = flex(
-            norm::act_backward(values(&y), values(&dy), act),
-            y.layout().shape().clone(),
+        norm::act_backward_in_place(
+            values(&y),
+            unique_values_mut(&mut g).expect("a tensor made unique"),
+            act,
         );
         if let Some(node) = node_a {
             grads.register::<Flex>(node.id, g.clone());

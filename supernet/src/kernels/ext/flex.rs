@@ -30,6 +30,17 @@ pub(super) fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("contiguous f32 tensor")
 }
 
+/// `t` itself where nothing else holds it and it is laid out from the start of its buffer, else
+/// a copy of it: a tensor whose values a kernel may overwrite ([`unique_values_mut`] then
+/// returns them).
+pub(super) fn into_unique(mut t: FlexTensor) -> FlexTensor {
+    if unique_values_mut(&mut t).is_some() {
+        return t;
+    }
+    let shape = t.layout().shape().clone();
+    flex(crate::kernels::copied(values(&t)), shape)
+}
+
 /// The `f32` values of a tensor held by nothing else and laid out contiguously from the start
 /// of its buffer, to be overwritten in place; `None` if it is shared or a view.
 pub(super) fn unique_values_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {

@@ -2,9 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{
-    Layout, NONE, NormAct, NormStats, RELU, RELU6, check_param, check_rows, fold, passes, zeros,
-};
+use super::{Layout, NONE, NormAct, NormStats, RELU, RELU6, check_param, check_rows, fold, passes};
+use crate::kernels::copied;
 
 /// Gradients of [`batch_norm_train`](super::batch_norm_train): `(dx, dgamma, dbeta)`.
 ///
@@ -32,7 +31,29 @@ pub fn batch_norm_train_backward(
     stats: &NormStats,
     act: NormAct,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = copied(dy);
+    let (dgamma, dbeta) =
+        batch_norm_train_backward_in_place(x, y, &mut dx, channels, gamma, stats, act);
+    (dx, dgamma, dbeta)
+}
+
+/// [`batch_norm_train_backward`] in place: `g` holds the output gradient `dy` and becomes the
+/// input gradient `dx` (no buffer to allocate and fill); returns `(dgamma, dbeta)`.
+///
+/// # Panics
+///
+/// As [`batch_norm_train_backward`].
+pub fn batch_norm_train_backward_in_place(
+    x: &[f32],
+    y: &[f32],
+    g: &mut [f32],
+    channels: usize,
+    gamma: &[f32],
+    stats: &NormStats,
+    act: NormAct,
+) -> (Vec<f32>, Vec<f32>) {
     const WHAT: &str = "batch_norm_train_backward";
+    let dy: &[f32] = g;
     let rows = check_rows(WHAT, x.len(), channels);
     assert!(rows > 0, "{WHAT}: no rows");
     assert_eq!(
@@ -102,20 +123,16 @@ pub fn batch_norm_train_backward(
         layout.replicate(&q),
     );
 
-    // Pass 2: dx.
-    let mut dx = zeros(x.len());
+    // Pass 2: dx, over dy.
     let coefs = [&mean_l[..], &k_l, &m_l, &q_l];
-    dx.par_chunks_mut(layout.chunk)
-        .zip(
-            x.par_chunks(layout.chunk)
-                .zip(y.par_chunks(layout.chunk).zip(dy.par_chunks(layout.chunk))),
-        )
-        .for_each(|(dxc, (xc, (yc, gc)))| match act {
-            NormAct::None => backward_dx_chunk::<NONE>(dxc, xc, yc, gc, coefs),
-            NormAct::Relu => backward_dx_chunk::<RELU>(dxc, xc, yc, gc, coefs),
-            NormAct::Relu6 => backward_dx_chunk::<RELU6>(dxc, xc, yc, gc, coefs),
+    g.par_chunks_mut(layout.chunk)
+        .zip(x.par_chunks(layout.chunk).zip(y.par_chunks(layout.chunk)))
+        .for_each(|(gc, (xc, yc))| match act {
+            NormAct::None => backward_dx_chunk::<NONE>(gc, xc, yc, coefs),
+            NormAct::Relu => backward_dx_chunk::<RELU>(gc, xc, yc, coefs),
+            NormAct::Relu6 => backward_dx_chunk::<RELU6>(gc, xc, yc, coefs),
         });
-    (dx, dgamma, dbeta)
+    (dgamma, dbeta)
 }
 
 /// Per-channel sums of `x` over its rows (the bias gradient of a convolution).
@@ -160,20 +177,8 @@ fn backward_sums_chunk<const A: u8>(
     })
 }
 
-fn backward_dx_chunk<const A: u8>(
-    dx: &mut [f32],
-    x: &[f32],
-    y: &[f32],
-    dy: &[f32],
-    coefs: [&[f32]; 4],
-) {
-    pulp::Arch::new().dispatch(BackwardDx::<A> {
-        dx,
-        x,
-        y,
-        dy,
-        coefs,
-    });
+fn backward_dx_chunk<const A: u8>(g: &mut [f32], x: &[f32], y: &[f32], coefs: [&[f32]; 4]) {
+    pulp::Arch::new().dispatch(BackwardDx::<A> { g, x, y, coefs });
 }
 
 // The chunk kernels below implement `pulp::WithSimd` with an `#[inline(always)]` body, so
@@ -250,10 +255,10 @@ impl<const A: u8> pulp::WithSimd for BackwardSums<'_, A> {
 
 /// `dx = k g + m (x - mean) + q` over a chunk; `coefs` = `[mean, k, m, q]`, replicated.
 struct BackwardDx<'a, const A: u8> {
-    dx: &'a mut [f32],
+    /// `dy` on entry, `dx` on return.
+    g: &'a mut [f32],
     x: &'a [f32],
     y: &'a [f32],
-    dy: &'a [f32],
     coefs: [&'a [f32]; 4],
 }
 
@@ -262,33 +267,19 @@ impl<const A: u8> pulp::WithSimd for BackwardDx<'_, A> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let Self {
-            dx,
-            x,
-            y,
-            dy,
-            coefs,
-        } = self;
+        let Self { g, x, y, coefs } = self;
         let [mean, k, m, q] = coefs;
         let lanes = mean.len();
-        for (((dxb, xb), yb), gb) in dx
+        for ((gb, xb), yb) in g
             .chunks_mut(lanes)
             .zip(x.chunks(lanes))
             .zip(y.chunks(lanes))
-            .zip(dy.chunks(lanes))
         {
-            for (((((((dx, &x), &y), &dy), &mu), &k), &m), &q) in dxb
-                .iter_mut()
-                .zip(xb)
-                .zip(yb)
-                .zip(gb)
-                .zip(mean)
-                .zip(k)
-                .zip(m)
-                .zip(q)
+            for ((((((d, &x), &y), &mu), &k), &m), &q) in
+                gb.iter_mut().zip(xb).zip(yb).zip(mean).zip(k).zip(m).zip(q)
             {
-                let g = if passes::<A>(y) { dy } else { 0.0 };
-                *dx = k * g + m * (x - mu) + q;
+                let g = if passes::<A>(y) { *d } else { 0.0 };
+                *d = k * g + m * (x - mu) + q;
             }
         }
     }

@@ -4,8 +4,9 @@
 use rayon::prelude::*;
 
 use super::{
-    Layout, NONE, NormAct, NormStats, RELU, RELU6, activate, check_param, check_rows, fold, zeros,
+    Layout, NONE, NormAct, NormStats, RELU, RELU6, activate, check_param, check_rows, fold,
 };
+use crate::kernels::zeroed;
 
 /// Batch-norm training forward: `y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)`
 /// with the batch statistics of each channel (biased variance).
@@ -57,7 +58,7 @@ pub fn batch_norm_train(
     let mean_l = layout.replicate(&stats.mean);
     let scale_l = layout.replicate(&scale);
     let beta_l = layout.replicate(beta);
-    let mut y = zeros(x.len());
+    let mut y = zeroed(x.len());
     let body = |(yc, xc): (&mut [f32], &[f32])| match act {
         NormAct::None => normalize_chunk::<NONE>(yc, xc, &mean_l, &scale_l, &beta_l),
         NormAct::Relu => normalize_chunk::<RELU>(yc, xc, &mean_l, &scale_l, &beta_l),
@@ -87,7 +88,7 @@ pub fn affine(x: &[f32], channels: usize, scale: &[f32], shift: &[f32], act: Nor
     let layout = Layout::new(channels);
     let scale_l = layout.replicate(scale);
     let shift_l = layout.replicate(shift);
-    let mut y = zeros(x.len());
+    let mut y = zeroed(x.len());
     let body = |(yc, xc): (&mut [f32], &[f32])| match act {
         NormAct::None => affine_chunk::<NONE>(yc, xc, &scale_l, &shift_l),
         NormAct::Relu => affine_chunk::<RELU>(yc, xc, &scale_l, &shift_l),

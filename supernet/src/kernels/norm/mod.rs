@@ -24,17 +24,15 @@
 //! `residual.rs` the residual add with its activation and the activation's gradient; this
 //! file the layout of the chunks and the activations they share.
 
-use rayon::prelude::*;
-
 mod backward;
 mod forward;
 mod residual;
 #[cfg(test)]
 mod tests;
 
-pub use backward::{batch_norm_train_backward, channel_sum};
+pub use backward::{batch_norm_train_backward, batch_norm_train_backward_in_place, channel_sum};
 pub use forward::{affine, batch_norm_train};
-pub use residual::{act_backward, add_act};
+pub use residual::{act_backward, act_backward_in_place, add_act};
 
 /// The activation fused after a batch norm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,14 +99,6 @@ impl Layout {
     fn replicate(&self, v: &[f32]) -> Vec<f32> {
         v.iter().copied().cycle().take(self.lanes).collect()
     }
-}
-
-/// A zeroed output buffer, written by all threads (rather than one thread's `memset` inside
-/// `calloc` when the allocator reuses memory).
-fn zeros(len: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    v.par_extend(rayon::iter::repeat_n(0.0f32, len));
-    v
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {

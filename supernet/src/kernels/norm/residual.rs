@@ -2,7 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{NONE, NormAct, RELU, RELU6, TARGET_CHUNK, activate, passes, zeros};
+use super::{NONE, NormAct, RELU, RELU6, TARGET_CHUNK, activate, passes};
+use crate::kernels::{copied, zeroed};
 
 /// `act(a + b)` elementwise: a residual connection and the activation after it, in one pass.
 ///
@@ -21,7 +22,7 @@ pub fn add_act(a: &[f32], b: &[f32], act: NormAct) -> Vec<f32> {
         a.len(),
         b.len()
     );
-    let mut y = zeros(a.len());
+    let mut y = zeroed(a.len());
     y.par_chunks_mut(TARGET_CHUNK)
         .zip(a.par_chunks(TARGET_CHUNK).zip(b.par_chunks(TARGET_CHUNK)))
         .for_each(|(y, (a, b))| match act {
@@ -50,15 +51,31 @@ pub fn act_backward(y: &[f32], dy: &[f32], act: NormAct) -> Vec<f32> {
         y.len(),
         dy.len()
     );
-    let mut dx = zeros(y.len());
-    dx.par_chunks_mut(TARGET_CHUNK)
-        .zip(y.par_chunks(TARGET_CHUNK).zip(dy.par_chunks(TARGET_CHUNK)))
-        .for_each(|(dx, (y, dy))| match act {
-            NormAct::None => dx.copy_from_slice(dy),
-            NormAct::Relu => pulp::Arch::new().dispatch(ActBackward::<RELU> { dx, y, dy }),
-            NormAct::Relu6 => pulp::Arch::new().dispatch(ActBackward::<RELU6> { dx, y, dy }),
-        });
+    let mut dx = copied(dy);
+    act_backward_in_place(y, &mut dx, act);
     dx
+}
+
+/// [`act_backward`] in place: `g` holds the output gradient and becomes the input gradient.
+///
+/// # Panics
+///
+/// If the lengths differ.
+pub fn act_backward_in_place(y: &[f32], g: &mut [f32], act: NormAct) {
+    assert_eq!(
+        y.len(),
+        g.len(),
+        "act_backward: {} outputs and {} gradients",
+        y.len(),
+        g.len()
+    );
+    g.par_chunks_mut(TARGET_CHUNK)
+        .zip(y.par_chunks(TARGET_CHUNK))
+        .for_each(|(g, y)| match act {
+            NormAct::None => {}
+            NormAct::Relu => pulp::Arch::new().dispatch(ActBackward::<RELU> { g, y }),
+            NormAct::Relu6 => pulp::Arch::new().dispatch(ActBackward::<RELU6> { g, y }),
+        });
 }
 
 struct AddAct<'a, const A: u8> {
@@ -79,9 +96,9 @@ impl<const A: u8> pulp::WithSimd for AddAct<'_, A> {
 }
 
 struct ActBackward<'a, const A: u8> {
-    dx: &'a mut [f32],
+    /// `dy` on entry, `dx` on return.
+    g: &'a mut [f32],
     y: &'a [f32],
-    dy: &'a [f32],
 }
 
 impl<const A: u8> pulp::WithSimd for ActBackward<'_, A> {
@@ -89,8 +106,8 @@ impl<const A: u8> pulp::WithSimd for ActBackward<'_, A> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        for ((dx, &y), &dy) in self.dx.iter_mut().zip(self.y).zip(self.dy) {
-            *dx = if passes::<A>(y) { dy } else { 0.0 };
+        for (g, &y) in self.g.iter_mut().zip(self.y) {
+            *g = if passes::<A>(y) { *g } else { 0.0 };
         }
     }
 }
