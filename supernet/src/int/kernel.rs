@@ -551,15 +551,28 @@ fn block<L: Lanes, const G: usize, const P: usize>(
     let mut acc = [[lanes.zero(); G]; P];
     for kh in 0..g.kernel {
         let base = (oh * stride + kh) * row + ow0 * stride * cin2;
-        let xs: [&[i32]; P] = std::array::from_fn(|p| &xp[base + p * stride * cin2..][..kc2]);
+        let mut xs: [&[i32]; P] = [&[]; P];
+        for (p, x) in xs.iter_mut().enumerate() {
+            *x = &xp[base + p * stride * cin2..][..kc2];
+        }
+        // each pixel's words as exactly `kc2 / 2` pairs, indexed below with no bounds checks
+        // (as in the f32 direct kernels' `fma_rows`)
+        let pairs = kc2 / 2;
+        let mut x2: [&[[i32; 2]]; P] = [&[]; P];
+        for (d, x) in x2.iter_mut().zip(&xs) {
+            *d = &x.as_chunks::<2>().0[..pairs];
+        }
         let wk = &chunk.w[kh * kc2 * G..][..kc2 * G];
+        let (w2, _) = wk[..2 * pairs * G].as_chunks::<G>();
+        let w2 = &w2[..2 * pairs];
         // two reduction pairs per iteration (fewer loop-carried register copies)
-        for r in (0..kc2 - kc2 % 2).step_by(2) {
-            let w0: [L::W; G] = std::array::from_fn(|gi| lanes.load(&wk[r * G + gi]));
-            let w1: [L::W; G] = std::array::from_fn(|gi| lanes.load(&wk[(r + 1) * G + gi]));
+        for r in 0..pairs {
+            let w0: [L::W; G] = std::array::from_fn(|gi| lanes.load(&w2[2 * r][gi]));
+            let w1: [L::W; G] = std::array::from_fn(|gi| lanes.load(&w2[2 * r + 1][gi]));
             for p in 0..P {
-                let x0 = lanes.splat(xs[p][r]);
-                let x1 = lanes.splat(xs[p][r + 1]);
+                let [a, b] = x2[p][r];
+                let x0 = lanes.splat(a);
+                let x1 = lanes.splat(b);
                 for gi in 0..G {
                     acc[p][gi] = lanes.madd(acc[p][gi], x0, w0[gi]);
                     acc[p][gi] = lanes.madd(acc[p][gi], x1, w1[gi]);
