@@ -33,8 +33,8 @@ impl Lanes for Vnni {
     type Acc = i32x16;
 
     fn pixels(groups: usize) -> usize {
-        // 32 registers: P × G accumulators, 2 G weights, two broadcasts
-        if groups <= 2 { 8 } else { 4 }
+        // the same 32 registers as the madd kernel's
+        <V4 as Lanes>::pixels(groups)
     }
     #[inline(always)]
     fn zero(self) -> i32x16 {

@@ -171,25 +171,8 @@ impl pulp::WithSimd for ForwardInPlace<'_> {
     }
 }
 
-struct Backward<'a> {
-    x: &'a [f32],
-    dy: &'a [f32],
-    dx: &'a mut [f32],
-    grid: Grid,
-}
-
-impl pulp::WithSimd for Backward<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        for ((dx, &x), &dy) in self.dx.iter_mut().zip(self.x).zip(self.dy) {
-            *dx = pass_through(x, dy, &self.grid);
-        }
-    }
-}
-
-/// [`Backward`] in place: the output gradient becomes the input gradient.
+/// The clipped straight-through backward pass, in place: the output gradient becomes the input
+/// gradient.
 struct BackwardInPlace<'a> {
     x: &'a [f32],
     g: &'a mut [f32],
@@ -233,17 +216,8 @@ pub fn fake_quantize_in_place(x: &mut [f32], grid: Grid) {
 /// # Panics
 /// Panics if the lengths differ.
 pub fn fake_quantize_backward(x: &[f32], dy: &[f32], grid: Grid) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        dy.len(),
-        "fake-quantization gradient of {} values for {} inputs",
-        dy.len(),
-        x.len()
-    );
-    let mut dx = super::zeroed(x.len());
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|(dx, (x, dy))| pulp::Arch::new().dispatch(Backward { x, dy, dx, grid }));
+    let mut dx = super::copied(dy);
+    fake_quantize_backward_in_place(x, &mut dx, grid);
     dx
 }
 

@@ -15,7 +15,8 @@ use spaces::Format;
 
 use super::NhwcBackend;
 use super::flex::{
-    bn_forward, contiguous, conv_shape, flex, grid, into_unique, unique_values_mut, values,
+    bn_forward, contiguous, conv_shape, fake_quantize_owned, flex, grid, into_unique,
+    unique_values_mut, values,
 };
 use crate::kernels::conv;
 use crate::kernels::norm::{self, NormAct, NormStats};
@@ -267,21 +268,15 @@ impl<C: CheckpointStrategy> NhwcBackend for Autodiff<Flex, C> {
             .compute_bound()
             .stateful();
         let grid = grid(scale.into_primitive(), format, signed);
-        let mut x = contiguous(x.into_primitive(), "the quantizer input");
-        let shape = x.layout().shape().clone();
         match prep {
             OpsKind::Tracked(prep) => {
+                // the backward pass keeps the input: a new buffer for the output
+                let x = contiguous(x.into_primitive(), "the quantizer input");
+                let shape = x.layout().shape().clone();
                 let q = flex(quant::fake_quantize(values(&x), grid), shape);
                 prep.finish((x, grid), q)
             }
-            // nothing keeps the input: quantize it in place where nothing else holds it
-            OpsKind::UnTracked(prep) => match unique_values_mut(&mut x) {
-                Some(v) => {
-                    quant::fake_quantize_in_place(v, grid);
-                    prep.finish(x)
-                }
-                None => prep.finish(flex(quant::fake_quantize(values(&x), grid), shape)),
-            },
+            OpsKind::UnTracked(prep) => prep.finish(fake_quantize_owned(x.into_primitive(), grid)),
         }
     }
 

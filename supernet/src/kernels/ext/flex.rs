@@ -41,6 +41,18 @@ pub(super) fn into_unique(mut t: FlexTensor) -> FlexTensor {
     flex(crate::kernels::copied(values(&t)), shape)
 }
 
+/// `x` fake-quantized on `grid`: in its own buffer where nothing else holds it (no buffer to
+/// allocate and clear), else into a new one.
+pub(super) fn fake_quantize_owned(x: FlexTensor, grid: Grid) -> FlexTensor {
+    let mut x = contiguous(x, "the quantizer input");
+    if let Some(v) = unique_values_mut(&mut x) {
+        quant::fake_quantize_in_place(v, grid);
+        return x;
+    }
+    let shape = x.layout().shape().clone();
+    flex(quant::fake_quantize(values(&x), grid), shape)
+}
+
 /// The `f32` values of a tensor held by nothing else and laid out contiguously from the start
 /// of its buffer, to be overwritten in place; `None` if it is shared or a view.
 pub(super) fn unique_values_mut(t: &mut FlexTensor) -> Option<&mut [f32]> {
@@ -161,14 +173,7 @@ impl NhwcBackend for Flex {
         format: Format,
         signed: bool,
     ) -> FlexTensor {
-        let grid = grid(scale, format, signed);
-        let mut x = contiguous(x, "the quantizer input");
-        if let Some(v) = unique_values_mut(&mut x) {
-            quant::fake_quantize_in_place(v, grid);
-            return x;
-        }
-        let shape = x.layout().shape().clone();
-        flex(quant::fake_quantize(values(&x), grid), shape)
+        fake_quantize_owned(x, grid(scale, format, signed))
     }
 
     fn channel_affine_nhwc(
