@@ -3,6 +3,8 @@
 //! dimension, fused integer fake quantization. They work on plain `f32` slices, run on rayon's pool (the one `flex` uses) and
 //! are plugged into burn by the backend extension in [`ext`].
 
+use std::mem::MaybeUninit;
+
 pub mod conv;
 pub mod ext;
 pub mod norm;
@@ -118,21 +120,79 @@ impl ConvShape {
     }
 }
 
-/// A zeroed buffer for a kernel's output, cleared by all of rayon's threads when it is large (a
-/// reused heap block would otherwise be cleared by one thread in `calloc`, fresh pages faulted
-/// in by one thread), in blocks of 16 values: collected one `f32` at a time, rayon's writes
-/// did not vectorize and cost 5% of a ResNet-20 training step.
-pub(crate) fn zeroed(n: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    const BLOCK: usize = 16;
-    if n < 1 << 16 {
-        return vec![0.0; n];
+/// A new buffer of `n` values computed in parallel, chunk by chunk: `f(i, c)` writes chunk `i`
+/// (the values `i * chunk..`, the last chunk shorter), which it is handed zeroed. Each chunk
+/// is zeroed by the thread that computes it, right before, in its cache rather than in a pass
+/// over memory of its own: for kernels that add into their output or leave parts of it at
+/// zero. Kernels that write all of it take [`par_chunks_written`], with no zeros to write.
+///
+/// # Panics
+///
+/// If `chunk` is 0 (and `n` is not), or if `f` panics.
+pub(crate) fn par_chunks_zeroed(
+    n: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    #[allow(unsafe_code)]
+    // SAFETY: `zero` writes every value of the chunk before `f` sees it.
+    unsafe {
+        par_chunks_written(n, chunk, |i, c| f(i, zero(c)))
     }
-    let mut v = rayon::iter::repeat_n([0.0f32; BLOCK], n.div_ceil(BLOCK))
-        .with_min_len(1 << 10)
-        .collect::<Vec<[f32; BLOCK]>>()
-        .into_flattened();
-    v.truncate(n);
+}
+
+/// `c`, every value written 0.
+fn zero(c: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    for e in c.iter_mut() {
+        e.write(0.0);
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: every element of `c` was written just above.
+    unsafe {
+        c.assume_init_mut()
+    }
+}
+
+/// A new buffer of `n` values computed in parallel, chunk by chunk: `f(i, c)` writes every
+/// value of chunk `i` (the values `i * chunk..`, the last chunk shorter) into the uninitialized
+/// `c`. The output of an element-wise kernel is written once, not cleared first. (A parallel
+/// clear of each new buffer had cost 5-6% of a ResNet-20 training step, batch 128 on 2 cores;
+/// writing element-wise outputs once and clearing the others chunk by chunk made the step 8%
+/// faster, median of 12 alternated runs of the `train_step` example.)
+///
+/// # Safety
+///
+/// `f` must write every element of the chunk it is handed, or panic. (Under `cfg(test)`
+/// chunks are handed over filled with NaN, so that a kernel that misses values fails its
+/// tests.)
+///
+/// # Panics
+///
+/// If `chunk` is 0 (and `n` is not), or if `f` panics.
+#[allow(unsafe_code)]
+pub(crate) unsafe fn par_chunks_written(
+    n: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut v = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(chunk.max(usize::from(n == 0)))
+        .enumerate()
+        .for_each(|(i, c)| {
+            #[cfg(test)]
+            for e in c.iter_mut() {
+                e.write(f32::NAN);
+            }
+            f(i, c);
+        });
+    // SAFETY: the chunks cover `0..n`, and `f` wrote every value of each (the caller's
+    // promise); had it panicked, the panic would have left `for_each` and dropped `v` at
+    // length 0.
+    unsafe {
+        v.set_len(n);
+    }
     v
 }
 
@@ -257,12 +317,24 @@ pub fn sgemm_peak() -> SgemmPeak {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn zeroed_buffers_have_the_length_asked_for() {
-        // small (calloc), and large ones in 16-value blocks with a partial last block
-        for n in [0, 5, (1 << 16) - 1, (1 << 16) + 7, 3 << 16] {
-            let v = super::zeroed(n);
+    fn chunks_are_handed_over_zeroed_and_kept_in_place() {
+        // empty, one short chunk, a partial last chunk; each into memory just freed dirty
+        for (n, chunk) in [(0, 1), (5, 8), (1000, 64), ((1 << 16) + 7, 4096)] {
+            drop(std::hint::black_box(vec![f32::NAN; n]));
+            let v = super::par_chunks_zeroed(n, chunk, |i, c| {
+                assert!(c.len() == chunk || (c.len() < chunk && (i + 1) * chunk >= n));
+                assert!(c.iter().all(|&x| x.to_bits() == 0), "chunk {i} not zeroed");
+                for (j, x) in c.iter_mut().enumerate() {
+                    if j % 3 != 0 {
+                        *x = (i * chunk + j) as f32;
+                    }
+                }
+            });
             assert_eq!(v.len(), n);
-            assert!(v.iter().all(|&x| x.to_bits() == 0));
+            for (k, &x) in v.iter().enumerate() {
+                let want = if (k % chunk) % 3 == 0 { 0.0 } else { k as f32 };
+                assert_eq!(x, want, "value {k} of {n}");
+            }
         }
     }
 

@@ -139,7 +139,8 @@ fn pass_through(x: f32, dy: f32, grid: &Grid) -> f32 {
 
 struct Forward<'a> {
     x: &'a [f32],
-    q: &'a mut [f32],
+    /// Written in full.
+    q: &'a mut [std::mem::MaybeUninit<f32>],
     grid: Grid,
 }
 
@@ -148,8 +149,9 @@ impl pulp::WithSimd for Forward<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        assert_eq!(self.q.len(), self.x.len());
         for (q, &x) in self.q.iter_mut().zip(self.x) {
-            *q = quantize(x, &self.grid);
+            q.write(quantize(x, &self.grid));
         }
     }
 }
@@ -195,11 +197,15 @@ impl pulp::WithSimd for BackwardInPlace<'_> {
 /// # Shapes
 /// - `x`: any length; output: the length of `x`
 pub fn fake_quantize(x: &[f32], grid: Grid) -> Vec<f32> {
-    let mut q = super::zeroed(x.len());
-    q.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(q, x)| pulp::Arch::new().dispatch(Forward { x, q, grid }));
-    q
+    let write = |i: usize, q: &mut [std::mem::MaybeUninit<f32>]| {
+        let x = &x[i * CHUNK..][..q.len()];
+        pulp::Arch::new().dispatch(Forward { x, q, grid });
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `Forward` writes every value of its output (or panics).
+    unsafe {
+        super::par_chunks_written(x.len(), CHUNK, write)
+    }
 }
 
 /// [`fake_quantize`] in place (no output buffer to allocate and clear).

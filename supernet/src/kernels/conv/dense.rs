@@ -2,11 +2,9 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::narrow::{is_narrow, narrow_backward_weight, narrow_forward};
 use super::winograd;
-use super::{ConvShape, partitioned_sum, simd, valid_taps, with_scratch, zeroed};
+use super::{ConvShape, par_chunks_zeroed, partitioned_sum, simd, valid_taps, with_scratch};
 use crate::kernels::Isa;
 use crate::kernels::sgemm::{Dst, Src, sgemm};
 
@@ -85,43 +83,39 @@ pub(super) fn dense_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
     let kkc = s.kernel * s.kernel * cin;
     let pointwise = s.kernel == 1 && s.stride == 1;
     let tile = tile_pixels(s);
-    let mut out = zeroed(s.output_len());
     let wmat = Src {
         data: wr,
         rs: cout,
         cs: 1,
     };
-    out.par_chunks_mut(tile * cout)
-        .enumerate()
-        .for_each(|(t, o)| {
-            let m = o.len() / cout;
-            let pixels = t * tile..t * tile + m;
-            let dst = Dst {
-                data: o,
-                rs: cout,
+    par_chunks_zeroed(s.output_len(), tile * cout, |t, o| {
+        let m = o.len() / cout;
+        let pixels = t * tile..t * tile + m;
+        let dst = Dst {
+            data: o,
+            rs: cout,
+            cs: 1,
+            accumulate: false,
+        };
+        if pointwise {
+            let lhs = Src {
+                data: &x[pixels.start * cin..pixels.end * cin],
+                rs: cin,
                 cs: 1,
-                accumulate: false,
             };
-            if pointwise {
+            sgemm(m, cout, cin, dst, lhs, wmat, false);
+        } else {
+            with_scratch(m * kkc, |patches| {
+                im2col(s, x, pixels, patches);
                 let lhs = Src {
-                    data: &x[pixels.start * cin..pixels.end * cin],
-                    rs: cin,
+                    data: patches,
+                    rs: kkc,
                     cs: 1,
                 };
-                sgemm(m, cout, cin, dst, lhs, wmat, false);
-            } else {
-                with_scratch(m * kkc, |patches| {
-                    im2col(s, x, pixels, patches);
-                    let lhs = Src {
-                        data: patches,
-                        rs: kkc,
-                        cs: 1,
-                    };
-                    sgemm(m, cout, kkc, dst, lhs, wmat, false);
-                });
-            }
-        });
-    out
+                sgemm(m, cout, kkc, dst, lhs, wmat, false);
+            });
+        }
+    })
 }
 
 /// Dense backward-data (any stride): patch gradients `dy × wrᵀ`, then col2im.
@@ -132,10 +126,10 @@ pub(super) fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<
     let tile = tile_pixels(s);
     // Tasks own whole images (col2im adds into neighbouring pixels), about a tile each.
     let images = tile.div_ceil(img_pixels).max(1);
-    let mut dx = zeroed(s.input_len());
-    dx.par_chunks_mut(images * s.height * s.width * cin)
-        .enumerate()
-        .for_each(|(g, dx_group)| {
+    par_chunks_zeroed(
+        s.input_len(),
+        images * s.height * s.width * cin,
+        |g, dx_group| {
             let first = g * images * img_pixels;
             let n = dx_group.len() / (s.height * s.width * cin) * img_pixels;
             for start in (0..n).step_by(tile) {
@@ -165,8 +159,8 @@ pub(super) fn dense_backward_data(s: &ConvShape, dy: &[f32], wr: &[f32]) -> Vec<
                     );
                 });
             }
-        });
-    dx
+        },
+    )
 }
 
 /// Dense backward-weight as `[(kh, kw, ci), co]`: `patchesᵀ × dy` summed over the batch.

@@ -3,9 +3,8 @@
 use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
-use rayon::prelude::*;
 
-use super::{ConvShape, partitioned_sum, valid_taps, zeroed};
+use super::{ConvShape, par_chunks_zeroed, partitioned_sum, valid_taps};
 
 /// Output rows (over the whole batch) per depthwise task.
 fn depthwise_rows_per_task(s: &ConvShape, row_elems: usize) -> usize {
@@ -183,42 +182,34 @@ impl WithSimd for DepthwiseRows<'_> {
 pub(super) fn depthwise_forward(s: &ConvShape, x: &[f32], wt: &[f32]) -> Vec<f32> {
     let row = s.out_width() * s.in_channels;
     let per_task = depthwise_rows_per_task(s, row);
-    let mut out = zeroed(s.output_len());
-    out.par_chunks_mut(per_task * row)
-        .enumerate()
-        .for_each(|(t, dst)| {
-            let first = t * per_task;
-            pulp::Arch::new().dispatch(DepthwiseRows {
-                s,
-                pass: DwPass::Forward,
-                rows: first..first + dst.len() / row,
-                a: x,
-                b: wt,
-                dst,
-            });
+    par_chunks_zeroed(s.output_len(), per_task * row, |t, dst| {
+        let first = t * per_task;
+        pulp::Arch::new().dispatch(DepthwiseRows {
+            s,
+            pass: DwPass::Forward,
+            rows: first..first + dst.len() / row,
+            a: x,
+            b: wt,
+            dst,
         });
-    out
+    })
 }
 
 /// Depthwise backward-data (gather form, any stride) with the weight as `[(kh, kw), c]`.
 pub(super) fn depthwise_backward_data(s: &ConvShape, dy: &[f32], wt: &[f32]) -> Vec<f32> {
     let row = s.width * s.in_channels;
     let per_task = depthwise_rows_per_task(s, row);
-    let mut dx = zeroed(s.input_len());
-    dx.par_chunks_mut(per_task * row)
-        .enumerate()
-        .for_each(|(t, dst)| {
-            let first = t * per_task;
-            pulp::Arch::new().dispatch(DepthwiseRows {
-                s,
-                pass: DwPass::BackwardData,
-                rows: first..first + dst.len() / row,
-                a: dy,
-                b: wt,
-                dst,
-            });
+    par_chunks_zeroed(s.input_len(), per_task * row, |t, dst| {
+        let first = t * per_task;
+        pulp::Arch::new().dispatch(DepthwiseRows {
+            s,
+            pass: DwPass::BackwardData,
+            rows: first..first + dst.len() / row,
+            a: dy,
+            b: wt,
+            dst,
         });
-    dx
+    })
 }
 
 /// Depthwise backward-weight as `[(kh, kw), c]`.

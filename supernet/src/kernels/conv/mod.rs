@@ -37,7 +37,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{ConvShape, zeroed};
+use super::{ConvShape, par_chunks_zeroed};
 use dense::{dense_backward_data, dense_backward_weight, dense_forward};
 use depthwise::{depthwise_backward_data, depthwise_backward_weight, depthwise_forward};
 

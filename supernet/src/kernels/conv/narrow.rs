@@ -3,9 +3,8 @@
 use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
-use rayon::prelude::*;
 
-use super::{ConvShape, partitioned_sum, with_scratch, zeroed};
+use super::{ConvShape, par_chunks_zeroed, partitioned_sum, with_scratch};
 use crate::kernels::Isa;
 
 /// Vector width of the direct kernels: output channels (forward) or output-gradient channels
@@ -320,22 +319,18 @@ pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) 
         dst[..g.cout].copy_from_slice(src);
     }
     let img_in = s.height * s.width * g.cin;
-    let mut out = zeroed(s.output_len());
-    out.par_chunks_mut(g.out_h * g.out_w * g.cout)
-        .enumerate()
-        .for_each(|(b, out_img)| {
-            with_scratch(padded_len(s), |xp| {
-                isa.run(ForwardImage {
-                    s,
-                    g,
-                    x_img: &x[b * img_in..(b + 1) * img_in],
-                    xp,
-                    wp: &wp,
-                    out_img,
-                })
-            });
+    par_chunks_zeroed(s.output_len(), g.out_h * g.out_w * g.cout, |b, out_img| {
+        with_scratch(padded_len(s), |xp| {
+            isa.run(ForwardImage {
+                s,
+                g,
+                x_img: &x[b * img_in..(b + 1) * img_in],
+                xp,
+                wp: &wp,
+                out_img,
+            })
         });
-    out
+    })
 }
 
 /// Adds `Σ_pixels xp[pixel, (kh, r0..r0 + R)] ⊗ dy[pixel, :]` to the `R` weight-gradient rows

@@ -19,10 +19,9 @@
 //! tolerance the convolution tests hold every kernel to.
 
 use pulp::{Simd, WithSimd};
-use rayon::prelude::*;
 
 use super::narrow::{fma_rows, forward_blocks, pad_into, store_channels};
-use super::{ConvShape, with_scratch, zeroed};
+use super::{ConvShape, par_chunks_zeroed, with_scratch};
 use crate::kernels::Isa;
 
 /// Vector width the channels are padded to (one AVX-512 register), as in the direct kernels.
@@ -247,26 +246,22 @@ fn forward_with<T: Tile>(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<
     let u = transform_weight::<T>(&g, wr);
     let img_in = g.h * g.w * g.cin;
     let (xp_len, v_len) = (g.padded_len(), g.v_len());
-    let mut out = zeroed(s.output_len());
-    out.par_chunks_mut(g.h * g.w * g.cout)
-        .enumerate()
-        .for_each(|(b, out_img)| {
-            with_scratch(xp_len + v_len + g.m_len(), |scratch| {
-                let (xp, rest) = scratch.split_at_mut(xp_len);
-                let (v, m) = rest.split_at_mut(v_len);
-                isa.run(Image::<T> {
-                    g,
-                    x_img: &x[b * img_in..(b + 1) * img_in],
-                    xp,
-                    v,
-                    m,
-                    u: &u,
-                    out_img,
-                    tile: std::marker::PhantomData,
-                })
-            });
+    par_chunks_zeroed(s.output_len(), g.h * g.w * g.cout, |b, out_img| {
+        with_scratch(xp_len + v_len + g.m_len(), |scratch| {
+            let (xp, rest) = scratch.split_at_mut(xp_len);
+            let (v, m) = rest.split_at_mut(v_len);
+            isa.run(Image::<T> {
+                g,
+                x_img: &x[b * img_in..(b + 1) * img_in],
+                xp,
+                v,
+                m,
+                u: &u,
+                out_img,
+                tile: std::marker::PhantomData,
+            })
         });
-    out
+    })
 }
 
 /// One image through the Winograd kernel.

@@ -6,7 +6,9 @@ use rayon::prelude::*;
 use super::{
     Layout, NONE, NormAct, NormStats, RELU, RELU6, activate, check_param, check_rows, fold,
 };
-use crate::kernels::zeroed;
+use std::mem::MaybeUninit;
+
+use crate::kernels::par_chunks_written;
 
 /// Batch-norm training forward: `y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)`
 /// with the batch statistics of each channel (biased variance).
@@ -58,15 +60,17 @@ pub fn batch_norm_train(
     let mean_l = layout.replicate(&stats.mean);
     let scale_l = layout.replicate(&scale);
     let beta_l = layout.replicate(beta);
-    let mut y = zeroed(x.len());
-    let body = |(yc, xc): (&mut [f32], &[f32])| match act {
-        NormAct::None => normalize_chunk::<NONE>(yc, xc, &mean_l, &scale_l, &beta_l),
-        NormAct::Relu => normalize_chunk::<RELU>(yc, xc, &mean_l, &scale_l, &beta_l),
-        NormAct::Relu6 => normalize_chunk::<RELU6>(yc, xc, &mean_l, &scale_l, &beta_l),
+    let write = |i: usize, yc: &mut [MaybeUninit<f32>]| {
+        let xc = &x[i * layout.chunk..][..yc.len()];
+        match act {
+            NormAct::None => normalize_chunk::<NONE>(yc, xc, &mean_l, &scale_l, &beta_l),
+            NormAct::Relu => normalize_chunk::<RELU>(yc, xc, &mean_l, &scale_l, &beta_l),
+            NormAct::Relu6 => normalize_chunk::<RELU6>(yc, xc, &mean_l, &scale_l, &beta_l),
+        }
     };
-    y.par_chunks_mut(layout.chunk)
-        .zip(x.par_chunks(layout.chunk))
-        .for_each(body);
+    #[allow(unsafe_code)]
+    // SAFETY: `Normalize` writes every value of its output (or panics).
+    let y = unsafe { par_chunks_written(x.len(), layout.chunk, write) };
     (y, stats)
 }
 
@@ -88,16 +92,19 @@ pub fn affine(x: &[f32], channels: usize, scale: &[f32], shift: &[f32], act: Nor
     let layout = Layout::new(channels);
     let scale_l = layout.replicate(scale);
     let shift_l = layout.replicate(shift);
-    let mut y = zeroed(x.len());
-    let body = |(yc, xc): (&mut [f32], &[f32])| match act {
-        NormAct::None => affine_chunk::<NONE>(yc, xc, &scale_l, &shift_l),
-        NormAct::Relu => affine_chunk::<RELU>(yc, xc, &scale_l, &shift_l),
-        NormAct::Relu6 => affine_chunk::<RELU6>(yc, xc, &scale_l, &shift_l),
+    let write = |i: usize, yc: &mut [MaybeUninit<f32>]| {
+        let xc = &x[i * layout.chunk..][..yc.len()];
+        match act {
+            NormAct::None => affine_chunk::<NONE>(yc, xc, &scale_l, &shift_l),
+            NormAct::Relu => affine_chunk::<RELU>(yc, xc, &scale_l, &shift_l),
+            NormAct::Relu6 => affine_chunk::<RELU6>(yc, xc, &scale_l, &shift_l),
+        }
     };
-    y.par_chunks_mut(layout.chunk)
-        .zip(x.par_chunks(layout.chunk))
-        .for_each(body);
-    y
+    #[allow(unsafe_code)]
+    // SAFETY: `Affine` writes every value of its output (or panics).
+    unsafe {
+        par_chunks_written(x.len(), layout.chunk, write)
+    }
 }
 
 /// Mean and centred sum of squares per channel, in one pass over `x`.
@@ -160,7 +167,7 @@ fn moments(x: &[f32], layout: &Layout) -> (Vec<f64>, Vec<f64>) {
 const PIVOT_ROWS: usize = 64;
 
 fn normalize_chunk<const A: u8>(
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
     x: &[f32],
     mean: &[f32],
     scale: &[f32],
@@ -175,7 +182,7 @@ fn normalize_chunk<const A: u8>(
     });
 }
 
-fn affine_chunk<const A: u8>(y: &mut [f32], x: &[f32], scale: &[f32], shift: &[f32]) {
+fn affine_chunk<const A: u8>(y: &mut [MaybeUninit<f32>], x: &[f32], scale: &[f32], shift: &[f32]) {
     pulp::Arch::new().dispatch(Affine::<A> { y, x, scale, shift });
 }
 
@@ -215,9 +222,10 @@ impl pulp::WithSimd for ChunkMoments<'_> {
     }
 }
 
-/// `y = act((x - mean) * scale + beta)` over a chunk (per-channel vectors replicated).
+/// `y = act((x - mean) * scale + beta)` over a chunk (per-channel vectors replicated): writes
+/// every value of `y`.
 struct Normalize<'a, const A: u8> {
-    y: &'a mut [f32],
+    y: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     mean: &'a [f32],
     scale: &'a [f32],
@@ -237,17 +245,21 @@ impl<const A: u8> pulp::WithSimd for Normalize<'_, A> {
             beta,
         } = self;
         let lanes = mean.len();
+        // every value of `y` is written: one per value of `x`, each block's parameters as
+        // long as the block
+        assert!(y.len() == x.len() && scale.len() == lanes && beta.len() == lanes);
         for (yb, xb) in y.chunks_mut(lanes).zip(x.chunks(lanes)) {
             for ((((y, &x), &mu), &s), &b) in yb.iter_mut().zip(xb).zip(mean).zip(scale).zip(beta) {
-                *y = activate::<A>((x - mu) * s + b);
+                y.write(activate::<A>((x - mu) * s + b));
             }
         }
     }
 }
 
-/// `y = act(x * scale + shift)` over a chunk (per-channel vectors replicated).
+/// `y = act(x * scale + shift)` over a chunk (per-channel vectors replicated): writes every
+/// value of `y`.
 struct Affine<'a, const A: u8> {
-    y: &'a mut [f32],
+    y: &'a mut [MaybeUninit<f32>],
     x: &'a [f32],
     scale: &'a [f32],
     shift: &'a [f32],
@@ -260,9 +272,11 @@ impl<const A: u8> pulp::WithSimd for Affine<'_, A> {
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         let Self { y, x, scale, shift } = self;
         let lanes = scale.len();
+        // every value of `y` is written (as in `Normalize`)
+        assert!(y.len() == x.len() && shift.len() == lanes);
         for (yb, xb) in y.chunks_mut(lanes).zip(x.chunks(lanes)) {
             for (((y, &x), &s), &b) in yb.iter_mut().zip(xb).zip(scale).zip(shift) {
-                *y = activate::<A>(x * s + b);
+                y.write(activate::<A>(x * s + b));
             }
         }
     }

@@ -3,7 +3,9 @@
 use rayon::prelude::*;
 
 use super::{NONE, NormAct, RELU, RELU6, TARGET_CHUNK, activate, passes};
-use crate::kernels::{copied, zeroed};
+use std::mem::MaybeUninit;
+
+use crate::kernels::{copied, par_chunks_written};
 
 /// `act(a + b)` elementwise: a residual connection and the activation after it, in one pass.
 ///
@@ -22,15 +24,20 @@ pub fn add_act(a: &[f32], b: &[f32], act: NormAct) -> Vec<f32> {
         a.len(),
         b.len()
     );
-    let mut y = zeroed(a.len());
-    y.par_chunks_mut(TARGET_CHUNK)
-        .zip(a.par_chunks(TARGET_CHUNK).zip(b.par_chunks(TARGET_CHUNK)))
-        .for_each(|(y, (a, b))| match act {
+    let write = |i: usize, y: &mut [MaybeUninit<f32>]| {
+        let a = &a[i * TARGET_CHUNK..][..y.len()];
+        let b = &b[i * TARGET_CHUNK..][..y.len()];
+        match act {
             NormAct::None => pulp::Arch::new().dispatch(AddAct::<NONE> { y, a, b }),
             NormAct::Relu => pulp::Arch::new().dispatch(AddAct::<RELU> { y, a, b }),
             NormAct::Relu6 => pulp::Arch::new().dispatch(AddAct::<RELU6> { y, a, b }),
-        });
-    y
+        }
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `AddAct` writes every value of its output (or panics).
+    unsafe {
+        par_chunks_written(a.len(), TARGET_CHUNK, write)
+    }
 }
 
 /// The gradient through an activation, from its output `y`: `dy` where the activation
@@ -71,8 +78,9 @@ pub fn act_backward_in_place(y: &[f32], g: &mut [f32], act: NormAct) {
         });
 }
 
+/// `y = act(a + b)`: writes every value of `y`.
 struct AddAct<'a, const A: u8> {
-    y: &'a mut [f32],
+    y: &'a mut [MaybeUninit<f32>],
     a: &'a [f32],
     b: &'a [f32],
 }
@@ -82,8 +90,9 @@ impl<const A: u8> pulp::WithSimd for AddAct<'_, A> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        assert!(self.a.len() == self.y.len() && self.b.len() == self.y.len());
         for ((y, &a), &b) in self.y.iter_mut().zip(self.a).zip(self.b) {
-            *y = activate::<A>(a + b);
+            y.write(activate::<A>(a + b));
         }
     }
 }
