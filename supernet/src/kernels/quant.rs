@@ -317,8 +317,11 @@ const PERCENTILE_SAMPLE_RUN: usize = 64;
 /// values lies above the rank (`1 / 32`: the 96.9th percentile and above).
 const PERCENTILE_TAIL_SHARE: usize = 32;
 
-/// The keys of one chunk at or above `threshold`, in order: blocks of 16 values whose largest
-/// key is below it (nearly all of them) are skipped after one vector maximum.
+/// The keys of one chunk at or above `threshold`, in order: blocks of 16 values with no key at
+/// or above it (nearly all of them) are skipped after one vector comparison, and the others
+/// compacted without a branch per value. (A horizontal maximum per block and a filtered
+/// `extend` had taken twice as long: 0.50-0.56 ms against 0.26-0.29 ms for the 99.9th
+/// percentile of 2 Mi values, `quant_kernels` example.)
 struct GatherAbove<'a> {
     x: &'a [f32],
     signed: bool,
@@ -338,13 +341,20 @@ impl pulp::WithSimd for GatherAbove<'_> {
         let mut out = Vec::new();
         let (blocks, tail) = x.as_chunks::<16>();
         for b in blocks {
-            let top = b.iter().fold(0u32, |m, &v| m.max(magnitude_key(v, signed)));
-            if top >= threshold {
-                out.extend(
-                    b.iter()
-                        .map(|&v| magnitude_key(v, signed))
-                        .filter(|&k| k >= threshold),
-                );
+            let hit = b
+                .iter()
+                .fold(false, |h, &v| h | (magnitude_key(v, signed) >= threshold));
+            if hit {
+                // compacted without a branch per value: every key is written at `k`, which
+                // moves on past the keys kept
+                let mut kept = [0u32; 17];
+                let mut k = 0;
+                for &v in b {
+                    let key = magnitude_key(v, signed);
+                    kept[k] = key;
+                    k += usize::from(key >= threshold);
+                }
+                out.extend_from_slice(&kept[..k]);
             }
         }
         out.extend(
