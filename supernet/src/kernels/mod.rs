@@ -176,9 +176,12 @@ pub(crate) unsafe fn par_chunks_written(
     f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     use rayon::prelude::*;
+    if n == 0 {
+        return Vec::new();
+    }
     let mut v = Vec::with_capacity(n);
     v.spare_capacity_mut()[..n]
-        .par_chunks_mut(chunk.max(usize::from(n == 0)))
+        .par_chunks_mut(chunk)
         .enumerate()
         .for_each(|(i, c)| {
             #[cfg(test)]

@@ -8,6 +8,8 @@
 //! straight-through estimator): `dx = dy` where `x / scale` lies inside the format's
 //! [`saturation_bounds`](crate::quant::grid::saturation_bounds), 0 elsewhere. NaN stays NaN.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 use spaces::Format;
 
@@ -140,7 +142,7 @@ fn pass_through(x: f32, dy: f32, grid: &Grid) -> f32 {
 struct Forward<'a> {
     x: &'a [f32],
     /// Written in full.
-    q: &'a mut [std::mem::MaybeUninit<f32>],
+    q: &'a mut [MaybeUninit<f32>],
     grid: Grid,
 }
 
@@ -197,7 +199,7 @@ impl pulp::WithSimd for BackwardInPlace<'_> {
 /// # Shapes
 /// - `x`: any length; output: the length of `x`
 pub fn fake_quantize(x: &[f32], grid: Grid) -> Vec<f32> {
-    let write = |i: usize, q: &mut [std::mem::MaybeUninit<f32>]| {
+    let write = |i: usize, q: &mut [MaybeUninit<f32>]| {
         let x = &x[i * CHUNK..][..q.len()];
         pulp::Arch::new().dispatch(Forward { x, q, grid });
     };

@@ -1,13 +1,13 @@
 //! The training forward (batch statistics, normalization, activation) and the inference
 //! affine map.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{
     Layout, NONE, NormAct, NormStats, RELU, RELU6, activate, check_param, check_rows, fold,
 };
-use std::mem::MaybeUninit;
-
 use crate::kernels::par_chunks_written;
 
 /// Batch-norm training forward: `y = act(gamma * (x - mean) / sqrt(var + epsilon) + beta)`

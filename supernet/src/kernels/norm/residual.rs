@@ -1,10 +1,10 @@
 //! The residual add with its activation, and the gradient through an activation.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::{NONE, NormAct, RELU, RELU6, TARGET_CHUNK, activate, passes};
-use std::mem::MaybeUninit;
-
 use crate::kernels::{copied, par_chunks_written};
 
 /// `act(a + b)` elementwise: a residual connection and the activation after it, in one pass.
