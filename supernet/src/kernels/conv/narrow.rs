@@ -4,12 +4,9 @@ use std::ops::Range;
 
 use pulp::{Simd, WithSimd};
 
+use super::lanes::{Channels, LANES, Layout, with_layout};
 use super::{ConvShape, par_chunks_zeroed, partitioned_sum, with_scratch};
 use crate::kernels::Isa;
-
-/// Vector width of the direct kernels: output channels (forward) or output-gradient channels
-/// (backward-weight) are padded to this many lanes, one AVX-512 register.
-const LANES: usize = 16;
 
 /// Most 16-lane groups of output channels the direct kernels handle.
 const MAX_GROUPS: usize = 4;
@@ -44,8 +41,8 @@ struct Geom {
     stride: usize,
     cin: usize,
     cout: usize,
-    /// 16-lane groups of output channels: `cout` padded to `groups * LANES`.
-    groups: usize,
+    /// Lanes per pixel of the output channels: `cout` padded for the channel layout.
+    width: usize,
     /// `kernel * cin`: the weight rows of one kernel row, contiguous in a padded input row.
     kc: usize,
     /// Elements of one row of the padded image.
@@ -55,13 +52,13 @@ struct Geom {
 }
 
 impl Geom {
-    fn new(s: &ConvShape) -> Self {
+    fn new(s: &ConvShape, layout: Layout) -> Self {
         Self {
             kernel: s.kernel,
             stride: s.stride,
             cin: s.in_channels,
             cout: s.out_channels,
-            groups: s.out_channels.div_ceil(LANES),
+            width: layout.width(s.out_channels),
             kc: s.kernel * s.in_channels,
             row: (s.width + 2 * s.padding()) * s.in_channels,
             out_h: s.out_height(),
@@ -104,14 +101,14 @@ pub(super) fn pad_into(
     xp[(h + p) * row..].fill(0.0);
 }
 
-/// Adds `Σ_r xs[p][r] · wk[r]` to `acc[p]` for the `n` rows `r` of `wk` (`NV` vectors each):
-/// `P` rows of inputs times one weight matrix, the sums held in registers.
+/// Adds `Σ_r xs[p][r] · wk[r]` to `acc[p]` for the `n` rows `r` of `wk`: `P` rows of inputs
+/// times one weight matrix, the sums held in registers.
 #[inline(always)]
-pub(super) fn fma_rows<S: Simd, const NV: usize, const P: usize>(
-    simd: S,
-    acc: &mut [[S::f32s; NV]; P],
+pub(super) fn fma_rows<C: Channels, const P: usize>(
+    c: C,
+    acc: &mut [C::Acc; P],
     xs: &[&[f32]; P],
-    wk: &[S::f32s],
+    wk: &[C::Row],
     n: usize,
 ) {
     // each pixel's inputs as exactly `n / 2` pairs, so that the loop below indexes them with no
@@ -122,39 +119,30 @@ pub(super) fn fma_rows<S: Simd, const NV: usize, const P: usize>(
     for (d, x) in x2.iter_mut().zip(xs) {
         *d = &x[..n].as_chunks::<2>().0[..pairs];
     }
-    let (w2, _) = wk[..2 * pairs * NV].as_chunks::<NV>();
-    let w2 = &w2[..2 * pairs];
+    let w2 = &wk[..2 * pairs];
     // two weight rows per iteration (fewer loop-carried register copies)
     for r in 0..pairs {
         let w0 = &w2[2 * r];
         let w1 = &w2[2 * r + 1];
         for p in 0..P {
             let [a, b] = x2[p][r];
-            let x0 = simd.splat_f32s(a);
-            let x1 = simd.splat_f32s(b);
-            for v in 0..NV {
-                acc[p][v] = simd.mul_add_f32s(x0, w0[v], acc[p][v]);
-                acc[p][v] = simd.mul_add_f32s(x1, w1[v], acc[p][v]);
-            }
+            c.mul_add(&mut acc[p], a, w0);
+            c.mul_add(&mut acc[p], b, w1);
         }
     }
     if n % 2 == 1 {
-        let r = n - 1;
-        let wv: &[S::f32s; NV] = wk[r * NV..][..NV].try_into().unwrap();
+        let wv = &wk[n - 1];
         for p in 0..P {
-            let xv = simd.splat_f32s(xs[p][r]);
-            for v in 0..NV {
-                acc[p][v] = simd.mul_add_f32s(xv, wv[v], acc[p][v]);
-            }
+            c.mul_add(&mut acc[p], xs[p][n - 1], wv);
         }
     }
 }
 
-/// `P` output pixels `(oh, ow0..ow0 + P)` × the `NV` vectors of (padded) output channels,
-/// accumulated in registers.
+/// `P` output pixels `(oh, ow0..ow0 + P)` × the (padded) output channels, accumulated in
+/// registers.
 #[inline(always)]
-fn forward_block<S: Simd, const NV: usize, const P: usize>(
-    simd: S,
+fn forward_block<C: Channels, const P: usize>(
+    c: C,
     g: &Geom,
     xp: &[f32],
     wp: &[f32],
@@ -162,86 +150,26 @@ fn forward_block<S: Simd, const NV: usize, const P: usize>(
     ow0: usize,
     out_row: &mut [f32],
 ) {
-    let mut acc = [[simd.splat_f32s(0.0); NV]; P];
-    let w_len = g.kc * NV * S::F32_LANES;
+    let mut acc = [c.zero(); P];
+    let w_len = g.kc * C::WIDTH;
     for kh in 0..g.kernel {
         let base = (oh * g.stride + kh) * g.row + ow0 * g.stride * g.cin;
         let mut xs: [&[f32]; P] = [&[]; P];
         for (p, x) in xs.iter_mut().enumerate() {
             *x = &xp[base + p * g.stride * g.cin..][..g.kc];
         }
-        let (wk, _) = S::as_simd_f32s(&wp[kh * w_len..][..w_len]);
-        fma_rows(simd, &mut acc, &xs, wk, g.kc);
+        let wk = C::rows(&wp[kh * w_len..][..w_len]);
+        fma_rows(c, &mut acc, &xs, wk, g.kc);
     }
     for (p, a) in acc.iter().enumerate() {
-        store_channels(simd, a, &mut out_row[(ow0 + p) * g.cout..][..g.cout]);
+        c.store_first(a, &mut out_row[(ow0 + p) * g.cout..][..g.cout]);
     }
 }
-
-/// Stores the first `dst.len()` lanes of `v` into `dst` (full vectors, then one partial
-/// store), with no call to `memcpy` for these few bytes. `v` is only indexed by constants, so
-/// that it stays in registers.
-#[inline(always)]
-pub(super) fn store_channels<S: Simd, const NV: usize>(
-    simd: S,
-    v: &[S::f32s; NV],
-    dst: &mut [f32],
-) {
-    for (i, x) in v.iter().enumerate() {
-        let lo = i * S::F32_LANES;
-        if lo + S::F32_LANES <= dst.len() {
-            let (d, _) = S::as_mut_simd_f32s(&mut dst[lo..lo + S::F32_LANES]);
-            d[0] = *x;
-        } else if lo < dst.len() {
-            simd.partial_store_f32s(&mut dst[lo..], *x);
-        }
-    }
-}
-
-/// Runs `$call` with the constants `$NV` (vectors of output channels per pixel: `nv`) and `$P`
-/// (pixels per block) chosen for `nv` vectors of `$S`'s lanes: `NV * P` accumulators and
-/// `2 * NV` weight vectors within the 32 vector registers of AVX-512 (16 of AVX2). `nv` is 1-4
-/// (16 lanes), 2-8 (8 lanes: AVX2), 4-16 (4 lanes: NEON) or 16-64 (portable code). More than 8
-/// pixels do not pay: LLVM no longer unrolls the pixel loop, and 8 accumulators already cover
-/// the FMA latency. The direct forward kernel and the Winograd products share it.
-macro_rules! forward_blocks {
-    ($S:ty, $nv:expr, |$NV:ident, $P:ident| $call:expr) => {{
-        let nv: usize = $nv;
-        let wide = <$S as Simd>::F32_LANES >= 16;
-        macro_rules! with {
-            ($n:literal, $p:literal) => {{
-                const $NV: usize = $n;
-                const $P: usize = $p;
-                $call
-            }};
-        }
-        match nv {
-            1 => with!(1, 8),
-            2 if wide => with!(2, 8),
-            2 => with!(2, 4),
-            3 if wide => with!(3, 6),
-            4 if wide => with!(4, 4),
-            4 => with!(4, 2),
-            6 => with!(6, 1),
-            8 => with!(8, 1),
-            12 => with!(12, 1),
-            16 => with!(16, 1),
-            32 => with!(32, 1),
-            48 => with!(48, 1),
-            64 => with!(64, 1),
-            _ => unreachable!(
-                "{nv} vectors of {} lanes per pixel",
-                <$S as Simd>::F32_LANES
-            ),
-        }
-    }};
-}
-pub(super) use forward_blocks;
 
 /// One output row of the direct forward kernel, in blocks of `P` pixels (then 8, 4, 2, 1).
 #[inline(always)]
-fn forward_row<S: Simd, const NV: usize, const P: usize>(
-    simd: S,
+fn forward_row<C: Channels, const P: usize>(
+    c: C,
     g: &Geom,
     xp: &[f32],
     wp: &[f32],
@@ -250,23 +178,23 @@ fn forward_row<S: Simd, const NV: usize, const P: usize>(
 ) {
     let mut ow = 0;
     while g.out_w - ow >= P {
-        forward_block::<S, NV, P>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<C, P>(c, g, xp, wp, oh, ow, out_row);
         ow += P;
     }
     if P > 8 && g.out_w - ow >= 8 {
-        forward_block::<S, NV, 8>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<C, 8>(c, g, xp, wp, oh, ow, out_row);
         ow += 8;
     }
     if P > 4 && g.out_w - ow >= 4 {
-        forward_block::<S, NV, 4>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<C, 4>(c, g, xp, wp, oh, ow, out_row);
         ow += 4;
     }
     if P > 2 && g.out_w - ow >= 2 {
-        forward_block::<S, NV, 2>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<C, 2>(c, g, xp, wp, oh, ow, out_row);
         ow += 2;
     }
     if P > 1 && g.out_w - ow >= 1 {
-        forward_block::<S, NV, 1>(simd, g, xp, wp, oh, ow, out_row);
+        forward_block::<C, 1>(c, g, xp, wp, oh, ow, out_row);
     }
 }
 
@@ -274,6 +202,7 @@ fn forward_row<S: Simd, const NV: usize, const P: usize>(
 struct ForwardImage<'a> {
     s: &'a ConvShape,
     g: Geom,
+    layout: Layout,
     x_img: &'a [f32],
     xp: &'a mut [f32],
     wp: &'a [f32],
@@ -288,18 +217,18 @@ impl WithSimd for ForwardImage<'_> {
         let Self {
             s,
             g,
+            layout,
             x_img,
             xp,
             wp,
             out_img,
         } = self;
         pad_image(s, x_img, xp);
-        let nv = g.groups * LANES / S::F32_LANES;
-        for (oh, out_row) in out_img.chunks_exact_mut(g.out_w * g.cout).enumerate() {
-            forward_blocks!(S, nv, |NV, P| forward_row::<S, NV, P>(
-                simd, &g, xp, wp, oh, out_row
-            ));
-        }
+        with_layout!(layout, S, simd, g.width, |c, P, _R| {
+            for (oh, out_row) in out_img.chunks_exact_mut(g.out_w * g.cout).enumerate() {
+                forward_row::<_, P>(c, &g, xp, wp, oh, out_row);
+            }
+        });
     }
 }
 
@@ -311,11 +240,11 @@ pub(super) fn narrow_forward(s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
 
 /// [`narrow_forward`] on the given instruction set.
 pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) -> Vec<f32> {
-    let g = Geom::new(s);
-    let width = g.groups * LANES;
+    let layout = Layout::new(isa, s.out_channels);
+    let g = Geom::new(s, layout);
     let kkc = g.kernel * g.kc;
-    let mut wp = vec![0.0; kkc * width];
-    for (dst, src) in wp.chunks_exact_mut(width).zip(wr.chunks_exact(g.cout)) {
+    let mut wp = vec![0.0; kkc * g.width];
+    for (dst, src) in wp.chunks_exact_mut(g.width).zip(wr.chunks_exact(g.cout)) {
         dst[..g.cout].copy_from_slice(src);
     }
     let img_in = s.height * s.width * g.cin;
@@ -324,6 +253,7 @@ pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) 
             isa.run(ForwardImage {
                 s,
                 g,
+                layout,
                 x_img: &x[b * img_in..(b + 1) * img_in],
                 xp,
                 wp: &wp,
@@ -334,98 +264,81 @@ pub(super) fn narrow_forward_on(isa: Isa, s: &ConvShape, x: &[f32], wr: &[f32]) 
 }
 
 /// Adds `Σ_pixels xp[pixel, (kh, r0..r0 + R)] ⊗ dy[pixel, :]` to the `R` weight-gradient rows
-/// `acc` (`[R, NV vectors]`), the sums held in registers over the whole image.
+/// `acc[r0..r0 + R]`, the sums held in registers over the whole image.
 #[inline(always)]
-fn weight_block<S: Simd, const NV: usize, const R: usize>(
-    simd: S,
+fn weight_block<C: Channels, const R: usize>(
+    c: C,
     g: &Geom,
     xp: &[f32],
-    dyp: &[f32],
+    dyp: &[C::Row],
     kh: usize,
     r0: usize,
-    acc: &mut [f32],
+    acc: &mut [C::Row],
 ) {
-    let mut sum = [[simd.splat_f32s(0.0); NV]; R];
+    let mut sum = [c.zero(); R];
     for oh in 0..g.out_h {
         let base = (oh * g.stride + kh) * g.row + r0;
-        let (dy_row, _) = S::as_simd_f32s(
-            &dyp[oh * g.out_w * NV * S::F32_LANES..][..g.out_w * NV * S::F32_LANES],
-        );
-        for ow in 0..g.out_w {
-            let gv: &[S::f32s; NV] = dy_row[ow * NV..][..NV].try_into().unwrap();
+        let dy_row = &dyp[oh * g.out_w..][..g.out_w];
+        for (ow, gv) in dy_row.iter().enumerate() {
             let xr: &[f32; R] = xp[base + ow * g.stride * g.cin..][..R].try_into().unwrap();
             for j in 0..R {
-                let xv = simd.splat_f32s(xr[j]);
-                for v in 0..NV {
-                    sum[j][v] = simd.mul_add_f32s(xv, gv[v], sum[j][v]);
-                }
+                c.mul_add(&mut sum[j], xr[j], gv);
             }
         }
     }
-    let (a, _) =
-        S::as_mut_simd_f32s(&mut acc[r0 * NV * S::F32_LANES..(r0 + R) * NV * S::F32_LANES]);
-    for j in 0..R {
-        for v in 0..NV {
-            a[j * NV + v] = simd.add_f32s(a[j * NV + v], sum[j][v]);
-        }
+    for (a, s) in acc[r0..r0 + R].iter_mut().zip(&sum) {
+        c.add_to(a, s);
     }
 }
 
 /// The weight-gradient rows `(kh, 0..kc)` of one image, in blocks of `R` rows (then 8, 4, 2,
 /// 1).
 #[inline(always)]
-fn weight_rows<S: Simd, const NV: usize, const R: usize>(
-    simd: S,
+fn weight_rows<C: Channels, const R: usize>(
+    c: C,
     g: &Geom,
     xp: &[f32],
-    dyp: &[f32],
+    dyp: &[C::Row],
     kh: usize,
-    rows: &mut [f32],
+    rows: &mut [C::Row],
 ) {
     let mut r = 0;
     while g.kc - r >= R {
-        weight_block::<S, NV, R>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<C, R>(c, g, xp, dyp, kh, r, rows);
         r += R;
     }
     if R > 8 && g.kc - r >= 8 {
-        weight_block::<S, NV, 8>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<C, 8>(c, g, xp, dyp, kh, r, rows);
         r += 8;
     }
     if R > 4 && g.kc - r >= 4 {
-        weight_block::<S, NV, 4>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<C, 4>(c, g, xp, dyp, kh, r, rows);
         r += 4;
     }
     if R > 2 && g.kc - r >= 2 {
-        weight_block::<S, NV, 2>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<C, 2>(c, g, xp, dyp, kh, r, rows);
         r += 2;
     }
     if R > 1 && g.kc - r >= 1 {
-        weight_block::<S, NV, 1>(simd, g, xp, dyp, kh, r, rows);
+        weight_block::<C, 1>(c, g, xp, dyp, kh, r, rows);
     }
 }
 
-/// Copies `src` (`[pixels, cout]`) into `dst` (`[pixels, NV vectors]`), zero in the padding
+/// Copies `src` (`[pixels, cout]`) into `dst` (`[pixels, C::WIDTH]`), zero in the padding
 /// lanes.
 #[inline(always)]
-fn pad_channels<S: Simd, const NV: usize>(simd: S, cout: usize, src: &[f32], dst: &mut [f32]) {
-    let (dst, _) = S::as_mut_simd_f32s(dst);
-    for (d, px) in dst.chunks_exact_mut(NV).zip(src.chunks_exact(cout)) {
-        for (i, d) in d.iter_mut().enumerate() {
-            let lo = i * S::F32_LANES;
-            *d = if lo + S::F32_LANES <= cout {
-                S::as_simd_f32s(&px[lo..lo + S::F32_LANES]).0[0]
-            } else {
-                simd.partial_load_f32s(&px[lo.min(cout)..])
-            };
-        }
+fn pad_channels<C: Channels>(c: C, cout: usize, src: &[f32], dst: &mut [C::Row]) {
+    for (d, px) in dst.iter_mut().zip(src.chunks_exact(cout)) {
+        c.put(d, &c.load_first(px));
     }
 }
 
 /// The direct backward-weight pass over a range of images, added to `acc`
-/// (`[(kh, kw, ci), groups * LANES]`).
+/// (`[(kh, kw, ci), width]`).
 struct WeightImages<'a> {
     s: &'a ConvShape,
     g: Geom,
+    layout: Layout,
     x: &'a [f32],
     dy: &'a [f32],
     images: Range<usize>,
@@ -436,7 +349,7 @@ struct WeightImages<'a> {
 
 impl WeightImages<'_> {
     #[inline(always)]
-    fn run<S: Simd, const NV: usize, const R: usize>(self, simd: S) {
+    fn run<C: Channels, const R: usize>(self, c: C) {
         let Self {
             s,
             g,
@@ -446,23 +359,23 @@ impl WeightImages<'_> {
             xp,
             dyp,
             acc,
+            ..
         } = self;
-        let width = g.groups * LANES;
         let img_in = s.height * s.width * g.cin;
         let pixels = g.out_h * g.out_w;
         for b in images {
             pad_image(s, &x[b * img_in..(b + 1) * img_in], xp);
             let dy_img = &dy[b * pixels * g.cout..(b + 1) * pixels * g.cout];
             // the output gradient as it is when its channels fill the vectors, else a padded copy
-            let dyp: &[f32] = if g.cout == width {
-                dy_img
+            let dyp: &[C::Row] = if g.cout == g.width {
+                C::rows(dy_img)
             } else {
-                pad_channels::<S, NV>(simd, g.cout, dy_img, dyp);
-                dyp
+                pad_channels(c, g.cout, dy_img, C::rows_mut(dyp));
+                C::rows(dyp)
             };
             for kh in 0..g.kernel {
-                let rows = &mut acc[kh * g.kc * width..(kh + 1) * g.kc * width];
-                weight_rows::<S, NV, R>(simd, &g, xp, dyp, kh, rows);
+                let rows = C::rows_mut(&mut acc[kh * g.kc * g.width..(kh + 1) * g.kc * g.width]);
+                weight_rows::<C, R>(c, &g, xp, dyp, kh, rows);
             }
         }
     }
@@ -473,26 +386,8 @@ impl WithSimd for WeightImages<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        // registers: `NV * R` sums, one output-gradient vector per lane group and the
-        // broadcast, within 32 vector registers (AVX-512) or 16 (AVX2)
-        let nv = self.g.groups * LANES / S::F32_LANES;
-        let wide = S::F32_LANES >= 16;
-        match nv {
-            1 => self.run::<S, 1, 16>(simd),
-            2 if wide => self.run::<S, 2, 12>(simd),
-            2 => self.run::<S, 2, 6>(simd),
-            3 if wide => self.run::<S, 3, 8>(simd),
-            4 if wide => self.run::<S, 4, 6>(simd),
-            4 => self.run::<S, 4, 3>(simd),
-            6 => self.run::<S, 6, 1>(simd),
-            8 => self.run::<S, 8, 1>(simd),
-            12 => self.run::<S, 12, 1>(simd),
-            16 => self.run::<S, 16, 1>(simd),
-            32 => self.run::<S, 32, 1>(simd),
-            48 => self.run::<S, 48, 1>(simd),
-            64 => self.run::<S, 64, 1>(simd),
-            _ => unreachable!("{nv} vectors of {} lanes per pixel", S::F32_LANES),
-        }
+        let (layout, width) = (self.layout, self.g.width);
+        with_layout!(layout, S, simd, width, |c, _P, R| self.run::<_, R>(c));
     }
 }
 
@@ -508,17 +403,18 @@ pub(super) fn narrow_backward_weight_on(
     x: &[f32],
     dy: &[f32],
 ) -> Vec<f32> {
-    let g = Geom::new(s);
-    let width = g.groups * LANES;
+    let layout = Layout::new(isa, s.out_channels);
+    let g = Geom::new(s, layout);
     let kkc = g.kernel * g.kc;
     let xp_len = padded_len(s);
-    let dyp_len = g.out_h * g.out_w * width;
-    let padded = partitioned_sum(s.batch, kkc * width, |images, acc| {
+    let dyp_len = g.out_h * g.out_w * g.width;
+    let padded = partitioned_sum(s.batch, kkc * g.width, |images, acc| {
         with_scratch(xp_len + dyp_len, |scratch| {
             let (xp, dyp) = scratch.split_at_mut(xp_len);
             isa.run(WeightImages {
                 s,
                 g,
+                layout,
                 x,
                 dy,
                 images,
@@ -529,7 +425,10 @@ pub(super) fn narrow_backward_weight_on(
         })
     });
     let mut dwr = vec![0.0; kkc * g.cout];
-    for (dst, src) in dwr.chunks_exact_mut(g.cout).zip(padded.chunks_exact(width)) {
+    for (dst, src) in dwr
+        .chunks_exact_mut(g.cout)
+        .zip(padded.chunks_exact(g.width))
+    {
         dst.copy_from_slice(&src[..g.cout]);
     }
     dwr

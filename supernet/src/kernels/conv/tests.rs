@@ -212,6 +212,8 @@ fn narrow_kernels_match_reference_on_every_isa() {
             (24, 24, 5, 1, 14),
             (32, 32, 5, 1, 7),
             (16, 24, 5, 1, 28),
+            (8, 56, 3, 1, 10),
+            (5, 8, 5, 2, 12),
         ] {
             let s = ConvShape {
                 batch: 2,
@@ -246,6 +248,43 @@ fn narrow_kernels_match_reference_on_every_isa() {
                 }
             }
             assert_close(&format!("{isa:?} backward_weight"), &s, &got, &dw);
+        }
+    }
+}
+
+/// The channel layouts of the direct and Winograd kernels (`lanes.rs`: AVX-512's 16 + 8 lanes
+/// for 24 channels against AVX2's 3 × 8) keep each lane's sum in the same order, so they give
+/// the same bits.
+#[test]
+fn channel_layouts_give_the_same_bits() {
+    let mut rng = Rng(spaces::Rng::new(6));
+    for (cin, cout, kernel) in [(16, 24, 5), (24, 24, 5), (3, 8, 3), (13, 40, 3), (8, 56, 1)] {
+        let s = ConvShape {
+            batch: 3,
+            height: 9,
+            width: 11,
+            in_channels: cin,
+            out_channels: cout,
+            kernel,
+            stride: 1,
+            groups: 1,
+        };
+        let x = rng.vec(s.input_len());
+        let w = rng.vec(s.weight_len());
+        let dy = rng.vec(s.output_len());
+        let wr = dense_repack(&s, &w);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let forward = |isa| bits(narrow::narrow_forward_on(isa, &s, &x, &wr));
+        let weight = |isa| bits(narrow::narrow_backward_weight_on(isa, &s, &x, &dy));
+        assert_eq!(forward(Isa::Best), forward(Isa::Avx2), "forward {s:?}");
+        assert_eq!(
+            weight(Isa::Best),
+            weight(Isa::Avx2),
+            "backward-weight {s:?}"
+        );
+        if winograd::fits(&s) {
+            let winograd = |isa| bits(winograd::forward_on(isa, &s, &x, &wr));
+            assert_eq!(winograd(Isa::Best), winograd(Isa::Avx2), "Winograd {s:?}");
         }
     }
 }

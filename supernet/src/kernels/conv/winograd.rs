@@ -20,7 +20,8 @@
 
 use pulp::{Simd, WithSimd};
 
-use super::narrow::{fma_rows, forward_blocks, pad_into, store_channels};
+use super::lanes::{Full, store_channels, with_full};
+use super::narrow::{fma_rows, pad_into};
 use super::{ConvShape, par_chunks_zeroed, with_scratch};
 use crate::kernels::Isa;
 
@@ -281,14 +282,13 @@ impl<T: Tile> WithSimd for Image<'_, T> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let nv = self.g.width / S::F32_LANES;
-        forward_blocks!(S, nv, |NV, P| self.run::<S, NV, P>(simd));
+        with_full!(S, simd, self.g.width, |c, P, _R| self.run::<S, _, P>(c));
     }
 }
 
 impl<T: Tile> Image<'_, T> {
     #[inline(always)]
-    fn run<S: Simd, const NV: usize, const P: usize>(self, simd: S) {
+    fn run<S: Simd, const NV: usize, const P: usize>(self, Full(simd): Full<S, NV>) {
         let Self {
             g,
             x_img,
@@ -408,7 +408,13 @@ fn product_block<S: Simd, const NV: usize, const P: usize>(
         *x = &v[base + p * c..][..c];
     }
     let mut acc = [[simd.splat_f32s(0.0); NV]; P];
-    fma_rows(simd, &mut acc, &xs, u_pos, c);
+    fma_rows(
+        Full::<S, NV>(simd),
+        &mut acc,
+        &xs,
+        u_pos.as_chunks::<NV>().0,
+        c,
+    );
     let (mv, _) = S::as_mut_simd_f32s(&mut m[(pos * g.tw + t0) * g.width..][..P * g.width]);
     for (p, a) in acc.iter().enumerate() {
         for (k, x) in a.iter().enumerate() {
