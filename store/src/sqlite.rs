@@ -70,6 +70,15 @@ fn classify(location: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Whether `e` is another connection's lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 /// A member from a row selected with [`MEMBER_COLUMNS`].
 fn member_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Member, String>> {
     Ok(member_of(
@@ -99,7 +108,14 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let existed = path.exists();
+        // whether this call creates the file: among processes that open a new study at the same
+        // moment (a search and the workers started beside it) exactly one does (an empty file
+        // is an empty SQLite database)
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .is_ok();
         let conn = Connection::open(path).map_err(|e| classify(&location, e))?;
         let mut store = SqliteStore {
             conn,
@@ -107,12 +123,14 @@ impl SqliteStore {
             location,
             study: study.to_string(),
         };
-        if let Err(e) = store.init() {
+        if let Err(e) = store.init_waiting() {
+            let busy = is_busy(&e);
             let e = classify(&store.location, e);
             drop(store);
-            if !existed {
+            if created && !busy {
                 // a file this call created and could not set up (a full disk) is not left
-                // behind to be read as a damaged study
+                // behind to be read as a damaged study; one another connection holds a lock on
+                // is that connection's, and stays
                 for extra in ["", "-wal", "-shm", "-journal"] {
                     let mut p = path.as_os_str().to_owned();
                     p.push(extra);
@@ -127,6 +145,22 @@ impl SqliteStore {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// [`Self::init`], again while another connection's lock stops it, for up to
+    /// [`BUSY_TIMEOUT`]: SQLite does not wait for locks itself while a new file is switched to
+    /// WAL, and connections that opened a new file at the same moment failed there ("database is
+    /// locked") before this waited.
+    fn init_waiting(&mut self) -> rusqlite::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            match self.init() {
+                Err(e) if is_busy(&e) && start.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                done => return done,
+            }
+        }
     }
 
     fn init(&mut self) -> rusqlite::Result<()> {

@@ -227,3 +227,41 @@ fn an_unreachable_database_is_a_failure_naming_it_without_its_password() {
     );
     assert!(!text.contains("secret"), "{text}");
 }
+
+/// Processes that open a new study file at the same moment (a search and the workers started
+/// beside it) all get it, and none of them removes the file another one is setting up or using:
+/// rounds of 8 threads opening the same fresh file at once, each then writing to it.
+#[test]
+fn opening_a_new_sqlite_file_at_once_from_many_threads_works_for_all() {
+    for round in 0..30 {
+        let (storage, dir) = sqlite(&format!("race{round}"));
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            let opened: Vec<_> = (0..8)
+                .map(|t| {
+                    let (storage, barrier) = (&storage, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let mut s = storage.open("digits")?;
+                        if t == 0 {
+                            new_study(s.as_mut());
+                        }
+                        s.study().map(|_| ())
+                    })
+                })
+                .collect();
+            for (t, h) in opened.into_iter().enumerate() {
+                h.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}, thread {t}: {e}"));
+            }
+        });
+        let mut s = storage.open("digits").unwrap();
+        assert!(
+            s.study().unwrap().is_some(),
+            "round {round}: the study is kept"
+        );
+        drop(s);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
