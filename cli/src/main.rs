@@ -189,7 +189,7 @@ fn main() -> ExitCode {
     // searches evaluate members on threads of their own and size the pool themselves
     // (`--threads`); every other command computes on this thread
     if !matches!(cli.command, Command::Search(_) | Command::Worker(_)) {
-        common::pool_with_main_thread();
+        supernet::kernels::pool_with_main_thread();
     }
     match cli.command {
         Command::Space(c) => crate::cli_space::run(&c),

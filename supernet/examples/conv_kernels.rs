@@ -38,6 +38,7 @@ fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
 fn main() {
     // as the qnas binary does: freed outputs are reused, not faulted in again at every call
     supernet::kernels::tune_allocator();
+    supernet::kernels::pool_with_main_thread();
     let usage = "usage: conv_kernels [BATCH [REPS [LAYER-NAME-FILTER]]]";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let batch = args.first().map_or(128, |a| a.parse().expect(usage));

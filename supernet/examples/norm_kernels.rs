@@ -45,6 +45,7 @@ fn data(len: usize, seed: u64) -> Vec<f32> {
 }
 
 fn main() {
+    supernet::kernels::pool_with_main_thread();
     let isa = match pulp::Arch::new() {
         pulp::Arch::V4(_) => "AVX-512 (x86-v4)",
         pulp::Arch::V3(_) => "AVX2 (x86-v3)",

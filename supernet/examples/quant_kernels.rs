@@ -33,6 +33,7 @@ fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
 fn main() {
     // as the qnas binary does
     supernet::kernels::tune_allocator();
+    supernet::kernels::pool_with_main_thread();
     let reps: usize = std::env::args()
         .nth(1)
         .map_or(25, |a| a.parse().expect("usage: quant_kernels [REPS]"));

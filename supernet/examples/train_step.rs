@@ -21,6 +21,7 @@ use supernet::{Phase, Supernet};
 fn main() {
     // as the qnas binary does
     supernet::kernels::tune_allocator();
+    supernet::kernels::pool_with_main_thread();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let space_path = args
         .first()
