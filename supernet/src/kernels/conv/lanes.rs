@@ -203,16 +203,7 @@ impl<S: Simd, const NV: usize> Channels for Full<S, NV> {
     }
     #[inline(always)]
     fn load_first(self, src: &[f32]) -> Self::Acc {
-        let mut a = self.zero();
-        for (i, x) in a.iter_mut().enumerate() {
-            let lo = i * S::F32_LANES;
-            if lo + S::F32_LANES <= src.len() {
-                *x = S::as_simd_f32s(&src[lo..lo + S::F32_LANES]).0[0];
-            } else if lo < src.len() {
-                *x = self.0.partial_load_f32s(&src[lo..]);
-            }
-        }
-        a
+        load_channels(self.0, src)
     }
     #[inline(always)]
     fn rows(s: &[f32]) -> &[Self::Row] {
@@ -242,6 +233,22 @@ pub(super) fn store_channels<S: Simd, const NV: usize>(
             simd.partial_store_f32s(&mut dst[lo..], *x);
         }
     }
+}
+
+/// Loads the first `NV` vectors' lanes of `src` (full vectors, then one partial load), zero
+/// in the lanes past its end: [`store_channels`] the other way.
+#[inline(always)]
+fn load_channels<S: Simd, const NV: usize>(simd: S, src: &[f32]) -> [S::f32s; NV] {
+    let mut v = [simd.splat_f32s(0.0); NV];
+    for (i, x) in v.iter_mut().enumerate() {
+        let lo = i * S::F32_LANES;
+        if lo + S::F32_LANES <= src.len() {
+            *x = S::as_simd_f32s(&src[lo..lo + S::F32_LANES]).0[0];
+        } else if lo < src.len() {
+            *x = simd.partial_load_f32s(&src[lo..]);
+        }
+    }
+    v
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -333,22 +340,15 @@ mod half {
                 }
                 #[inline(always)]
                 fn load_first(self, src: &[f32]) -> Self::Acc {
-                    let mut a = self.zero();
-                    for (i, x) in a.0.iter_mut().enumerate() {
-                        let lo = 16 * i;
-                        if lo + 16 <= src.len() {
-                            *x = full_at(src, i);
-                        } else if lo < src.len() {
-                            *x = self.0.partial_load_f32s(&src[lo..]);
-                        }
-                    }
                     let lo = 16 * $nf;
-                    if lo + 8 <= src.len() {
-                        a.1 = half_at(src, $nf);
+                    let half = if lo + 8 <= src.len() {
+                        half_at(src, $nf)
                     } else if lo < src.len() {
-                        a.1 = self.v3().partial_load_f32s(&src[lo..]);
-                    }
-                    a
+                        self.v3().partial_load_f32s(&src[lo..])
+                    } else {
+                        self.v3().splat_f32x8(0.0)
+                    };
+                    (super::load_channels(self.0, src), half)
                 }
                 #[inline(always)]
                 fn rows(s: &[f32]) -> &[Self::Row] {
